@@ -1,0 +1,252 @@
+//! The nouns prodiff works with: what runs (`Workload`), which commit that is (`Evidence`,
+//! `CommitId`), how it differs (`CommitRecord`) and what is wrong (`Finding`).
+//!
+//! Findings are data, not errors: drift, an unresolvable image or a shallow clone are
+//! findings with a stable kebab-case code. `Err` is kept for "could not do the job at all".
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use crate::reference::{Digest, ImageRef, ImageSpec};
+
+/// A full commit id (40 hex digits for SHA-1 repositories).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CommitId(pub String);
+
+impl CommitId {
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(10)]
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One running (or declared) instance of an image, as a source observed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub environment: String,
+    /// The service name the source gave, if any; otherwise config or the image decide.
+    pub service: Option<String>,
+    pub image: ImageSpec,
+    /// The image ID the runtime reports (config digest, or manifest digest on containerd).
+    pub image_id: Option<Digest>,
+    /// Registry digests the runtime knows for this image (`repo@sha256:…`).
+    pub repo_digests: Vec<ImageRef>,
+    pub labels: BTreeMap<String, String>,
+    pub instance: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Where this workload was read from, for messages (`inventory prod.json`).
+    pub origin: String,
+}
+
+impl Workload {
+    /// Every digest that names what this workload runs: the image ID, the registry digests
+    /// and a digest pinned in the reference. Sorted, without duplicates.
+    pub fn digests(&self) -> Vec<Digest> {
+        let mut all: Vec<Digest> = self.image_id.iter().cloned().collect();
+        all.extend(self.repo_digests.iter().filter_map(|r| r.digest.clone()));
+        match &self.image {
+            ImageSpec::Named(r) => all.extend(r.digest.clone()),
+            ImageSpec::Id(d) => all.push(d.clone()),
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// How one piece of evidence points at a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceKind {
+    /// An image label such as `org.opencontainers.image.revision`.
+    Label,
+    /// An image tag shaped like a commit id (`sha-9f3c2e1`).
+    ShaTag,
+    /// An image tag matched to a git tag (`1.4.2` -> `v1.4.2`).
+    GitTag,
+}
+
+impl fmt::Display for EvidenceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EvidenceKind::Label => "label",
+            EvidenceKind::ShaTag => "sha-tag",
+            EvidenceKind::GitTag => "git-tag",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// The label key, or the git tag name the image tag was matched to.
+    pub name: String,
+    /// The value as found: the label value or the image tag.
+    pub value: String,
+    /// The commit it names in this repository, when it names one.
+    pub commit: Option<CommitId>,
+}
+
+impl Evidence {
+    pub fn describe(&self) -> String {
+        match self.kind {
+            EvidenceKind::Label => format!("label {}={}", self.name, self.value),
+            EvidenceKind::ShaTag => format!("tag {}", self.value),
+            EvidenceKind::GitTag => format!("tag {} (git tag {})", self.value, self.name),
+        }
+    }
+}
+
+/// A commit in a range, with what a reader needs to recognise it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommitRecord {
+    pub sha: CommitId,
+    pub subject: String,
+    pub author: String,
+    pub email: String,
+    /// Author date, RFC 3339.
+    pub date: String,
+    pub tickets: Vec<String>,
+    pub merge: bool,
+    /// The commit on the other side with the same patch (a cherry-pick), if any.
+    pub equivalent: Option<CommitId>,
+}
+
+/// How bad a finding is under the policy in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    Allow,
+    Warn,
+    Deny,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Allow => "allow",
+            Level::Warn => "warn",
+            Level::Deny => "deny",
+        })
+    }
+}
+
+/// Defines the finding codes once: variant, stable code, default level, whether the finding
+/// means prodiff could not observe something, and what it means.
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $level:ident, $incomplete:literal, $doc:literal;)*) => {
+        /// Every finding prodiff can report. The kebab-case codes are a stable interface.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            pub fn default_level(self) -> Level {
+                match self { $(Code::$variant => Level::$level),* }
+            }
+
+            /// True when the finding means part of the answer could not be observed.
+            pub fn is_incomplete(self) -> bool {
+                match self { $(Code::$variant => $incomplete),* }
+            }
+
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $doc),* }
+            }
+
+            pub fn parse(s: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+        }
+    };
+}
+
+codes! {
+    HotfixDrift = "hotfix-drift", Deny, false,
+        "The environment runs commits the mainline does not have (cherry-picks of mainline commits excluded).";
+    BehindMainline = "behind-mainline", Allow, false,
+        "The mainline has commits the environment does not run yet: what the next release ships.";
+    EvidenceConflict = "evidence-conflict", Deny, false,
+        "Two pieces of evidence (label, SHA tag, version tag) name different commits.";
+    Unresolved = "unresolved", Deny, true,
+        "No evidence resolves the image to a commit of this repository.";
+    CommitNotFound = "commit-not-found", Warn, false,
+        "A label or SHA tag names a commit that is not in the local repository.";
+    AmbiguousCommit = "ambiguous-commit", Warn, false,
+        "A short SHA matches more than one object in the repository.";
+    GitTagMissing = "git-tag-missing", Warn, false,
+        "The image tag looks like a release, but no matching git tag exists locally.";
+    MixedVersions = "mixed-versions", Deny, false,
+        "Replicas of one service in one environment run different images.";
+    ShallowClone = "shallow-clone", Warn, true,
+        "The repository is a shallow clone: commit counts cannot be trusted, so none are given.";
+    NoCounterpart = "no-counterpart", Warn, false,
+        "The environment compared with does not run this service on one resolved commit, so there is nothing to diff.";
+    EmptyEnvironment = "empty-environment", Warn, true,
+        "An environment declared in the config has no workloads in any source.";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Something worth telling about one service in one environment (or the whole run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub level: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub message: String,
+    /// What to do about it, when there is something to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn new(code: Code, message: impl Into<String>) -> Finding {
+        Finding {
+            code,
+            level: code.default_level(),
+            environment: None,
+            service: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Finding {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn at(mut self, environment: &str, service: &str) -> Finding {
+        self.environment = Some(environment.to_string());
+        self.service = Some(service.to_string());
+        self
+    }
+}

@@ -1,0 +1,11 @@
+//! The JSON report: the `Report` struct serialised as is, pretty-printed, field order fixed
+//! by the struct so two runs diff cleanly.
+
+use std::io::{self, Write};
+
+use super::Report;
+
+pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    writeln!(out)
+}

@@ -1,0 +1,223 @@
+//! The human view: an aligned table for `status`, commit lists for `diff`, then the
+//! findings with their hints. Plain text, stable order, fits a terminal.
+
+use std::io::{self, Write};
+
+use super::{Report, Row};
+use crate::model::{CommitRecord, Finding};
+
+/// `prodiff status`: one line per service × environment × image, then the findings.
+pub fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    header(report, out)?;
+    if report.results.is_empty() {
+        writeln!(out, "No workloads found.")?;
+    } else {
+        let mut rows = vec![[
+            "ENVIRONMENT",
+            "SERVICE",
+            "IMAGE",
+            "COMMIT",
+            "VIA",
+            "BEHIND",
+            "AHEAD",
+            "FINDINGS",
+        ]
+        .map(String::from)
+        .to_vec()];
+        rows.extend(report.results.iter().map(status_cells));
+        write_table(&rows, out)?;
+    }
+    findings(report, out)
+}
+
+/// `prodiff diff`: for each row, the exact commits in both directions.
+pub fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    header(report, out)?;
+    for row in &report.results {
+        writeln!(
+            out,
+            "{} / {}  ({})",
+            row.environment, row.service, row.image
+        )?;
+        let running = row
+            .commit
+            .as_ref()
+            .map(|c| c.0.as_str())
+            .unwrap_or("unresolved");
+        writeln!(out, "  running     {running}  {}", via(row))?;
+        if let (Some(t), Some(tc)) = (&row.target, &row.target_commit) {
+            writeln!(out, "  {:<11} {tc}", t)?;
+        }
+        if let Some(mb) = &row.merge_base {
+            writeln!(out, "  merge base  {mb}")?;
+        }
+        match (&row.behind, &row.ahead, &row.target) {
+            (Some(behind), Some(ahead), Some(target)) => {
+                let n = behind.len();
+                writeln!(
+                    out,
+                    "\n  Not running yet: {n} commit{} in {target}, not in {}",
+                    plural(n),
+                    row.environment
+                )?;
+                commit_lines(behind, out)?;
+                let n = ahead.len();
+                writeln!(
+                    out,
+                    "\n  Running but not in {target}: {n} commit{}",
+                    plural(n)
+                )?;
+                commit_lines(ahead, out)?;
+            }
+            _ => writeln!(out, "\n  No commit lists: see the findings below.")?,
+        }
+        writeln!(out)?;
+    }
+    if report.results.is_empty() {
+        writeln!(out, "No workloads found.")?;
+    }
+    findings(report, out)
+}
+
+fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "repository {}  mainline {} at {}{}\n",
+        report.repository,
+        report.mainline.name,
+        report.mainline.commit.short(),
+        if report.shallow {
+            "  (shallow clone)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn status_cells(r: &Row) -> Vec<String> {
+    let count = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
+    let mut codes: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
+    codes.dedup();
+    vec![
+        r.environment.clone(),
+        r.service.clone(),
+        r.image.clone(),
+        r.commit
+            .as_ref()
+            .map(|c| c.short().to_string())
+            .unwrap_or_else(|| "-".into()),
+        via(r),
+        count(r.missing_count()),
+        count(r.drift_count()),
+        if codes.is_empty() {
+            "ok".into()
+        } else {
+            codes.join(",")
+        },
+    ]
+}
+
+/// The kinds of evidence that name the resolved commit (`label+git-tag`).
+fn via(r: &Row) -> String {
+    let Some(commit) = &r.commit else {
+        return "-".into();
+    };
+    let mut kinds: Vec<String> = Vec::new();
+    for e in r
+        .evidence
+        .iter()
+        .filter(|e| e.commit.as_ref() == Some(commit))
+    {
+        let k = e.kind.to_string();
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds.join("+")
+}
+
+fn commit_lines(commits: &[CommitRecord], out: &mut dyn Write) -> io::Result<()> {
+    for c in commits {
+        let mark = match (&c.equivalent, c.merge) {
+            (Some(_), _) => '=',
+            (None, true) => 'M',
+            (None, false) => ' ',
+        };
+        let tickets = if c.tickets.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", c.tickets.join(", "))
+        };
+        let same = c
+            .equivalent
+            .as_ref()
+            .map(|e| format!("  (same change as {})", e.short()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {mark} {}  {}  {}{tickets}{same}",
+            c.sha.short(),
+            &c.date[..10],
+            c.subject
+        )?;
+    }
+    Ok(())
+}
+
+fn findings(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let all: Vec<&Finding> = dedup(report.all_findings());
+    if all.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nFindings:")?;
+    for f in all {
+        let place = match (&f.environment, &f.service) {
+            (Some(e), Some(s)) => format!("{e}/{s}: "),
+            (Some(e), None) => format!("{e}: "),
+            _ => String::new(),
+        };
+        writeln!(out, "  {:<5} {}  {place}{}", f.level, f.code, f.message)?;
+        if let Some(h) = &f.hint {
+            writeln!(out, "        hint: {h}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A finding shared by several rows (mixed versions) is printed once.
+fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Finding> {
+    let mut out: Vec<&Finding> = Vec::new();
+    for f in it {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
+    let cols = rows[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

@@ -1,0 +1,515 @@
+//! Which commit is running: replicas are grouped into deployments, and each deployment is
+//! resolved to a commit through evidence (revision labels, SHA tags, version tags matched
+//! to git tags). Disagreeing evidence is a finding, never a silent choice; no evidence is an
+//! `unresolved` finding, never a guess.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::git::{Lookup, Repo};
+use crate::model::{Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, Workload};
+
+/// Revision labels, most specific first.
+pub const REVISION_LABELS: &[&str] = &[
+    "org.opencontainers.image.revision",
+    "org.label-schema.vcs-ref",
+];
+
+/// `sha-9f3c2e1`, `sha256-…` is not a commit; `git-9f3c2e1`, `g9f3c2e1`, bare hex.
+static SHA_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(sha-|sha_|sha|git-|commit-|g)?([0-9a-f]{7,40})$").unwrap());
+/// `main-9f3c2e1`, `1.4.2-9f3c2e1`: a build tag ending in a commit id.
+static SUFFIX_SHA_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._]+-g?([0-9a-f]{7,40})$").unwrap());
+/// `1.4.2`, `v2.0.0-rc.1`, `2026.11`: tags that name a release.
+static VERSION_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^v?[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]+)?$").unwrap());
+
+/// What a resolver needs from a repository. `git::Repo` is the real one.
+pub trait Commits {
+    fn lookup_commit(&self, hex: &str) -> Lookup;
+    fn tag_commit(&self, tag: &str) -> Option<CommitId>;
+}
+
+impl Commits for Repo {
+    fn lookup_commit(&self, hex: &str) -> Lookup {
+        Repo::lookup_commit(self, hex)
+    }
+    fn tag_commit(&self, tag: &str) -> Option<CommitId> {
+        Repo::tag_commit(self, tag)
+    }
+}
+
+/// One instance (container, pod, inventory row) of a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub name: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub origin: String,
+}
+
+/// One distinct image of one service in one environment, with every replica running it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    pub environment: String,
+    pub service: String,
+    pub image: ImageSpec,
+    pub digests: Vec<Digest>,
+    pub labels: BTreeMap<String, String>,
+    pub instances: Vec<Instance>,
+    pub commit: Option<CommitId>,
+    pub evidence: Vec<Evidence>,
+    pub findings: Vec<Finding>,
+}
+
+/// The service a workload belongs to: the name its source gave, else the configured service
+/// for its image repository, else the last component of the repository.
+pub fn service_name(w: &Workload, config: &Config) -> String {
+    if let Some(s) = &w.service {
+        return s.clone();
+    }
+    match &w.image {
+        ImageSpec::Named(r) => match config.service_for_image(r) {
+            Some(s) => s.name.clone(),
+            None => r.short_name().to_string(),
+        },
+        ImageSpec::Id(d) => format!("image-{}", d.short()),
+    }
+}
+
+/// Groups workloads into deployments (environment × service × distinct image), resolves
+/// each, and adds a `mixed-versions` finding where one service runs several images.
+pub fn deployments(
+    workloads: &[Workload],
+    config: &Config,
+    repo: &impl Commits,
+    shallow: bool,
+) -> Vec<Deployment> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Workload>> = BTreeMap::new();
+    for w in workloads {
+        let key = (w.environment.clone(), service_name(w, config), identity(w));
+        groups.entry(key).or_default().push(w);
+    }
+    let mut out: Vec<Deployment> = groups
+        .into_iter()
+        .map(|((env, service, _), replicas)| {
+            let first = replicas[0];
+            let git_tags = config.git_tags(&service);
+            let (commit, evidence, findings) =
+                resolve(first, &env, &service, &git_tags, repo, shallow);
+            Deployment {
+                instances: replicas
+                    .iter()
+                    .map(|w| Instance {
+                        name: w.instance.clone(),
+                        started_at: w.started_at,
+                        origin: w.origin.clone(),
+                    })
+                    .collect(),
+                digests: first.digests(),
+                image: first.image.clone(),
+                labels: first.labels.clone(),
+                environment: env,
+                service,
+                commit,
+                evidence,
+                findings,
+            }
+        })
+        .collect();
+    flag_mixed_versions(&mut out);
+    out
+}
+
+/// What makes two replicas "the same image": the image ID, else the registry digests,
+/// else the reference string.
+fn identity(w: &Workload) -> String {
+    if let Some(id) = &w.image_id {
+        return id.to_string();
+    }
+    let digests = w.digests();
+    if !digests.is_empty() {
+        return digests
+            .iter()
+            .map(Digest::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    w.image.to_string()
+}
+
+fn flag_mixed_versions(deployments: &mut [Deployment]) {
+    let mut by_service: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, d) in deployments.iter().enumerate() {
+        by_service
+            .entry((d.environment.clone(), d.service.clone()))
+            .or_default()
+            .push(i);
+    }
+    for ((env, service), idx) in by_service.into_iter().filter(|(_, v)| v.len() > 1) {
+        let variants: Vec<String> = idx
+            .iter()
+            .map(|&i| {
+                let d = &deployments[i];
+                let commit = d
+                    .commit
+                    .as_ref()
+                    .map(|c| c.short().to_string())
+                    .unwrap_or_else(|| "unresolved".into());
+                format!(
+                    "{} ({} replica{}, {commit})",
+                    d.image,
+                    d.instances.len(),
+                    plural(d.instances.len())
+                )
+            })
+            .collect();
+        let f = Finding::new(
+            Code::MixedVersions,
+            format!("{} images run at once: {}", idx.len(), variants.join("; ")),
+        )
+        .hint("finish or roll back the rollout so every replica runs one image")
+        .at(&env, &service);
+        for i in idx {
+            deployments[i].findings.push(f.clone());
+        }
+    }
+}
+
+/// Resolves one image to a commit. Returns the commit (None when nothing resolves), all the
+/// evidence considered, and the findings it raised.
+pub fn resolve(
+    w: &Workload,
+    env: &str,
+    service: &str,
+    git_tags: &[String],
+    repo: &impl Commits,
+    shallow: bool,
+) -> (Option<CommitId>, Vec<Evidence>, Vec<Finding>) {
+    let mut evidence = Vec::new();
+    let mut findings = Vec::new();
+    let fetch_hint = |what: &str| {
+        if shallow {
+            "the repository is shallow: git fetch --unshallow --tags".to_string()
+        } else {
+            format!("git fetch origin {what} (or git fetch --tags); a label inherited from a base image names a commit of another repository")
+        }
+    };
+
+    for key in REVISION_LABELS {
+        let Some(value) = w
+            .labels
+            .get(*key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+        else {
+            continue;
+        };
+        let found = lookup(
+            repo,
+            value,
+            &mut findings,
+            &format!("label {key}={value}"),
+            &fetch_hint(value),
+            env,
+            service,
+        );
+        evidence.push(Evidence {
+            kind: EvidenceKind::Label,
+            name: key.to_string(),
+            value: value.to_string(),
+            commit: found,
+        });
+    }
+
+    if let Some(tag) = w.image.named().and_then(|r| r.tag.as_deref()) {
+        tag_evidence(
+            tag,
+            git_tags,
+            repo,
+            &mut evidence,
+            &mut findings,
+            env,
+            service,
+            shallow,
+        );
+    }
+
+    let mut distinct: Vec<&CommitId> = Vec::new();
+    for c in evidence.iter().filter_map(|e| e.commit.as_ref()) {
+        if !distinct.contains(&c) {
+            distinct.push(c);
+        }
+    }
+    match distinct.len() {
+        0 => {
+            let tried = if evidence.is_empty() {
+                format!(
+                    "{} has no revision label and no tag that names a commit or a git tag",
+                    w.image
+                )
+            } else {
+                let e: Vec<String> = evidence.iter().map(Evidence::describe).collect();
+                format!(
+                    "none of the evidence names a commit of this repository: {}",
+                    e.join(", ")
+                )
+            };
+            findings.push(
+                Finding::new(Code::Unresolved, tried)
+                    .hint("build images with --label org.opencontainers.image.revision=$(git rev-parse HEAD), or tag them with their git tag")
+                    .at(env, service),
+            );
+            (None, evidence, findings)
+        }
+        1 => (Some(distinct[0].clone()), evidence, findings),
+        _ => {
+            let chosen = distinct[0].clone();
+            let claims: Vec<String> = evidence
+                .iter()
+                .filter_map(|e| {
+                    e.commit
+                        .as_ref()
+                        .map(|c| format!("{} says {}", e.describe(), c.short()))
+                })
+                .collect();
+            findings.push(
+                Finding::new(
+                    Code::EvidenceConflict,
+                    format!("{}; reporting {} ({})", claims.join(", "), chosen.short(), evidence_for(&evidence, &chosen)),
+                )
+                .hint("a moved git tag or a mislabelled build: check which is right, then re-tag or rebuild")
+                .at(env, service),
+            );
+            (Some(chosen), evidence, findings)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tag_evidence(
+    tag: &str,
+    git_tags: &[String],
+    repo: &impl Commits,
+    evidence: &mut Vec<Evidence>,
+    findings: &mut Vec<Finding>,
+    env: &str,
+    service: &str,
+    shallow: bool,
+) {
+    let sha = SHA_TAG
+        .captures(tag)
+        .map(|c| (c.get(1).is_some(), c[2].to_string()))
+        .or_else(|| {
+            SUFFIX_SHA_TAG
+                .captures(tag)
+                .map(|c| (true, c[1].to_string()))
+        })
+        .filter(|(prefixed, hex)| *prefixed || hex.bytes().any(|b| b.is_ascii_alphabetic()));
+    if let Some((_, hex)) = sha {
+        let hint = if shallow {
+            "git fetch --unshallow --tags".to_string()
+        } else {
+            format!("git fetch origin {hex}")
+        };
+        let found = lookup(
+            repo,
+            &hex,
+            findings,
+            &format!("tag {tag}"),
+            &hint,
+            env,
+            service,
+        );
+        evidence.push(Evidence {
+            kind: EvidenceKind::ShaTag,
+            name: tag.to_string(),
+            value: tag.to_string(),
+            commit: found,
+        });
+        return;
+    }
+    for template in git_tags {
+        let name = template.replace("{tag}", tag);
+        if let Some(commit) = repo.tag_commit(&name) {
+            evidence.push(Evidence {
+                kind: EvidenceKind::GitTag,
+                name,
+                value: tag.to_string(),
+                commit: Some(commit),
+            });
+            return;
+        }
+    }
+    if VERSION_TAG.is_match(tag) {
+        let tried: Vec<String> = git_tags.iter().map(|t| t.replace("{tag}", tag)).collect();
+        findings.push(
+            Finding::new(
+                Code::GitTagMissing,
+                format!(
+                    "image tag {tag} looks like a release, but no git tag {} exists here",
+                    tried.join(" or ")
+                ),
+            )
+            .hint(if shallow {
+                "git fetch --unshallow --tags"
+            } else {
+                "git fetch --tags"
+            })
+            .at(env, service),
+        );
+    }
+}
+
+fn lookup(
+    repo: &impl Commits,
+    hex: &str,
+    findings: &mut Vec<Finding>,
+    what: &str,
+    hint: &str,
+    env: &str,
+    service: &str,
+) -> Option<CommitId> {
+    let (code, msg) = match repo.lookup_commit(hex) {
+        Lookup::Found(c) => return Some(c),
+        Lookup::NotFound => (
+            Code::CommitNotFound,
+            format!("{what} names no commit in this repository"),
+        ),
+        Lookup::NotACommit => (
+            Code::CommitNotFound,
+            format!("{what} names an object that is not a commit"),
+        ),
+        Lookup::Ambiguous => (
+            Code::AmbiguousCommit,
+            format!("{what} matches several objects; a longer SHA is needed"),
+        ),
+    };
+    findings.push(Finding::new(code, msg).hint(hint).at(env, service));
+    None
+}
+
+fn evidence_for(evidence: &[Evidence], commit: &CommitId) -> String {
+    evidence
+        .iter()
+        .find(|e| e.commit.as_ref() == Some(commit))
+        .map(Evidence::describe)
+        .unwrap_or_default()
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    impl Commits for Fake {
+        fn lookup_commit(&self, hex: &str) -> Lookup {
+            match hex {
+                h if A.starts_with(h) => Lookup::Found(CommitId(A.into())),
+                h if B.starts_with(h) => Lookup::Found(CommitId(B.into())),
+                "abcabca" => Lookup::Ambiguous,
+                _ => Lookup::NotFound,
+            }
+        }
+        fn tag_commit(&self, tag: &str) -> Option<CommitId> {
+            match tag {
+                "v1.0.0" => Some(CommitId(A.into())),
+                "v2.0.0" => Some(CommitId(B.into())),
+                _ => None,
+            }
+        }
+    }
+
+    fn run(image: &str, labels: &[(&str, &str)]) -> (Option<CommitId>, Vec<Evidence>, Vec<Code>) {
+        let w = Workload {
+            environment: "prod".into(),
+            service: None,
+            image: ImageSpec::parse(image).unwrap(),
+            image_id: None,
+            repo_digests: vec![],
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            instance: None,
+            started_at: None,
+            origin: "test".into(),
+        };
+        let tags: Vec<String> = crate::config::DEFAULT_GIT_TAGS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (c, e, f) = resolve(&w, "prod", "api", &tags, &Fake, false);
+        (c, e, f.iter().map(|f| f.code).collect())
+    }
+
+    #[test]
+    fn label_and_tag_that_agree_resolve_without_findings() {
+        let (c, e, f) = run("api:1.0.0", &[(REVISION_LABELS[0], A)]);
+        assert_eq!(c.unwrap().0, A);
+        assert_eq!(e.len(), 2);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn label_and_tag_that_disagree_are_a_conflict() {
+        let (c, _, f) = run("api:2.0.0", &[(REVISION_LABELS[0], A)]);
+        assert_eq!(c.unwrap().0, A, "the image's own label is reported");
+        assert_eq!(f, [Code::EvidenceConflict]);
+    }
+
+    #[test]
+    fn sha_shaped_tags_resolve() {
+        for tag in ["sha-bbbbbbb", "bbbbbbbbbb", "gbbbbbbb", "main-bbbbbbbb", B] {
+            let (c, e, f) = run(&format!("api:{tag}"), &[]);
+            assert_eq!(c.map(|c| c.0).as_deref(), Some(B), "{tag}");
+            assert_eq!(e[0].kind, EvidenceKind::ShaTag);
+            assert!(f.is_empty(), "{tag}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_resolves_is_unresolved_not_a_guess() {
+        assert_eq!(run("api:latest", &[]).2, [Code::Unresolved]);
+        assert_eq!(
+            run("api:3.0.0", &[]).2,
+            [Code::GitTagMissing, Code::Unresolved]
+        );
+        assert_eq!(
+            run("api:sha-ccccccc", &[]).2,
+            [Code::CommitNotFound, Code::Unresolved]
+        );
+        assert_eq!(
+            run("api:abcabca", &[]).2,
+            [Code::AmbiguousCommit, Code::Unresolved]
+        );
+        // An all-digit tag is a build number, not a missing commit.
+        assert_eq!(
+            run("api:12345678", &[]).2,
+            [Code::GitTagMissing, Code::Unresolved]
+        );
+    }
+
+    #[test]
+    fn a_foreign_label_falls_back_to_the_tag_and_says_so() {
+        let (c, _, f) = run("api:1.0.0", &[(REVISION_LABELS[1], "cccccccccccc")]);
+        assert_eq!(c.unwrap().0, A);
+        assert_eq!(f, [Code::CommitNotFound]);
+    }
+}
