@@ -196,6 +196,8 @@ codes! {
         "The repository is a shallow clone: commit counts cannot be trusted, so none are given.";
     NoCounterpart = "no-counterpart", Warn, false,
         "The environment compared with does not run this service on one resolved commit, so there is nothing to diff.";
+    SourceUnreachable = "source-unreachable", Warn, true,
+        "A source (Docker host, registry, cluster) could not be read: its workloads are missing from the answer.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
 }

@@ -5,6 +5,16 @@ pub mod inventory;
 
 use std::path::PathBuf;
 
+use crate::model::{Finding, Workload};
+
+/// What one source saw. A host that could not be reached is a finding (`source-unreachable`,
+/// naming it), not an error: the other sources are still audited.
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub workloads: Vec<Workload>,
+    pub findings: Vec<Finding>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read inventory {path}: {message}")]
