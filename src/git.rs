@@ -68,7 +68,9 @@ impl Repo {
             path: path.to_path_buf(),
             message: e.message().to_string(),
         })?;
-        let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+        let path = repo.workdir().unwrap_or_else(|| repo.path());
+        // `/tmp/x/` and `/tmp/x` are one repository; print it without the trailing slash.
+        let path = path.components().collect::<PathBuf>();
         Ok(Repo { repo, path })
     }
 

@@ -44,7 +44,7 @@ pub fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             .as_ref()
             .map(|c| c.0.as_str())
             .unwrap_or("unresolved");
-        writeln!(out, "  running     {running}  {}", via(row))?;
+        writeln!(out, "  running     {running}  via {}", via(row))?;
         if let (Some(t), Some(tc)) = (&row.target, &row.target_commit) {
             writeln!(out, "  {:<11} {tc}", t)?;
         }

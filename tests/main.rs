@@ -1,0 +1,4 @@
+//! One integration-test binary: modules per area, shared scaffolding in `util`.
+
+mod history;
+mod util;
