@@ -130,7 +130,18 @@ impl Audit {
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
         let workloads = gather(g, &config)?;
         let shallow = repo.is_shallow();
-        let deployments = resolve::deployments(&workloads, &config, &repo, shallow);
+        let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
+        // Environments in promotion order (staging before production), then by name.
+        let rank = |env: &str| {
+            config
+                .promotion
+                .iter()
+                .position(|p| p == env)
+                .unwrap_or(usize::MAX)
+        };
+        deployments.sort_by(|a, b| {
+            (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment))
+        });
         let mut findings = Vec::new();
         if shallow {
             findings.push(

@@ -99,7 +99,16 @@ pub struct Evidence {
 impl Evidence {
     pub fn describe(&self) -> String {
         match self.kind {
-            EvidenceKind::Label => format!("label {}={}", self.name, self.value),
+            EvidenceKind::Label => {
+                let full_sha =
+                    self.value.len() == 40 && self.value.bytes().all(|b| b.is_ascii_hexdigit());
+                let value = if full_sha {
+                    &self.value[..10]
+                } else {
+                    &self.value
+                };
+                format!("label {}={value}", self.name)
+            }
             EvidenceKind::ShaTag => format!("tag {}", self.value),
             EvidenceKind::GitTag => format!("tag {} (git tag {})", self.value, self.name),
         }

@@ -281,7 +281,7 @@ pub fn resolve(
             findings.push(
                 Finding::new(
                     Code::EvidenceConflict,
-                    format!("{}; reporting {} ({})", claims.join(", "), chosen.short(), evidence_for(&evidence, &chosen)),
+                    format!("{}; reporting {}, from the {}", claims.join(", "), chosen.short(), evidence_for(&evidence, &chosen)),
                 )
                 .hint("a moved git tag or a mislabelled build: check which is right, then re-tag or rebuild")
                 .at(env, service),
@@ -398,7 +398,7 @@ fn evidence_for(evidence: &[Evidence], commit: &CommitId) -> String {
     evidence
         .iter()
         .find(|e| e.commit.as_ref() == Some(commit))
-        .map(Evidence::describe)
+        .map(|e| e.kind.to_string())
         .unwrap_or_default()
 }
 

@@ -1,4 +1,6 @@
 //! One integration-test binary: modules per area, shared scaffolding in `util`.
 
+mod cli;
+mod demo;
 mod history;
 mod util;

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::{Report, Row};
-use crate::model::{CommitRecord, Finding};
+use crate::model::{CommitRecord, Finding, Level};
 
 /// `prodiff status`: one line per service × environment × image, then the findings.
 pub fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -16,6 +16,7 @@ pub fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             "ENVIRONMENT",
             "SERVICE",
             "IMAGE",
+            "N",
             "COMMIT",
             "VIA",
             "BEHIND",
@@ -102,6 +103,7 @@ fn status_cells(r: &Row) -> Vec<String> {
         r.environment.clone(),
         r.service.clone(),
         r.image.clone(),
+        r.instances.len().to_string(),
         r.commit
             .as_ref()
             .map(|c| c.short().to_string())
@@ -164,8 +166,9 @@ fn commit_lines(commits: &[CommitRecord], out: &mut dyn Write) -> io::Result<()>
     Ok(())
 }
 
+/// Denied and warned findings with their hints; allowed ones are in the counts and the JSON.
 fn findings(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let all: Vec<&Finding> = dedup(report.all_findings());
+    let all: Vec<&Finding> = dedup(report.all_findings().filter(|f| f.level > Level::Allow));
     if all.is_empty() {
         return Ok(());
     }

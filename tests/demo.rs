@@ -1,0 +1,83 @@
+//! The README's demo, end to end: the bundled repository, config and inventories give
+//! exactly the expected outputs (fixtures/demo/*.expected; UPDATE_EXPECTED=1 rewrites them).
+
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
+}
+
+fn demo_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(demo_dir().join("make-repo.sh"))
+        .arg(dir.path().join("shop"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-repo.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Compares with the expected file, showing a line diff when they differ.
+pub fn expect_file(name: &str, actual: &str) {
+    let path = demo_dir().join(name);
+    if std::env::var_os("UPDATE_EXPECTED").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(expected.as_str(), actual);
+        panic!(
+            "{} differs (UPDATE_EXPECTED=1 to accept):\n{}",
+            path.display(),
+            diff.unified_diff().header("expected", "actual")
+        );
+    }
+}
+
+fn run_demo(args: &[&str]) -> Run {
+    let dir = demo_repo();
+    let repo = dir.path().join("shop");
+    let config = demo_dir().join("prodiff.toml");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--repo",
+        repo.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let mut run = prodiff(dir.path(), &all, None);
+    // Paths differ per checkout; the rest must not.
+    run.stdout = run
+        .stdout
+        .replace(repo.to_str().unwrap(), "<demo>")
+        .replace(demo_dir().to_str().unwrap(), "<fixtures>");
+    run
+}
+
+#[test]
+fn demo_status_answers_what_runs_where() {
+    let run = run_demo(&["status"]);
+    run.expect_code(1);
+    expect_file("status.expected", &run.stdout);
+}
+
+#[test]
+fn demo_diff_lists_the_commits_both_ways() {
+    let run = run_demo(&["diff", "production", "--service", "api"]);
+    run.expect_code(1);
+    expect_file("diff-production-api.expected", &run.stdout);
+}
+
+#[test]
+fn demo_json_is_stable() {
+    let run = run_demo(&["status", "--format", "json"]);
+    run.expect_code(1);
+    expect_file("status.expected.json", &run.stdout);
+}
