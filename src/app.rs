@@ -1,18 +1,21 @@
 //! Orchestration: one short function per command. Each loads the audit (config, repository,
-//! sources, resolution), compares, builds a `Report` and hands it to a renderer.
+//! sources, resolution), compares, builds a `Report`, applies the policy and hands the
+//! report to a renderer.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Context as _, Result};
+use chrono::{DateTime, Utc};
 
-use crate::cli::{Cli, Command, DiffArgs, Global, StatusArgs};
+use crate::baseline::Baseline;
+use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, SnapshotArgs, StatusArgs};
 use crate::compare::Comparison;
 use crate::config::Config;
 use crate::git::Repo;
 use crate::history;
-use crate::model::{Code, CommitId, Finding, Workload};
-use crate::report::{self, Format, Mainline, Report, Row};
+use crate::model::{Code, CommitId, Finding, Level, Workload};
+use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
 use crate::source::inventory;
 
@@ -21,53 +24,66 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     match &cli.command {
         Command::Status(args) => status(&cli.global, args, out),
         Command::Diff(args) => diff(&cli.global, args, out),
+        Command::Check(args) => check(&cli.global, args, out),
+        Command::Snapshot(args) => snapshot(&cli.global, args, out),
     }
 }
 
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
-    if !args.environments.is_empty() {
-        audit.check_environments(&args.environments)?;
-        audit
-            .deployments
-            .retain(|d| args.environments.contains(&d.environment));
+    let report = status_report(g, &args.environments, "status")?;
+    emit(&report, View::Status, g, out)
+}
+
+fn check(g: &Global, args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut report = status_report(g, &args.environments, "check")?;
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    if let Some(b) = &baseline {
+        b.apply(&mut report);
     }
-    let target = audit.mainline.clone();
-    let rows = audit.compare_all(|_| Some(target.clone()))?;
-    let report = audit.report("status", rows);
-    render(&report, g.format, out, report::table::render_status)?;
-    Ok(report.exit_code())
+    report.check = Some(Check {
+        passed: report.count(Level::Deny) == 0,
+        denied: report.count(Level::Deny),
+        warned: report.count(Level::Warn),
+        baseline: baseline.as_ref().map(|b| b.path().display().to_string()),
+        changes: baseline.map(|b| b.changes(&report)).unwrap_or_default(),
+    });
+    emit(&report, View::Status, g, out)
+}
+
+fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> {
+    let report = status_report(g, &args.environments, "snapshot")?;
+    match &args.output {
+        None => report::json::render(&report, out)?,
+        Some(path) => {
+            let mut file =
+                std::fs::File::create(path).with_context(|| format!("cannot write snapshot {}", path.display()))?;
+            report::json::render(&report, &mut file)
+                .with_context(|| format!("cannot write snapshot {}", path.display()))?;
+            eprintln!(
+                "prodiff: wrote {} ({} rows, {} findings)",
+                path.display(),
+                report.results.len(),
+                report.all_findings().count()
+            );
+        }
+    }
+    Ok(crate::exit::CLEAN)
 }
 
 fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
     let mut audit = Audit::load(g)?;
-    audit.check_environments(std::slice::from_ref(&args.environment))?;
-    let others: Vec<Deployment> = audit.deployments.clone();
-    audit
-        .deployments
-        .retain(|d| d.environment == args.environment);
+    audit.only(std::slice::from_ref(&args.environment))?;
     if let Some(s) = &args.service {
         if !audit.deployments.iter().any(|d| &d.service == s) {
-            let known: BTreeSet<&str> = audit
-                .deployments
-                .iter()
-                .map(|d| d.service.as_str())
-                .collect();
-            bail!(
-                "no service {s:?} in environment {:?} (services there: {})",
-                args.environment,
-                join(known)
-            );
+            let known: BTreeSet<&str> = audit.deployments.iter().map(|d| d.service.as_str()).collect();
+            bail!("no service {s:?} in environment {:?} (services there: {})", args.environment, join(known));
         }
         audit.deployments.retain(|d| &d.service == s);
     }
     let rows = match args.against.as_deref() {
-        None => {
-            let target = audit.mainline.clone();
-            audit.compare_all(|_| Some(target.clone()))?
-        }
-        Some(other) if others.iter().any(|d| d.environment == other) => {
-            let targets = env_targets(&others, other);
+        None => audit.compare_with_mainline()?,
+        Some(other) if audit.all.iter().any(|d| d.environment == other) => {
+            let targets = env_targets(&audit.all, other);
             audit.compare_all(|d| targets.get(&d.service).cloned())?
         }
         Some(rev) => {
@@ -75,9 +91,54 @@ fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
             audit.compare_all(|_| Some((rev.to_string(), commit.clone())))?
         }
     };
-    let report = audit.report("diff", rows);
-    render(&report, g.format, out, report::table::render_diff)?;
-    Ok(report.exit_code())
+    let report = audit.finish("diff", rows)?;
+    emit(&report, View::Diff, g, out)
+}
+
+/// The status of the chosen environments (all when none), compared with the mainline and
+/// judged by the policy.
+fn status_report(g: &Global, environments: &[String], command: &str) -> Result<Report> {
+    let mut audit = Audit::load(g)?;
+    audit.only(environments)?;
+    let rows = audit.compare_with_mainline()?;
+    audit.finish(command, rows)
+}
+
+/// Renders the report (and the GitHub job summary when asked for) and returns the exit code.
+fn emit(report: &Report, view: View, g: &Global, out: &mut dyn Write) -> Result<u8> {
+    report::render(report, view, g.format, use_color(g.color), out).context("writing the report")?;
+    if g.format == Format::Github {
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY {}", path.to_string_lossy()))?;
+            report::markdown::render(report, view, &mut file).context("writing the job summary")?;
+        }
+    }
+    Ok(report.exit_code(g.allow_incomplete))
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// "Now" for policies (lag in days, exception expiry): `PRODIFF_NOW` (RFC 3339) when set,
+/// so a run can be reproduced; the clock otherwise.
+fn now() -> Result<DateTime<Utc>> {
+    match std::env::var("PRODIFF_NOW") {
+        Ok(s) => Ok(DateTime::parse_from_rfc3339(&s)
+            .with_context(|| format!("PRODIFF_NOW={s:?} is not an RFC 3339 time like 2026-11-22T12:00:00Z"))?
+            .with_timezone(&Utc)),
+        Err(_) => Ok(Utc::now()),
+    }
 }
 
 /// Each service's single resolved commit in environment `env`, named `env:NAME`. A service
@@ -85,33 +146,15 @@ fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
 fn env_targets(deployments: &[Deployment], env: &str) -> HashMap<String, (String, CommitId)> {
     let mut commits: HashMap<String, BTreeSet<Option<CommitId>>> = HashMap::new();
     for d in deployments.iter().filter(|d| d.environment == env) {
-        commits
-            .entry(d.service.clone())
-            .or_default()
-            .insert(d.commit.clone());
+        commits.entry(d.service.clone()).or_default().insert(d.commit.clone());
     }
     commits
         .into_iter()
-        .filter_map(
-            |(service, set)| match set.into_iter().collect::<Vec<_>>().as_slice() {
-                [Some(c)] => Some((service, (format!("env:{env}"), c.clone()))),
-                _ => None,
-            },
-        )
+        .filter_map(|(service, set)| match set.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(c)] => Some((service, (format!("env:{env}"), c.clone()))),
+            _ => None,
+        })
         .collect()
-}
-
-fn render(
-    report: &Report,
-    format: Format,
-    out: &mut dyn Write,
-    table: fn(&Report, &mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    match format {
-        Format::Table => table(report, out),
-        Format::Json => report::json::render(report, out),
-    }
-    .context("writing the report")
 }
 
 /// Everything a command needs: repository, config, mainline, resolved deployments.
@@ -119,6 +162,9 @@ struct Audit {
     repo: Repo,
     config: Config,
     mainline: (String, CommitId),
+    /// Every deployment seen, whatever the command selects.
+    all: Vec<Deployment>,
+    /// The deployments the command reports on.
     deployments: Vec<Deployment>,
     findings: Vec<Finding>,
 }
@@ -126,22 +172,15 @@ struct Audit {
 impl Audit {
     fn load(g: &Global) -> Result<Audit> {
         let repo = Repo::open(&g.repo)?;
-        let config = Config::discover(g.config.as_deref(), repo.path())?;
+        let mut config = Config::discover(g.config.as_deref(), repo.path())?;
+        config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
         let workloads = gather(g, &config)?;
         let shallow = repo.is_shallow();
         let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
-        let rank = |env: &str| {
-            config
-                .promotion
-                .iter()
-                .position(|p| p == env)
-                .unwrap_or(usize::MAX)
-        };
-        deployments.sort_by(|a, b| {
-            (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment))
-        });
+        let rank = |env: &str| config.promotion.iter().position(|p| p == env).unwrap_or(usize::MAX);
+        deployments.sort_by(|a, b| (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment)));
         let mut findings = Vec::new();
         if shallow {
             findings.push(
@@ -157,46 +196,37 @@ impl Audit {
         }
         for env in &config.environments {
             if !workloads.iter().any(|w| w.environment == env.name) {
-                let mut f = Finding::new(
-                    Code::EmptyEnvironment,
-                    "no source reported any workload".to_string(),
-                );
+                let mut f = Finding::new(Code::EmptyEnvironment, "no source reported any workload".to_string());
                 f.environment = Some(env.name.clone());
                 findings.push(f);
             }
         }
-        Ok(Audit {
-            repo,
-            config,
-            mainline,
-            deployments,
-            findings,
-        })
+        Ok(Audit { repo, config, mainline, all: deployments.clone(), deployments, findings })
     }
 
-    fn check_environments(&self, wanted: &[String]) -> Result<()> {
-        let known: BTreeSet<&str> = self
-            .deployments
-            .iter()
-            .map(|d| d.environment.as_str())
-            .collect();
+    /// Keeps only these environments (all when the list is empty); an unknown one is an error.
+    fn only(&mut self, wanted: &[String]) -> Result<()> {
+        let known: BTreeSet<&str> = self.all.iter().map(|d| d.environment.as_str()).collect();
         for env in wanted {
             if !known.contains(env.as_str()) {
-                bail!(
-                    "no workloads in environment {env:?} (environments seen: {})",
-                    join(known)
-                );
+                bail!("no workloads in environment {env:?} (environments seen: {})", join(known));
             }
+        }
+        if !wanted.is_empty() {
+            self.deployments.retain(|d| wanted.contains(&d.environment));
+            self.findings.retain(|f| f.environment.as_ref().is_none_or(|e| wanted.contains(e)));
         }
         Ok(())
     }
 
+    fn compare_with_mainline(&self) -> Result<Vec<Row>> {
+        let target = self.mainline.clone();
+        self.compare_all(|_| Some(target.clone()))
+    }
+
     /// Compares every deployment with the target `target_of` picks for it; one git
     /// comparison per distinct (commit, target, paths).
-    fn compare_all(
-        &self,
-        target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>,
-    ) -> Result<Vec<Row>> {
+    fn compare_all(&self, target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>) -> Result<Vec<Row>> {
         let mut cache: HashMap<(CommitId, CommitId, Vec<String>), Comparison> = HashMap::new();
         let mut rows = Vec::new();
         for d in &self.deployments {
@@ -206,14 +236,7 @@ impl Audit {
                     let paths = self.config.paths(&d.service).to_vec();
                     let key = (running.clone(), commit.clone(), paths);
                     if !cache.contains_key(&key) {
-                        let c = history::compare(
-                            &self.repo,
-                            running,
-                            name,
-                            commit,
-                            &key.2,
-                            &self.config.tickets,
-                        )?;
+                        let c = history::compare(&self.repo, running, name, commit, &key.2, &self.config.tickets)?;
                         cache.insert(key.clone(), c);
                     }
                     let mut c = cache[&key].clone();
@@ -225,8 +248,11 @@ impl Audit {
             let mut row = Row::new(d.clone(), cmp);
             if target.is_none() && d.commit.is_some() {
                 row.findings.push(
-                    Finding::new(Code::NoCounterpart, "the environment compared with runs this service on no single resolved commit")
-                        .at(&d.environment, &d.service),
+                    Finding::new(
+                        Code::NoCounterpart,
+                        "the environment compared with runs this service on no single resolved commit",
+                    )
+                    .at(&d.environment, &d.service),
                 );
             }
             rows.push(row);
@@ -234,25 +260,23 @@ impl Audit {
         Ok(rows)
     }
 
-    fn report(self, command: &str, results: Vec<Row>) -> Report {
-        let complete = !self
-            .findings
-            .iter()
-            .chain(results.iter().flat_map(|r| r.findings.iter()))
-            .any(|f| f.code.is_incomplete());
-        Report {
+    /// The report, with the policy applied: every finding gets its final level here.
+    fn finish(self, command: &str, results: Vec<Row>) -> Result<Report> {
+        let complete =
+            !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
+        let mut report = Report {
             schema_version: report::SCHEMA_VERSION,
             command: command.to_string(),
             repository: self.repo.path().display().to_string(),
-            mainline: Mainline {
-                name: self.mainline.0,
-                commit: self.mainline.1,
-            },
+            mainline: Mainline { name: self.mainline.0, commit: self.mainline.1 },
             shallow: self.repo.is_shallow(),
             complete,
             results,
             findings: self.findings,
-        }
+            check: None,
+        };
+        self.config.policy.apply(&mut report, now()?);
+        Ok(report)
     }
 }
 

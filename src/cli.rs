@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::model::Code;
 use crate::report::Format;
 
 /// What runs in production, which commit is that, and how does it differ from master?
@@ -33,6 +34,35 @@ pub struct Global {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Colour in tables: auto (a terminal without NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Deny this finding code for this run (repeatable); overrides prodiff.toml.
+    #[arg(long, global = true, value_name = "CODE", value_parser = parse_code)]
+    pub deny: Vec<Code>,
+    /// Only warn about this finding code for this run (repeatable).
+    #[arg(long, global = true, value_name = "CODE", value_parser = parse_code)]
+    pub warn: Vec<Code>,
+    /// Allow this finding code for this run (repeatable).
+    #[arg(long, global = true, value_name = "CODE", value_parser = parse_code)]
+    pub allow: Vec<Code>,
+    /// Exit 0 instead of 3 when nothing is denied but something could not be observed.
+    #[arg(long, global = true)]
+    pub allow_incomplete: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_code(s: &str) -> Result<Code, String> {
+    Code::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        format!("unknown finding code (known: {})", all.join(", "))
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +71,30 @@ pub enum Command {
     Status(StatusArgs),
     /// The exact commits between what runs in ENV and the mainline (or --against), both ways.
     Diff(DiffArgs),
+    /// The CI gate: the status, judged by the policy; fails (exit 1) only on denied findings.
+    Check(CheckArgs),
+    /// Write the current state as JSON, to use later as `check --baseline`.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Accept every finding this earlier snapshot already had; fail only on new ones.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Where to write the snapshot [default: standard output].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -38,21 +38,13 @@ impl Comparison {
         ahead: Vec<Side>,
     ) -> Comparison {
         let (behind, ahead) = mark_equivalents(behind, ahead);
-        Comparison {
-            target,
-            target_commit,
-            merge_base,
-            behind,
-            ahead,
-        }
+        Comparison { target, target_commit, merge_base, behind, ahead }
     }
 
     /// Running commits the target lacks and has no equivalent of (merges excluded: a merge
     /// brings in commits that are listed themselves).
     pub fn drift(&self) -> impl Iterator<Item = &CommitRecord> {
-        self.ahead
-            .iter()
-            .filter(|c| !c.merge && c.equivalent.is_none())
+        self.ahead.iter().filter(|c| !c.merge && c.equivalent.is_none())
     }
 
     /// Target commits not running in any form.
@@ -65,16 +57,8 @@ impl Comparison {
         let mut out = Vec::new();
         let drift: Vec<&CommitRecord> = self.drift().collect();
         if !drift.is_empty() {
-            let list: Vec<String> = drift
-                .iter()
-                .take(3)
-                .map(|c| format!("{} {}", c.sha.short(), c.subject))
-                .collect();
-            let more = if drift.len() > 3 {
-                format!(" and {} more", drift.len() - 3)
-            } else {
-                String::new()
-            };
+            let list: Vec<String> = drift.iter().take(3).map(|c| format!("{} {}", c.sha.short(), c.subject)).collect();
+            let more = if drift.len() > 3 { format!(" and {} more", drift.len() - 3) } else { String::new() };
             out.push(
                 Finding::new(
                     Code::HotfixDrift,
@@ -86,10 +70,8 @@ impl Comparison {
                         list.join("; ")
                     ),
                 )
-                .hint(format!(
-                    "merge or cherry-pick them into {}, or the next release will drop them",
-                    self.target
-                ))
+                .hint(format!("merge or cherry-pick them into {}, or the next release will drop them", self.target))
+                .key(drift.iter().map(|c| c.sha.0.as_str()).collect::<Vec<_>>().join(","))
                 .at(env, service),
             );
         }
@@ -116,25 +98,12 @@ impl Comparison {
 fn mark_equivalents(behind: Vec<Side>, ahead: Vec<Side>) -> (Vec<CommitRecord>, Vec<CommitRecord>) {
     let find = |sides: &[Side], pid: &Option<String>| -> Option<CommitId> {
         let pid = pid.as_ref()?;
-        sides
-            .iter()
-            .find(|s| s.patch_id.as_ref() == Some(pid))
-            .map(|s| s.record.sha.clone())
+        sides.iter().find(|s| s.patch_id.as_ref() == Some(pid)).map(|s| s.record.sha.clone())
     };
-    let behind_out = behind
-        .iter()
-        .map(|s| CommitRecord {
-            equivalent: find(&ahead, &s.patch_id),
-            ..s.record.clone()
-        })
-        .collect();
-    let ahead_out = ahead
-        .iter()
-        .map(|s| CommitRecord {
-            equivalent: find(&behind, &s.patch_id),
-            ..s.record.clone()
-        })
-        .collect();
+    let behind_out =
+        behind.iter().map(|s| CommitRecord { equivalent: find(&ahead, &s.patch_id), ..s.record.clone() }).collect();
+    let ahead_out =
+        ahead.iter().map(|s| CommitRecord { equivalent: find(&behind, &s.patch_id), ..s.record.clone() }).collect();
     (behind_out, ahead_out)
 }
 
@@ -158,6 +127,7 @@ mod tests {
                 author: "A".into(),
                 email: "a@example.com".into(),
                 date: "2026-01-01T00:00:00+00:00".into(),
+                committed_at: "2026-01-01T00:00:00+00:00".into(),
                 tickets: vec![],
                 merge,
                 equivalent: None,
@@ -169,20 +139,12 @@ mod tests {
     #[test]
     fn cherry_picks_are_equivalent_on_both_sides_and_not_drift() {
         let behind = vec![side('a', Some("p1"), false), side('b', Some("p2"), false)];
-        let ahead = vec![
-            side('c', Some("p1"), false),
-            side('d', Some("p9"), false),
-            side('e', None, true),
-        ];
+        let ahead = vec![side('c', Some("p1"), false), side('d', Some("p9"), false), side('e', None, true)];
         let c = Comparison::new("main".into(), CommitId("f".repeat(40)), None, behind, ahead);
         assert_eq!(c.behind[0].equivalent.as_ref().unwrap().0, "c".repeat(40));
         assert_eq!(c.ahead[0].equivalent.as_ref().unwrap().0, "a".repeat(40));
         let drift: Vec<_> = c.drift().map(|r| r.subject.as_str()).collect();
-        assert_eq!(
-            drift,
-            ["commit d"],
-            "the merge and the cherry-pick are not drift"
-        );
+        assert_eq!(drift, ["commit d"], "the merge and the cherry-pick are not drift");
         assert_eq!(c.missing().count(), 1);
         let codes: Vec<_> = c.findings("prod", "api").iter().map(|f| f.code).collect();
         assert_eq!(codes, [Code::HotfixDrift, Code::BehindMainline]);
@@ -190,13 +152,7 @@ mod tests {
 
     #[test]
     fn identical_sides_have_no_findings() {
-        let c = Comparison::new(
-            "main".into(),
-            CommitId("f".repeat(40)),
-            None,
-            vec![],
-            vec![],
-        );
+        let c = Comparison::new("main".into(), CommitId("f".repeat(40)), None, vec![], vec![]);
         assert!(c.findings("prod", "api").is_empty());
     }
 }

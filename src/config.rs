@@ -11,6 +11,8 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::model::{Code, Level};
+use crate::policy::{Exception, LagRule, Policy};
 use crate::reference::ImageRef;
 use crate::tickets::TicketMatcher;
 
@@ -25,12 +27,7 @@ pub enum ConfigError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +42,7 @@ pub struct Config {
     pub tickets: TicketMatcher,
     pub services: Vec<ServiceConfig>,
     pub environments: Vec<EnvironmentConfig>,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +72,7 @@ impl Default for Config {
             tickets: TicketMatcher::defaults(),
             services: Vec::new(),
             environments: Vec::new(),
+            policy: Policy::default(),
         }
     }
 }
@@ -89,6 +88,49 @@ struct RawConfig {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     environments: BTreeMap<String, RawEnvironment>,
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    warn: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    lag: Vec<Spanned<RawLag>>,
+    #[serde(default)]
+    exceptions: Vec<Spanned<RawException>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLag {
+    environment: Option<String>,
+    max_commits: Option<usize>,
+    max_days: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawException {
+    code: Spanned<String>,
+    environment: Option<String>,
+    service: Option<String>,
+    key: Option<String>,
+    reason: Spanned<String>,
+    expires: Option<Spanned<RawDate>>,
+}
+
+/// `expires = 2026-12-31` (a TOML date) or `expires = "2026-12-31"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDate {
+    Toml(toml::value::Datetime),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -116,10 +158,8 @@ struct RawEnvironment {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
         Config::parse(&text, path)
     }
 
@@ -133,10 +173,7 @@ impl Config {
                 if p.is_file() {
                     Config::load(&p)
                 } else {
-                    Ok(Config {
-                        base_dir: repo_root.to_path_buf(),
-                        ..Config::default()
-                    })
+                    Ok(Config { base_dir: repo_root.to_path_buf(), ..Config::default() })
                 }
             }
         }
@@ -145,35 +182,22 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
+            ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             at(span, e.message().trim().to_string())
         })?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base_dir = if base_dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base_dir
-        };
+        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
 
         let tickets = match raw.tickets {
             None => TicketMatcher::defaults(),
             Some(t) => {
                 let mut res = Vec::new();
                 for p in t.patterns {
-                    let re = Regex::new(p.get_ref()).map_err(|e| {
-                        at(
-                            p.span(),
-                            format!("tickets.patterns: invalid regular expression: {e}"),
-                        )
-                    })?;
+                    let re = Regex::new(p.get_ref())
+                        .map_err(|e| at(p.span(), format!("tickets.patterns: invalid regular expression: {e}")))?;
                     res.push(re);
                 }
                 TicketMatcher::new(res)
@@ -208,12 +232,7 @@ impl Config {
                     out
                 }
             };
-            services.push(ServiceConfig {
-                name,
-                image,
-                paths: s.paths,
-                git_tags,
-            });
+            services.push(ServiceConfig { name, image, paths: s.paths, git_tags });
         }
 
         let environments: Vec<EnvironmentConfig> = raw
@@ -234,15 +253,19 @@ impl Config {
             if !environments.is_empty() && !environments.iter().any(|e| &e.name == name) {
                 return Err(at(
                     p.span(),
-                    format!(
-                        "promotion: {name:?} is not an environment declared under [environments]"
-                    ),
+                    format!("promotion: {name:?} is not an environment declared under [environments]"),
                 ));
             }
             promotion.push(p.into_inner());
         }
 
+        let policy = match raw.policy {
+            None => Policy::default(),
+            Some(p) => parse_policy(p, &at, path)?,
+        };
+
         Ok(Config {
+            policy,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,
@@ -260,9 +283,7 @@ impl Config {
     /// The configured service whose image repository is `image`'s.
     pub fn service_for_image(&self, image: &ImageRef) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| {
-            s.image
-                .as_ref()
-                .is_some_and(|i| i.registry == image.registry && i.repository == image.repository)
+            s.image.as_ref().is_some_and(|i| i.registry == image.registry && i.repository == image.repository)
         })
     }
 
@@ -275,18 +296,84 @@ impl Config {
     }
 
     pub fn paths(&self, service: &str) -> &[String] {
-        self.service(service)
-            .map(|s| s.paths.as_slice())
-            .unwrap_or(&[])
+        self.service(service).map(|s| s.paths.as_slice()).unwrap_or(&[])
     }
+}
+
+fn parse_policy(
+    raw: RawPolicy,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    path: &Path,
+) -> Result<Policy, ConfigError> {
+    let code = |s: &Spanned<String>, key: &str| {
+        Code::parse(s.get_ref()).ok_or_else(|| {
+            at(s.span(), format!("{key}: unknown finding code {:?} (see the README's list)", s.get_ref()))
+        })
+    };
+    let origin = |span: std::ops::Range<usize>| {
+        let ConfigError::Invalid { line, .. } = at(span, String::new()) else { unreachable!() };
+        format!("{}:{line}", path.display())
+    };
+    let mut policy = Policy::default();
+    for (list, level, key) in [
+        (&raw.allow, Level::Allow, "policy.allow"),
+        (&raw.warn, Level::Warn, "policy.warn"),
+        (&raw.deny, Level::Deny, "policy.deny"),
+    ] {
+        for c in list {
+            if policy.levels.insert(code(c, key)?, level).is_some() {
+                return Err(at(c.span(), format!("{key}: {:?} is given two levels", c.get_ref())));
+            }
+        }
+    }
+    for l in raw.lag {
+        let span = l.span();
+        let l = l.into_inner();
+        if l.max_commits.is_none() && l.max_days.is_none() {
+            return Err(at(span, "policy.lag: set max_commits, max_days or both".into()));
+        }
+        policy.lag.push(LagRule {
+            environment: l.environment,
+            max_commits: l.max_commits,
+            max_days: l.max_days,
+            origin: origin(span),
+        });
+    }
+    for e in raw.exceptions {
+        let span = e.span();
+        let e = e.into_inner();
+        if e.reason.get_ref().trim().is_empty() {
+            return Err(at(e.reason.span(), "policy.exceptions: reason must say why the finding is accepted".into()));
+        }
+        let expires = match e.expires {
+            None => None,
+            Some(d) => {
+                let text = match d.get_ref() {
+                    RawDate::Toml(t) => t.to_string(),
+                    RawDate::Text(s) => s.clone(),
+                };
+                Some(text.parse::<chrono::NaiveDate>().map_err(|_| {
+                    at(d.span(), format!("policy.exceptions: expires {text:?} is not a date like 2026-12-31"))
+                })?)
+            }
+        };
+        policy.exceptions.push(Exception {
+            code: code(&e.code, "policy.exceptions")?,
+            environment: e.environment,
+            service: e.service,
+            key: e.key,
+            reason: e.reason.into_inner(),
+            expires,
+            origin: origin(span),
+        });
+    }
+    Ok(policy)
 }
 
 fn parse_repository(s: &str) -> Result<ImageRef, String> {
     let r = ImageRef::parse(s).map_err(|e| e.to_string())?;
     if r.tag.is_some() || r.digest.is_some() {
-        return Err(format!(
-            "{s:?} must be a repository without a tag or digest"
-        ));
+        return Err(format!("{s:?} must be a repository without a tag or digest"));
     }
     Ok(r)
 }
@@ -295,10 +382,7 @@ fn parse_repository(s: &str) -> Result<ImageRef, String> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map(|i| before.len() - i)
-        .unwrap_or(before.len() + 1);
+    let column = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
     (line, column)
 }
 
@@ -307,36 +391,25 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        Config::parse(text, Path::new("prodiff.toml"))
-            .unwrap_err()
-            .to_string()
+        Config::parse(text, Path::new("prodiff.toml")).unwrap_err().to_string()
     }
 
     #[test]
     fn unknown_keys_name_the_line_and_key() {
         let e = err("mainline = \"main\"\n\n[services.api]\nimage = \"acme/api\"\nimgae = \"x\"\n");
-        assert!(
-            e.starts_with("prodiff.toml:5:1: unknown field `imgae`"),
-            "{e}"
-        );
+        assert!(e.starts_with("prodiff.toml:5:1: unknown field `imgae`"), "{e}");
     }
 
     #[test]
     fn bad_regexes_name_the_line() {
         let e = err("[tickets]\npatterns = [\n  \"ok-[0-9]+\",\n  \"(unclosed\",\n]\n");
-        assert!(
-            e.starts_with("prodiff.toml:4:3: tickets.patterns: invalid regular expression"),
-            "{e}"
-        );
+        assert!(e.starts_with("prodiff.toml:4:3: tickets.patterns: invalid regular expression"), "{e}");
     }
 
     #[test]
     fn templates_need_a_placeholder_and_images_no_tag() {
         let e = err("[services.api]\ngit_tags = [\"release\"]\n");
-        assert!(
-            e.contains("prodiff.toml:2:13: services.api.git_tags"),
-            "{e}"
-        );
+        assert!(e.contains("prodiff.toml:2:13: services.api.git_tags"), "{e}");
         let e = err("[services.api]\nimage = \"acme/api:1.0\"\n");
         assert!(e.contains("prodiff.toml:2:9: services.api.image"), "{e}");
     }
@@ -344,10 +417,27 @@ mod tests {
     #[test]
     fn promotion_must_name_declared_environments() {
         let e = err("promotion = [\"staging\", \"prod\"]\n[environments.staging]\n");
-        assert!(
-            e.starts_with("prodiff.toml:1:25: promotion: \"prod\" is not an environment"),
-            "{e}"
-        );
+        assert!(e.starts_with("prodiff.toml:1:25: promotion: \"prod\" is not an environment"), "{e}");
+    }
+
+    #[test]
+    fn policy_codes_dates_and_reasons_are_checked() {
+        let e = err("[policy]\ndeny = [\"hotfix-drfit\"]\n");
+        assert!(e.starts_with("prodiff.toml:2:9: policy.deny: unknown finding code \"hotfix-drfit\""), "{e}");
+        let e = err("[[policy.exceptions]]\ncode = \"hotfix-drift\"\nreason = \"x\"\nexpires = \"soon\"\n");
+        assert!(e.starts_with("prodiff.toml:4:11: policy.exceptions: expires \"soon\""), "{e}");
+        let e = err("[[policy.exceptions]]\ncode = \"hotfix-drift\"\nreason = \" \"\n");
+        assert!(e.contains("reason must say why"), "{e}");
+        let c = Config::parse(
+            "[policy]\nallow = [\"mixed-versions\"]\n[[policy.lag]]\nmax_days = 14\n\
+             [[policy.exceptions]]\ncode = \"hotfix-drift\"\nreason = \"r\"\nexpires = 2026-12-31\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.policy.level(Code::MixedVersions), Level::Allow);
+        assert_eq!(c.policy.lag[0].origin, "p.toml:3");
+        assert_eq!(c.policy.exceptions[0].expires.unwrap().to_string(), "2026-12-31");
+        assert_eq!(c.policy.exceptions[0].origin, "p.toml:5");
     }
 
     #[test]
@@ -363,10 +453,7 @@ mod tests {
         assert_eq!(c.mainline.as_deref(), Some("trunk"));
         assert_eq!(c.git_tags("api"), ["api-v{tag}"]);
         assert_eq!(c.git_tags("web"), ["v{tag}", "{tag}"]);
-        assert_eq!(
-            c.environments[1].inventories,
-            [PathBuf::from("/etc/p/s.json")]
-        );
+        assert_eq!(c.environments[1].inventories, [PathBuf::from("/etc/p/s.json")]);
         let img = ImageRef::parse("registry.example.com/shop/api:9").unwrap();
         assert_eq!(c.service_for_image(&img).unwrap().name, "api");
     }

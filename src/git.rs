@@ -16,22 +16,14 @@ pub enum GitError {
     #[error("cannot open a git repository at {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("{rev:?} does not name a commit in {path}: {message}")]
-    Rev {
-        path: PathBuf,
-        rev: String,
-        message: String,
-    },
+    Rev { path: PathBuf, rev: String, message: String },
     #[error(
         "cannot find the mainline branch in {path}: tried origin/HEAD, main and master; \
          set `mainline` in prodiff.toml or pass --mainline"
     )]
     NoMainline { path: PathBuf },
     #[error("git failed in {path} while {doing}: {message}")]
-    Read {
-        path: PathBuf,
-        doing: String,
-        message: String,
-    },
+    Read { path: PathBuf, doing: String, message: String },
 }
 
 /// The answer to "which commit is this hex string?".
@@ -53,6 +45,7 @@ pub struct CommitInfo {
     pub author: String,
     pub email: String,
     pub date: DateTime<Utc>,
+    pub committed: DateTime<Utc>,
     pub parents: usize,
 }
 
@@ -64,10 +57,8 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository containing `path` (like git, it looks upwards).
     pub fn open(path: &Path) -> Result<Repo, GitError> {
-        let repo = Repository::discover(path).map_err(|e| GitError::Open {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })?;
+        let repo = Repository::discover(path)
+            .map_err(|e| GitError::Open { path: path.to_path_buf(), message: e.message().to_string() })?;
         let path = repo.workdir().unwrap_or_else(|| repo.path());
         // `/tmp/x/` and `/tmp/x` are one repository; print it without the trailing slash.
         let path = path.components().collect::<PathBuf>();
@@ -90,10 +81,7 @@ impl Repo {
         }
         if let Ok(r) = self.repo.find_reference("refs/remotes/origin/HEAD") {
             if let Ok(Some(target)) = r.symbolic_target() {
-                let name = target
-                    .strip_prefix("refs/remotes/")
-                    .unwrap_or(target)
-                    .to_string();
+                let name = target.strip_prefix("refs/remotes/").unwrap_or(target).to_string();
                 return Ok((name.clone(), self.resolve_rev(&name)?));
             }
         }
@@ -102,9 +90,7 @@ impl Repo {
                 return Ok((name.to_string(), id));
             }
         }
-        Err(GitError::NoMainline {
-            path: self.path.clone(),
-        })
+        Err(GitError::NoMainline { path: self.path.clone() })
     }
 
     /// Resolves any revision git understands (`main`, `v1.2.0`, `HEAD~3`) to a commit.
@@ -126,9 +112,7 @@ impl Repo {
         }
         match self.repo.find_object_by_prefix(hex, None) {
             Ok(obj) => match obj.peel_to_commit() {
-                Ok(c) if obj.kind() == Some(ObjectType::Commit) => {
-                    Lookup::Found(CommitId(c.id().to_string()))
-                }
+                Ok(c) if obj.kind() == Some(ObjectType::Commit) => Lookup::Found(CommitId(c.id().to_string())),
                 _ => Lookup::NotACommit,
             },
             Err(e) if e.code() == ErrorCode::Ambiguous => Lookup::Ambiguous,
@@ -145,10 +129,7 @@ impl Repo {
 
     /// All tags as (name, commit), for tags that peel to a commit. Sorted by name.
     pub fn tags(&self) -> Result<Vec<(String, CommitId)>, GitError> {
-        let names = self
-            .repo
-            .tag_names(None)
-            .map_err(|e| self.read_err("listing tags", e))?;
+        let names = self.repo.tag_names(None).map_err(|e| self.read_err("listing tags", e))?;
         let mut out: Vec<_> = names
             .iter()
             .filter_map(|n| n.ok().flatten())
@@ -161,21 +142,11 @@ impl Repo {
     /// `git rev-list include ^exclude`: newest first (commit time, parents after children).
     pub fn range(&self, include: &CommitId, exclude: &CommitId) -> Result<Vec<CommitId>, GitError> {
         let doing = || format!("walking {}..{}", exclude.short(), include.short());
-        let mut walk = self
-            .repo
-            .revwalk()
-            .map_err(|e| self.read_err(&doing(), e))?;
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)
-            .map_err(|e| self.read_err(&doing(), e))?;
-        walk.push(self.oid(include)?)
-            .map_err(|e| self.read_err(&doing(), e))?;
-        walk.hide(self.oid(exclude)?)
-            .map_err(|e| self.read_err(&doing(), e))?;
-        walk.map(|r| {
-            r.map(|oid| CommitId(oid.to_string()))
-                .map_err(|e| self.read_err(&doing(), e))
-        })
-        .collect()
+        let mut walk = self.repo.revwalk().map_err(|e| self.read_err(&doing(), e))?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(|e| self.read_err(&doing(), e))?;
+        walk.push(self.oid(include)?).map_err(|e| self.read_err(&doing(), e))?;
+        walk.hide(self.oid(exclude)?).map_err(|e| self.read_err(&doing(), e))?;
+        walk.map(|r| r.map(|oid| CommitId(oid.to_string())).map_err(|e| self.read_err(&doing(), e))).collect()
     }
 
     pub fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, GitError> {
@@ -189,17 +160,15 @@ impl Repo {
     pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, GitError> {
         let c = self.find_commit(id)?;
         let author = c.author();
-        let date = Utc
-            .timestamp_opt(author.when().seconds(), 0)
-            .single()
-            .unwrap_or_default();
+        let time = |t: git2::Time| Utc.timestamp_opt(t.seconds(), 0).single().unwrap_or_default();
         Ok(CommitInfo {
             id: id.clone(),
             subject: lossy(c.summary_bytes()),
             message: lossy(Some(c.message_bytes())),
             author: lossy(Some(author.name_bytes())),
             email: lossy(Some(author.email_bytes())),
-            date,
+            date: time(author.when()),
+            committed: time(c.time()),
             parents: c.parent_count(),
         })
     }
@@ -212,9 +181,7 @@ impl Repo {
         if c.parent_count() > 1 {
             return Ok(None);
         }
-        let diff = self
-            .diff_to_parent(&c, None)
-            .map_err(|e| self.read_err(&doing(), e))?;
+        let diff = self.diff_to_parent(&c, None).map_err(|e| self.read_err(&doing(), e))?;
         if diff.deltas().len() == 0 {
             return Ok(None);
         }
@@ -240,32 +207,17 @@ impl Repo {
     }
 
     /// Files changed between two commits with lines added and removed, for plans.
-    pub fn diff_stat(
-        &self,
-        from: &CommitId,
-        to: &CommitId,
-    ) -> Result<Vec<(String, usize, usize)>, GitError> {
+    pub fn diff_stat(&self, from: &CommitId, to: &CommitId) -> Result<Vec<(String, usize, usize)>, GitError> {
         let doing = || format!("diffing {}..{}", from.short(), to.short());
-        let a = self
-            .find_commit(from)?
-            .tree()
-            .map_err(|e| self.read_err(&doing(), e))?;
-        let b = self
-            .find_commit(to)?
-            .tree()
-            .map_err(|e| self.read_err(&doing(), e))?;
-        let diff = self
-            .repo
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
-            .map_err(|e| self.read_err(&doing(), e))?;
+        let a = self.find_commit(from)?.tree().map_err(|e| self.read_err(&doing(), e))?;
+        let b = self.find_commit(to)?.tree().map_err(|e| self.read_err(&doing(), e))?;
+        let diff = self.repo.diff_tree_to_tree(Some(&a), Some(&b), None).map_err(|e| self.read_err(&doing(), e))?;
         let mut out = Vec::new();
         for i in 0..diff.deltas().len() {
             let patch = git2::Patch::from_diff(&diff, i).map_err(|e| self.read_err(&doing(), e))?;
             let delta = diff.get_delta(i).expect("delta index in range");
             let path = delta.new_file().path().or(delta.old_file().path());
-            let path = path
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let path = path.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let (adds, dels) = match patch {
                 Some(p) => p.line_stats().map(|(_, a, d)| (a, d)).unwrap_or((0, 0)),
                 None => (0, 0),
@@ -285,14 +237,11 @@ impl Repo {
             0 => None,
             _ => Some(c.parent(0)?.tree()?),
         };
-        self.repo
-            .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), opts)
+        self.repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), opts)
     }
 
     fn find_commit(&self, id: &CommitId) -> Result<git2::Commit<'_>, GitError> {
-        self.repo
-            .find_commit(self.oid(id)?)
-            .map_err(|e| self.read_err(&format!("reading commit {}", id.short()), e))
+        self.repo.find_commit(self.oid(id)?).map_err(|e| self.read_err(&format!("reading commit {}", id.short()), e))
     }
 
     fn oid(&self, id: &CommitId) -> Result<Oid, GitError> {
@@ -300,17 +249,11 @@ impl Repo {
     }
 
     fn read_err(&self, doing: &str, e: git2::Error) -> GitError {
-        GitError::Read {
-            path: self.path.clone(),
-            doing: doing.to_string(),
-            message: e.message().to_string(),
-        }
+        GitError::Read { path: self.path.clone(), doing: doing.to_string(), message: e.message().to_string() }
     }
 }
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.
 fn lossy(bytes: Option<&[u8]>) -> String {
-    bytes
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
+    bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
 }

@@ -24,13 +24,7 @@ pub fn compare(
     let behind = sides(repo, &behind_ids, tickets, pair)?;
     let ahead = sides(repo, &ahead_ids, tickets, pair)?;
     let merge_base = repo.merge_base(running, target)?;
-    Ok(Comparison::new(
-        target_name.to_string(),
-        target.clone(),
-        merge_base,
-        behind,
-        ahead,
-    ))
+    Ok(Comparison::new(target_name.to_string(), target.clone(), merge_base, behind, ahead))
 }
 
 fn filtered(repo: &Repo, ids: Vec<CommitId>, paths: &[String]) -> Result<Vec<CommitId>, GitError> {
@@ -46,29 +40,17 @@ fn filtered(repo: &Repo, ids: Vec<CommitId>, paths: &[String]) -> Result<Vec<Com
     Ok(out)
 }
 
-fn sides(
-    repo: &Repo,
-    ids: &[CommitId],
-    tickets: &TicketMatcher,
-    patch_ids: bool,
-) -> Result<Vec<Side>, GitError> {
+fn sides(repo: &Repo, ids: &[CommitId], tickets: &TicketMatcher, patch_ids: bool) -> Result<Vec<Side>, GitError> {
     ids.iter()
         .map(|id| {
             let patch_id = if patch_ids { repo.patch_id(id)? } else { None };
-            Ok(Side {
-                record: record(repo, id, tickets)?,
-                patch_id,
-            })
+            Ok(Side { record: record(repo, id, tickets)?, patch_id })
         })
         .collect()
 }
 
 /// The report's view of one commit.
-pub fn record(
-    repo: &Repo,
-    id: &CommitId,
-    tickets: &TicketMatcher,
-) -> Result<CommitRecord, GitError> {
+pub fn record(repo: &Repo, id: &CommitId, tickets: &TicketMatcher) -> Result<CommitRecord, GitError> {
     let info = repo.commit_info(id)?;
     Ok(CommitRecord {
         sha: info.id,
@@ -77,6 +59,7 @@ pub fn record(
         author: info.author,
         email: info.email,
         date: info.date.to_rfc3339(),
+        committed_at: info.committed.to_rfc3339(),
         merge: info.parents > 1,
         equivalent: None,
     })

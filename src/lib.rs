@@ -7,6 +7,7 @@
 //! arguments and maps the outcome to an exit code.
 
 pub mod app;
+pub mod baseline;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod exit;
 pub mod git;
 pub mod history;
 pub mod model;
+pub mod policy;
 pub mod reference;
 pub mod report;
 pub mod resolve;

@@ -100,13 +100,8 @@ impl Evidence {
     pub fn describe(&self) -> String {
         match self.kind {
             EvidenceKind::Label => {
-                let full_sha =
-                    self.value.len() == 40 && self.value.bytes().all(|b| b.is_ascii_hexdigit());
-                let value = if full_sha {
-                    &self.value[..10]
-                } else {
-                    &self.value
-                };
+                let full_sha = self.value.len() == 40 && self.value.bytes().all(|b| b.is_ascii_hexdigit());
+                let value = if full_sha { &self.value[..10] } else { &self.value };
                 format!("label {}={value}", self.name)
             }
             EvidenceKind::ShaTag => format!("tag {}", self.value),
@@ -124,6 +119,8 @@ pub struct CommitRecord {
     pub email: String,
     /// Author date, RFC 3339.
     pub date: String,
+    /// Committer date, RFC 3339: when the commit landed where it is.
+    pub committed_at: String,
     pub tickets: Vec<String>,
     pub merge: bool,
     /// The commit on the other side with the same patch (a cherry-pick), if any.
@@ -207,6 +204,12 @@ codes! {
         "The environment compared with does not run this service on one resolved commit, so there is nothing to diff.";
     SourceUnreachable = "source-unreachable", Warn, true,
         "A source (Docker host, registry, cluster) could not be read: its workloads are missing from the answer.";
+    LagExceeded = "lag-exceeded", Deny, false,
+        "The environment lags the mainline by more commits or days than a `[[policy.lag]]` rule allows.";
+    ExceptionExpired = "exception-expired", Deny, false,
+        "A `[[policy.exceptions]]` entry is past its expiry date: what it excused counts again.";
+    ExceptionUnused = "exception-unused", Warn, false,
+        "A `[[policy.exceptions]]` entry matched no finding.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
 }
@@ -236,6 +239,13 @@ pub struct Finding {
     /// What to do about it, when there is something to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// What the finding is about, stable across runs (the drifting SHAs, the missing tag):
+    /// with code, environment and service it identifies the finding for baselines.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// Why the level was lowered to `allow`: an exception's reason, or the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
 }
 
 impl Finding {
@@ -247,7 +257,19 @@ impl Finding {
             service: None,
             message: message.into(),
             hint: None,
+            key: String::new(),
+            suppressed: None,
         }
+    }
+
+    pub fn key(mut self, key: impl Into<String>) -> Finding {
+        self.key = key.into();
+        self
+    }
+
+    /// `code environment/service key`: the identity a baseline remembers.
+    pub fn identity(&self) -> (Code, Option<&str>, Option<&str>, &str) {
+        (self.code, self.environment.as_deref(), self.service.as_deref(), self.key.as_str())
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Finding {

@@ -80,10 +80,7 @@ pub struct ReferenceError {
 
 impl ReferenceError {
     fn new(input: &str, reason: &'static str) -> Self {
-        ReferenceError {
-            input: input.to_string(),
-            reason,
-        }
+        ReferenceError { input: input.to_string(), reason }
     }
 }
 
@@ -108,30 +105,17 @@ impl ImageRef {
         };
         if let Some(tag) = tag {
             if !valid_tag(tag) {
-                return Err(err(
-                    "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -",
-                ));
+                return Err(err("a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -"));
             }
         }
         let (registry, path) = split_domain(name);
-        let registry =
-            normalise_registry(registry).ok_or_else(|| err("the registry host is not valid"))?;
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_string()
-        };
+        let registry = normalise_registry(registry).ok_or_else(|| err("the registry host is not valid"))?;
+        let repository =
+            if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
         if !valid_path(&repository) {
-            return Err(err(
-                "a repository is lower-case components of [a-z0-9] joined by . _ __ or -, separated by /",
-            ));
+            return Err(err("a repository is lower-case components of [a-z0-9] joined by . _ __ or -, separated by /"));
         }
-        Ok(ImageRef {
-            registry,
-            repository,
-            tag: tag.map(str::to_string),
-            digest,
-        })
+        Ok(ImageRef { registry, repository, tag: tag.map(str::to_string), digest })
     }
 
     /// `registry/repository`, the key services are matched on.
@@ -142,10 +126,7 @@ impl ImageRef {
     /// The short, familiar form: `nginx:1.25`, `ghcr.io/acme/api@sha256:…`.
     pub fn familiar(&self) -> String {
         let mut s = if self.registry == DOCKER_HUB {
-            self.repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_string()
+            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
         } else {
             self.name()
         };
@@ -162,10 +143,7 @@ impl ImageRef {
 
     /// The last path component: what a service is called when no config names it.
     pub fn short_name(&self) -> &str {
-        self.repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.repository)
+        self.repository.rsplit('/').next().unwrap_or(&self.repository)
     }
 }
 
@@ -210,9 +188,7 @@ impl fmt::Display for ImageRef {
 fn split_domain(name: &str) -> (&str, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             (first, rest)
         }
@@ -222,10 +198,7 @@ fn split_domain(name: &str) -> (&str, &str) {
 
 fn normalise_registry(host: &str) -> Option<String> {
     let lower = host.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "index.docker.io" | "registry-1.docker.io" | "docker.io"
-    ) {
+    if matches!(lower.as_str(), "index.docker.io" | "registry-1.docker.io" | "docker.io") {
         return Some(DOCKER_HUB.to_string());
     }
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
@@ -264,9 +237,7 @@ fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn valid_path(path: &str) -> bool {
@@ -356,10 +327,7 @@ mod tests {
     #[test]
     fn registry_hosts_ports_and_ipv6() {
         let r = named("localhost:5000/shop/api:1.4.2");
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str()),
-            ("localhost:5000", "shop/api")
-        );
+        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("localhost:5000", "shop/api"));
         assert_eq!(r.tag.as_deref(), Some("1.4.2"));
         assert_eq!(named("localhost/api").registry, "localhost");
         assert_eq!(named("[::1]:5000/api:v1").registry, "[::1]:5000");
@@ -383,29 +351,13 @@ mod tests {
     fn bare_image_ids_are_not_repositories() {
         let hex = "b".repeat(64);
         assert!(matches!(ImageSpec::parse(&hex), Ok(ImageSpec::Id(_))));
-        assert!(matches!(
-            ImageSpec::parse(&format!("sha256:{hex}")),
-            Ok(ImageSpec::Id(_))
-        ));
-        assert!(matches!(
-            ImageSpec::parse("abc123"),
-            Ok(ImageSpec::Named(_))
-        ));
+        assert!(matches!(ImageSpec::parse(&format!("sha256:{hex}")), Ok(ImageSpec::Id(_))));
+        assert!(matches!(ImageSpec::parse("abc123"), Ok(ImageSpec::Named(_))));
     }
 
     #[test]
     fn bad_references_are_rejected_with_a_reason() {
-        for s in [
-            "",
-            "UPPER",
-            "api:",
-            "api:-x",
-            "a b",
-            "api@sha256:123",
-            "host:99999/api",
-            "[zz]:5/a",
-            "a//b",
-        ] {
+        for s in ["", "UPPER", "api:", "api:-x", "a b", "api@sha256:123", "host:99999/api", "[zz]:5/a", "a//b"] {
             assert!(ImageRef::parse(s).is_err(), "{s:?} should be rejected");
         }
     }

@@ -15,17 +15,13 @@ use crate::git::{Lookup, Repo};
 use crate::model::{Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, Workload};
 
 /// Revision labels, most specific first.
-pub const REVISION_LABELS: &[&str] = &[
-    "org.opencontainers.image.revision",
-    "org.label-schema.vcs-ref",
-];
+pub const REVISION_LABELS: &[&str] = &["org.opencontainers.image.revision", "org.label-schema.vcs-ref"];
 
 /// `sha-9f3c2e1`, `sha256-…` is not a commit; `git-9f3c2e1`, `g9f3c2e1`, bare hex.
 static SHA_TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(sha-|sha_|sha|git-|commit-|g)?([0-9a-f]{7,40})$").unwrap());
 /// `main-9f3c2e1`, `1.4.2-9f3c2e1`: a build tag ending in a commit id.
-static SUFFIX_SHA_TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._]+-g?([0-9a-f]{7,40})$").unwrap());
+static SUFFIX_SHA_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._]+-g?([0-9a-f]{7,40})$").unwrap());
 /// `1.4.2`, `v2.0.0-rc.1`, `2026.11`: tags that name a release.
 static VERSION_TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^v?[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]+)?$").unwrap());
@@ -84,12 +80,7 @@ pub fn service_name(w: &Workload, config: &Config) -> String {
 
 /// Groups workloads into deployments (environment × service × distinct image), resolves
 /// each, and adds a `mixed-versions` finding where one service runs several images.
-pub fn deployments(
-    workloads: &[Workload],
-    config: &Config,
-    repo: &impl Commits,
-    shallow: bool,
-) -> Vec<Deployment> {
+pub fn deployments(workloads: &[Workload], config: &Config, repo: &impl Commits, shallow: bool) -> Vec<Deployment> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Workload>> = BTreeMap::new();
     for w in workloads {
         let key = (w.environment.clone(), service_name(w, config), identity(w));
@@ -100,16 +91,11 @@ pub fn deployments(
         .map(|((env, service, _), replicas)| {
             let first = replicas[0];
             let git_tags = config.git_tags(&service);
-            let (commit, evidence, findings) =
-                resolve(first, &env, &service, &git_tags, repo, shallow);
+            let (commit, evidence, findings) = resolve(first, &env, &service, &git_tags, repo, shallow);
             Deployment {
                 instances: replicas
                     .iter()
-                    .map(|w| Instance {
-                        name: w.instance.clone(),
-                        started_at: w.started_at,
-                        origin: w.origin.clone(),
-                    })
+                    .map(|w| Instance { name: w.instance.clone(), started_at: w.started_at, origin: w.origin.clone() })
                     .collect(),
                 digests: first.digests(),
                 image: first.image.clone(),
@@ -134,11 +120,7 @@ fn identity(w: &Workload) -> String {
     }
     let digests = w.digests();
     if !digests.is_empty() {
-        return digests
-            .iter()
-            .map(Digest::as_str)
-            .collect::<Vec<_>>()
-            .join(",");
+        return digests.iter().map(Digest::as_str).collect::<Vec<_>>().join(",");
     }
     w.image.to_string()
 }
@@ -146,35 +128,21 @@ fn identity(w: &Workload) -> String {
 fn flag_mixed_versions(deployments: &mut [Deployment]) {
     let mut by_service: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, d) in deployments.iter().enumerate() {
-        by_service
-            .entry((d.environment.clone(), d.service.clone()))
-            .or_default()
-            .push(i);
+        by_service.entry((d.environment.clone(), d.service.clone())).or_default().push(i);
     }
     for ((env, service), idx) in by_service.into_iter().filter(|(_, v)| v.len() > 1) {
         let variants: Vec<String> = idx
             .iter()
             .map(|&i| {
                 let d = &deployments[i];
-                let commit = d
-                    .commit
-                    .as_ref()
-                    .map(|c| c.short().to_string())
-                    .unwrap_or_else(|| "unresolved".into());
-                format!(
-                    "{} ({} replica{}, {commit})",
-                    d.image,
-                    d.instances.len(),
-                    plural(d.instances.len())
-                )
+                let commit = d.commit.as_ref().map(|c| c.short().to_string()).unwrap_or_else(|| "unresolved".into());
+                format!("{} ({} replica{}, {commit})", d.image, d.instances.len(), plural(d.instances.len()))
             })
             .collect();
-        let f = Finding::new(
-            Code::MixedVersions,
-            format!("{} images run at once: {}", idx.len(), variants.join("; ")),
-        )
-        .hint("finish or roll back the rollout so every replica runs one image")
-        .at(&env, &service);
+        let f = Finding::new(Code::MixedVersions, format!("{} images run at once: {}", idx.len(), variants.join("; ")))
+            .hint("finish or roll back the rollout so every replica runs one image")
+            .key(idx.iter().map(|&i| deployments[i].image.to_string()).collect::<Vec<_>>().join(","))
+            .at(&env, &service);
         for i in idx {
             deployments[i].findings.push(f.clone());
         }
@@ -202,23 +170,11 @@ pub fn resolve(
     };
 
     for key in REVISION_LABELS {
-        let Some(value) = w
-            .labels
-            .get(*key)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-        else {
+        let Some(value) = w.labels.get(*key).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
             continue;
         };
-        let found = lookup(
-            repo,
-            value,
-            &mut findings,
-            &format!("label {key}={value}"),
-            &fetch_hint(value),
-            env,
-            service,
-        );
+        let found =
+            lookup(repo, value, &mut findings, &format!("label {key}={value}"), &fetch_hint(value), env, service);
         evidence.push(Evidence {
             kind: EvidenceKind::Label,
             name: key.to_string(),
@@ -228,16 +184,7 @@ pub fn resolve(
     }
 
     if let Some(tag) = w.image.named().and_then(|r| r.tag.as_deref()) {
-        tag_evidence(
-            tag,
-            git_tags,
-            repo,
-            &mut evidence,
-            &mut findings,
-            env,
-            service,
-            shallow,
-        );
+        tag_evidence(tag, git_tags, repo, &mut evidence, &mut findings, env, service, shallow);
     }
 
     let mut distinct: Vec<&CommitId> = Vec::new();
@@ -249,20 +196,15 @@ pub fn resolve(
     match distinct.len() {
         0 => {
             let tried = if evidence.is_empty() {
-                format!(
-                    "{} has no revision label and no tag that names a commit or a git tag",
-                    w.image
-                )
+                format!("{} has no revision label and no tag that names a commit or a git tag", w.image)
             } else {
                 let e: Vec<String> = evidence.iter().map(Evidence::describe).collect();
-                format!(
-                    "none of the evidence names a commit of this repository: {}",
-                    e.join(", ")
-                )
+                format!("none of the evidence names a commit of this repository: {}", e.join(", "))
             };
             findings.push(
                 Finding::new(Code::Unresolved, tried)
                     .hint("build images with --label org.opencontainers.image.revision=$(git rev-parse HEAD), or tag them with their git tag")
+                    .key(w.image.to_string())
                     .at(env, service),
             );
             (None, evidence, findings)
@@ -272,18 +214,20 @@ pub fn resolve(
             let chosen = distinct[0].clone();
             let claims: Vec<String> = evidence
                 .iter()
-                .filter_map(|e| {
-                    e.commit
-                        .as_ref()
-                        .map(|c| format!("{} says {}", e.describe(), c.short()))
-                })
+                .filter_map(|e| e.commit.as_ref().map(|c| format!("{} says {}", e.describe(), c.short())))
                 .collect();
             findings.push(
                 Finding::new(
                     Code::EvidenceConflict,
-                    format!("{}; reporting {}, from the {}", claims.join(", "), chosen.short(), evidence_for(&evidence, &chosen)),
+                    format!(
+                        "{}; reporting {}, from the {}",
+                        claims.join(", "),
+                        chosen.short(),
+                        evidence_for(&evidence, &chosen)
+                    ),
                 )
                 .hint("a moved git tag or a mislabelled build: check which is right, then re-tag or rebuild")
+                .key(distinct.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(","))
                 .at(env, service),
             );
             (Some(chosen), evidence, findings)
@@ -305,27 +249,11 @@ fn tag_evidence(
     let sha = SHA_TAG
         .captures(tag)
         .map(|c| (c.get(1).is_some(), c[2].to_string()))
-        .or_else(|| {
-            SUFFIX_SHA_TAG
-                .captures(tag)
-                .map(|c| (true, c[1].to_string()))
-        })
+        .or_else(|| SUFFIX_SHA_TAG.captures(tag).map(|c| (true, c[1].to_string())))
         .filter(|(prefixed, hex)| *prefixed || hex.bytes().any(|b| b.is_ascii_alphabetic()));
     if let Some((_, hex)) = sha {
-        let hint = if shallow {
-            "git fetch --unshallow --tags".to_string()
-        } else {
-            format!("git fetch origin {hex}")
-        };
-        let found = lookup(
-            repo,
-            &hex,
-            findings,
-            &format!("tag {tag}"),
-            &hint,
-            env,
-            service,
-        );
+        let hint = if shallow { "git fetch --unshallow --tags".to_string() } else { format!("git fetch origin {hex}") };
+        let found = lookup(repo, &hex, findings, &format!("tag {tag}"), &hint, env, service);
         evidence.push(Evidence {
             kind: EvidenceKind::ShaTag,
             name: tag.to_string(),
@@ -337,12 +265,7 @@ fn tag_evidence(
     for template in git_tags {
         let name = template.replace("{tag}", tag);
         if let Some(commit) = repo.tag_commit(&name) {
-            evidence.push(Evidence {
-                kind: EvidenceKind::GitTag,
-                name,
-                value: tag.to_string(),
-                commit: Some(commit),
-            });
+            evidence.push(Evidence { kind: EvidenceKind::GitTag, name, value: tag.to_string(), commit: Some(commit) });
             return;
         }
     }
@@ -351,16 +274,10 @@ fn tag_evidence(
         findings.push(
             Finding::new(
                 Code::GitTagMissing,
-                format!(
-                    "image tag {tag} looks like a release, but no git tag {} exists here",
-                    tried.join(" or ")
-                ),
+                format!("image tag {tag} looks like a release, but no git tag {} exists here", tried.join(" or ")),
             )
-            .hint(if shallow {
-                "git fetch --unshallow --tags"
-            } else {
-                "git fetch --tags"
-            })
+            .hint(if shallow { "git fetch --unshallow --tags" } else { "git fetch --tags" })
+            .key(tag)
             .at(env, service),
         );
     }
@@ -377,29 +294,16 @@ fn lookup(
 ) -> Option<CommitId> {
     let (code, msg) = match repo.lookup_commit(hex) {
         Lookup::Found(c) => return Some(c),
-        Lookup::NotFound => (
-            Code::CommitNotFound,
-            format!("{what} names no commit in this repository"),
-        ),
-        Lookup::NotACommit => (
-            Code::CommitNotFound,
-            format!("{what} names an object that is not a commit"),
-        ),
-        Lookup::Ambiguous => (
-            Code::AmbiguousCommit,
-            format!("{what} matches several objects; a longer SHA is needed"),
-        ),
+        Lookup::NotFound => (Code::CommitNotFound, format!("{what} names no commit in this repository")),
+        Lookup::NotACommit => (Code::CommitNotFound, format!("{what} names an object that is not a commit")),
+        Lookup::Ambiguous => (Code::AmbiguousCommit, format!("{what} matches several objects; a longer SHA is needed")),
     };
-    findings.push(Finding::new(code, msg).hint(hint).at(env, service));
+    findings.push(Finding::new(code, msg).hint(hint).key(hex).at(env, service));
     None
 }
 
 fn evidence_for(evidence: &[Evidence], commit: &CommitId) -> String {
-    evidence
-        .iter()
-        .find(|e| e.commit.as_ref() == Some(commit))
-        .map(|e| e.kind.to_string())
-        .unwrap_or_default()
+    evidence.iter().find(|e| e.commit.as_ref() == Some(commit)).map(|e| e.kind.to_string()).unwrap_or_default()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -443,18 +347,12 @@ mod tests {
             image: ImageSpec::parse(image).unwrap(),
             image_id: None,
             repo_digests: vec![],
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             instance: None,
             started_at: None,
             origin: "test".into(),
         };
-        let tags: Vec<String> = crate::config::DEFAULT_GIT_TAGS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let tags: Vec<String> = crate::config::DEFAULT_GIT_TAGS.iter().map(|s| s.to_string()).collect();
         let (c, e, f) = resolve(&w, "prod", "api", &tags, &Fake, false);
         (c, e, f.iter().map(|f| f.code).collect())
     }
@@ -487,23 +385,11 @@ mod tests {
     #[test]
     fn nothing_resolves_is_unresolved_not_a_guess() {
         assert_eq!(run("api:latest", &[]).2, [Code::Unresolved]);
-        assert_eq!(
-            run("api:3.0.0", &[]).2,
-            [Code::GitTagMissing, Code::Unresolved]
-        );
-        assert_eq!(
-            run("api:sha-ccccccc", &[]).2,
-            [Code::CommitNotFound, Code::Unresolved]
-        );
-        assert_eq!(
-            run("api:abcabca", &[]).2,
-            [Code::AmbiguousCommit, Code::Unresolved]
-        );
+        assert_eq!(run("api:3.0.0", &[]).2, [Code::GitTagMissing, Code::Unresolved]);
+        assert_eq!(run("api:sha-ccccccc", &[]).2, [Code::CommitNotFound, Code::Unresolved]);
+        assert_eq!(run("api:abcabca", &[]).2, [Code::AmbiguousCommit, Code::Unresolved]);
         // An all-digit tag is a build number, not a missing commit.
-        assert_eq!(
-            run("api:12345678", &[]).2,
-            [Code::GitTagMissing, Code::Unresolved]
-        );
+        assert_eq!(run("api:12345678", &[]).2, [Code::GitTagMissing, Code::Unresolved]);
     }
 
     #[test]

@@ -4,14 +4,11 @@
 use regex::Regex;
 
 /// The defaults: Jira keys and GitHub issue numbers.
-pub const DEFAULT_PATTERNS: &[&str] =
-    &[r"\b([A-Z][A-Z0-9]+-[0-9]+)\b", r"(?:^|[^\w&/])(#[0-9]+)\b"];
+pub const DEFAULT_PATTERNS: &[&str] = &[r"\b([A-Z][A-Z0-9]+-[0-9]+)\b", r"(?:^|[^\w&/])(#[0-9]+)\b"];
 
 /// Upper-case words that look like Jira keys in ordinary prose (`UTF-8`, `SHA-256`).
 /// Only the default Jira pattern skips them; a configured pattern is taken as written.
-const NOT_TICKETS: &[&str] = &[
-    "UTF", "SHA", "ISO", "RFC", "CVE", "HTTP", "TLS", "SSL", "AES", "RSA", "PEP", "MD",
-];
+const NOT_TICKETS: &[&str] = &["UTF", "SHA", "ISO", "RFC", "CVE", "HTTP", "TLS", "SSL", "AES", "RSA", "PEP", "MD"];
 
 #[derive(Clone, Debug)]
 pub struct TicketMatcher {
@@ -21,21 +18,12 @@ pub struct TicketMatcher {
 
 impl TicketMatcher {
     pub fn defaults() -> TicketMatcher {
-        let patterns = DEFAULT_PATTERNS
-            .iter()
-            .map(|p| Regex::new(p).expect("default ticket pattern"))
-            .collect();
-        TicketMatcher {
-            patterns,
-            defaults: true,
-        }
+        let patterns = DEFAULT_PATTERNS.iter().map(|p| Regex::new(p).expect("default ticket pattern")).collect();
+        TicketMatcher { patterns, defaults: true }
     }
 
     pub fn new(patterns: Vec<Regex>) -> TicketMatcher {
-        TicketMatcher {
-            patterns,
-            defaults: false,
-        }
+        TicketMatcher { patterns, defaults: false }
     }
 
     /// Ticket keys in `message`, in order of first appearance, without duplicates. A pattern
@@ -44,10 +32,7 @@ impl TicketMatcher {
         let mut out: Vec<String> = Vec::new();
         for re in &self.patterns {
             for caps in re.captures_iter(message) {
-                let m = caps
-                    .get(1)
-                    .or_else(|| caps.get(0))
-                    .expect("group 0 always matches");
+                let m = caps.get(1).or_else(|| caps.get(0)).expect("group 0 always matches");
                 let key = m.as_str().trim();
                 if key.is_empty() || out.iter().any(|k| k == key) || self.is_prose(key) {
                     continue;
@@ -59,10 +44,7 @@ impl TicketMatcher {
     }
 
     fn is_prose(&self, key: &str) -> bool {
-        self.defaults
-            && key
-                .split_once('-')
-                .is_some_and(|(p, _)| NOT_TICKETS.contains(&p))
+        self.defaults && key.split_once('-').is_some_and(|(p, _)| NOT_TICKETS.contains(&p))
     }
 }
 
@@ -80,9 +62,7 @@ mod tests {
     #[test]
     fn prose_and_urls_are_not_tickets() {
         let m = TicketMatcher::defaults();
-        assert!(m
-            .find("Decode UTF-8 and SHA-256 per RFC-7231; see a/b#12 and &#38;")
-            .is_empty());
+        assert!(m.find("Decode UTF-8 and SHA-256 per RFC-7231; see a/b#12 and &#38;").is_empty());
     }
 
     #[test]

@@ -14,13 +14,8 @@ fn linear() -> TestRepo {
 #[test]
 fn zero_config_status_reads_the_inventory_from_stdin_and_exits_clean() {
     let r = linear();
-    let inv =
-        r#"{"workloads": [{"environment": "production", "image": "ghcr.io/acme/shop-api:1.0.0"}]}"#;
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", "-", "--format", "json"],
-        Some(inv),
-    );
+    let inv = r#"{"workloads": [{"environment": "production", "image": "ghcr.io/acme/shop-api:1.0.0"}]}"#;
+    let run = prodiff(r.path(), &["status", "--inventory", "-", "--format", "json"], Some(inv));
     run.expect_code(0);
     let report = run.json();
     let prod = row(&report, "production", "shop-api");
@@ -35,75 +30,29 @@ fn the_mainline_falls_back_to_master_and_can_be_chosen() {
     r.commit("main", "one", &[("a.txt", "1")]);
     r.git(&["branch", "-m", "main", "master"]);
     let inv = r#"{"workloads": [{"environment": "p", "image": "acme/api:1"}]}"#;
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", "-", "--format", "json"],
-        Some(inv),
-    );
+    let run = prodiff(r.path(), &["status", "--inventory", "-", "--format", "json"], Some(inv));
     assert_eq!(run.json()["mainline"]["name"], "master", "{}", run.context);
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", "-", "--mainline", "nope"],
-        Some(inv),
-    );
+    let run = prodiff(r.path(), &["status", "--inventory", "-", "--mainline", "nope"], Some(inv));
     run.expect_code(2);
-    assert!(
-        run.stderr.contains("\"nope\" does not name a commit"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("\"nope\" does not name a commit"), "{}", run.context);
 }
 
 #[test]
 fn config_errors_name_the_file_line_and_key_and_exit_2() {
     let r = linear();
-    std::fs::write(
-        r.path().join("prodiff.toml"),
-        "[services.api]\nimage = \"acme/api\"\nbranch = \"x\"\n",
-    )
-    .unwrap();
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", "-"],
-        Some(r#"{"workloads": []}"#),
-    );
+    std::fs::write(r.path().join("prodiff.toml"), "[services.api]\nimage = \"acme/api\"\nbranch = \"x\"\n").unwrap();
+    let run = prodiff(r.path(), &["status", "--inventory", "-"], Some(r#"{"workloads": []}"#));
     run.expect_code(2);
-    assert!(
-        run.stderr
-            .contains("prodiff.toml:3:1: unknown field `branch`"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("prodiff.toml:3:1: unknown field `branch`"), "{}", run.context);
 
-    std::fs::write(
-        r.path().join("prodiff.toml"),
-        "[tickets]\npatterns = [\"([A-Z]+\"]\n",
-    )
-    .unwrap();
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", "-"],
-        Some(r#"{"workloads": []}"#),
-    );
+    std::fs::write(r.path().join("prodiff.toml"), "[tickets]\npatterns = [\"([A-Z]+\"]\n").unwrap();
+    let run = prodiff(r.path(), &["status", "--inventory", "-"], Some(r#"{"workloads": []}"#));
     run.expect_code(2);
-    assert!(
-        run.stderr
-            .contains("prodiff.toml:2:13: tickets.patterns: invalid regular expression"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("prodiff.toml:2:13: tickets.patterns: invalid regular expression"), "{}", run.context);
 
-    let run = prodiff(
-        r.path(),
-        &["status", "--config", "/nonexistent/prodiff.toml"],
-        None,
-    );
+    let run = prodiff(r.path(), &["status", "--config", "/nonexistent/prodiff.toml"], None);
     run.expect_code(2);
-    assert!(
-        run.stderr.contains("cannot read /nonexistent/prodiff.toml"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("cannot read /nonexistent/prodiff.toml"), "{}", run.context);
 }
 
 #[test]
@@ -111,27 +60,14 @@ fn inventory_errors_name_the_file_and_line_and_exit_2() {
     let r = linear();
     let inv = r.path().join("inv.json");
     std::fs::write(&inv, "{\"workloads\": [\n  {\"environment\": \"p\",\n   \"image\": \"acme/api:1\",\n   \"image_id\": \"sha256:123\"}]}").unwrap();
-    let run = prodiff(
-        r.path(),
-        &["status", "--inventory", inv.to_str().unwrap()],
-        None,
-    );
+    let run = prodiff(r.path(), &["status", "--inventory", inv.to_str().unwrap()], None);
     run.expect_code(2);
     assert!(run.stderr.contains("inv.json:4:"), "{}", run.context);
-    assert!(
-        run.stderr
-            .contains("a digest is `sha256:` followed by 64 hex digits"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("a digest is `sha256:` followed by 64 hex digits"), "{}", run.context);
 
     let run = prodiff(r.path(), &["status", "--inventory", "missing.json"], None);
     run.expect_code(2);
-    assert!(
-        run.stderr.contains("cannot read inventory missing.json"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("cannot read inventory missing.json"), "{}", run.context);
     assert!(!run.stderr.contains("panicked"));
 }
 
@@ -142,47 +78,29 @@ fn usage_errors_exit_2_with_a_reason() {
     let run = prodiff(r.path(), &["diff", "prod", "--inventory", "-"], Some(inv));
     run.expect_code(2);
     assert!(
-        run.stderr
-            .contains("no workloads in environment \"prod\" (environments seen: production)"),
+        run.stderr.contains("no workloads in environment \"prod\" (environments seen: production)"),
         "{}",
         run.context
     );
-    let run = prodiff(
-        r.path(),
-        &["diff", "production", "--service", "web", "--inventory", "-"],
-        Some(inv),
-    );
+    let run = prodiff(r.path(), &["diff", "production", "--service", "web", "--inventory", "-"], Some(inv));
     run.expect_code(2);
     assert!(run.stderr.contains("no service \"web\""), "{}", run.context);
     let run = prodiff(r.path(), &["status"], None);
     run.expect_code(2);
     assert!(run.stderr.contains("nothing to audit"), "{}", run.context);
-    let run = prodiff(
-        r.path(),
-        &["status", "--format", "yaml", "--inventory", "-"],
-        Some(inv),
-    );
+    let run = prodiff(r.path(), &["status", "--format", "yaml", "--inventory", "-"], Some(inv));
     run.expect_code(2);
     let not_a_repo = tempfile::tempdir().unwrap();
-    let run = prodiff(
-        not_a_repo.path(),
-        &["status", "--inventory", "-"],
-        Some(inv),
-    );
+    let run = prodiff(not_a_repo.path(), &["status", "--inventory", "-"], Some(inv));
     run.expect_code(2);
-    assert!(
-        run.stderr.contains("cannot open a git repository"),
-        "{}",
-        run.context
-    );
+    assert!(run.stderr.contains("cannot open a git repository"), "{}", run.context);
 }
 
 #[test]
 fn a_closed_pipe_is_not_a_crash() {
     let r = linear();
-    let rows: Vec<String> = (0..2000)
-        .map(|i| format!("{{\"environment\": \"e{i}\", \"image\": \"acme/api:1.0.0\"}}"))
-        .collect();
+    let rows: Vec<String> =
+        (0..2000).map(|i| format!("{{\"environment\": \"e{i}\", \"image\": \"acme/api:1.0.0\"}}")).collect();
     let inv = r.path().join("big.json");
     std::fs::write(&inv, format!("{{\"workloads\": [{}]}}", rows.join(","))).unwrap();
     let script = format!(
@@ -190,12 +108,7 @@ fn a_closed_pipe_is_not_a_crash() {
         env!("CARGO_BIN_EXE_prodiff"),
         inv.display()
     );
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(r.path())
-        .output()
-        .unwrap();
+    let out = std::process::Command::new("bash").arg("-c").arg(&script).current_dir(r.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -204,8 +117,7 @@ fn a_closed_pipe_is_not_a_crash() {
 
 #[test]
 fn every_finding_code_is_documented_in_the_readme() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for code in prodiff::model::Code::ALL {
         let row = format!("| `{}` | {}", code.as_str(), code.default_level());
         assert!(readme.contains(&row), "README has no row starting {row:?}");

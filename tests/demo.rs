@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
-fn demo_dir() -> PathBuf {
+pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
 }
 
@@ -16,11 +16,7 @@ fn demo_repo() -> tempfile::TempDir {
         .arg(dir.path().join("shop"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "make-repo.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "make-repo.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     dir
 }
 
@@ -41,43 +37,40 @@ pub fn expect_file(name: &str, actual: &str) {
     }
 }
 
-fn run_demo(args: &[&str]) -> Run {
+/// Runs prodiff on a fresh demo repository, with the demo config unless `args` has one.
+pub fn run_demo(args: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = demo_repo();
     let repo = dir.path().join("shop");
     let config = demo_dir().join("prodiff.toml");
     let mut all: Vec<&str> = args.to_vec();
-    all.extend([
-        "--repo",
-        repo.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let mut run = prodiff(dir.path(), &all, None);
+    all.extend(["--repo", repo.to_str().unwrap()]);
+    if !args.contains(&"--config") {
+        all.extend(["--config", config.to_str().unwrap()]);
+    }
+    let mut run = prodiff_env(dir.path(), &all, None, env);
     // Paths differ per checkout; the rest must not.
-    run.stdout = run
-        .stdout
-        .replace(repo.to_str().unwrap(), "<demo>")
-        .replace(demo_dir().to_str().unwrap(), "<fixtures>");
+    run.stdout =
+        run.stdout.replace(repo.to_str().unwrap(), "<demo>").replace(demo_dir().to_str().unwrap(), "<fixtures>");
     run
 }
 
 #[test]
 fn demo_status_answers_what_runs_where() {
-    let run = run_demo(&["status"]);
+    let run = run_demo(&["status"], &[]);
     run.expect_code(1);
     expect_file("status.expected", &run.stdout);
 }
 
 #[test]
 fn demo_diff_lists_the_commits_both_ways() {
-    let run = run_demo(&["diff", "production", "--service", "api"]);
+    let run = run_demo(&["diff", "production", "--service", "api"], &[]);
     run.expect_code(1);
     expect_file("diff-production-api.expected", &run.stdout);
 }
 
 #[test]
 fn demo_json_is_stable() {
-    let run = run_demo(&["status", "--format", "json"]);
+    let run = run_demo(&["status", "--format", "json"], &[]);
     run.expect_code(1);
     expect_file("status.expected.json", &run.stdout);
 }

@@ -10,29 +10,17 @@ const REV: &str = "org.opencontainers.image.revision";
 /// mainline fix and a hotfix that main never got.
 fn release_history() -> TestRepo {
     let r = TestRepo::new();
-    r.commit(
-        "main",
-        "initial",
-        &[("api/app.txt", "1"), ("web/app.txt", "1")],
-    );
+    r.commit("main", "initial", &[("api/app.txt", "1"), ("web/app.txt", "1")]);
     r.commit("main", "SHOP-1 add cart", &[("api/cart.txt", "cart")]);
     r.tag("v1.0.0", "main", true);
     r.commit("main", "SHOP-2 search", &[("web/search.txt", "search")]);
     r.branch("feature/pay", "main");
     r.commit("feature/pay", "SHOP-3 payments", &[("api/pay.txt", "pay")]);
     r.merge("main", "feature/pay", "Merge branch 'feature/pay'");
-    r.commit(
-        "main",
-        "SHOP-4 fix rounding",
-        &[("api/round.txt", "round half even")],
-    );
+    r.commit("main", "SHOP-4 fix rounding", &[("api/round.txt", "round half even")]);
     r.branch("release/1.0", "v1.0.0");
     r.cherry_pick("release/1.0", "SHOP-4 fix rounding", "picked rounding");
-    r.commit(
-        "release/1.0",
-        "SHOP-9 hotfix: disable promo",
-        &[("api/promo.txt", "off")],
-    );
+    r.commit("release/1.0", "SHOP-9 hotfix: disable promo", &[("api/promo.txt", "off")]);
     r.tag("v1.0.1", "release/1.0", false);
     r.commit("main", "SHOP-5 new ui (#42)", &[("web/ui.txt", "ui")]);
     r.tag("v1.1.0", "main", true);
@@ -41,15 +29,8 @@ fn release_history() -> TestRepo {
 }
 
 fn status(r: &TestRepo, inv: &std::path::Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "status",
-        "--format",
-        "json",
-        "--repo",
-        r.path().to_str().unwrap(),
-        "--inventory",
-        inv.to_str().unwrap(),
-    ];
+    let mut args =
+        vec!["status", "--format", "json", "--repo", r.path().to_str().unwrap(), "--inventory", inv.to_str().unwrap()];
     args.extend_from_slice(extra);
     prodiff(r.path(), &args, None)
 }
@@ -62,18 +43,8 @@ fn behind_and_ahead_equal_git_rev_list_on_a_release_branch() {
         r.dir.path(),
         "../inv-release.json",
         &[
-            (
-                "production",
-                "api",
-                "registry.example.com/shop/api:1.0.1",
-                &[],
-            ),
-            (
-                "staging",
-                "api",
-                "registry.example.com/shop/api:1.1.0",
-                &[(REV, &c5)],
-            ),
+            ("production", "api", "registry.example.com/shop/api:1.0.1", &[]),
+            ("staging", "api", "registry.example.com/shop/api:1.1.0", &[(REV, &c5)]),
         ],
     );
     let run = status(&r, &inv, &[]);
@@ -92,17 +63,8 @@ fn behind_and_ahead_equal_git_rev_list_on_a_release_branch() {
     assert_eq!(prod["merge_base"], r.rev("v1.0.0").as_str());
 
     // Equivalence marks equal git's --cherry-mark on both sides.
-    let marks = r.rev_list(&[
-        "--cherry-mark",
-        "--left-right",
-        "--no-merges",
-        &format!("main...{h2}"),
-    ]);
-    let git_equal: Vec<String> = marks
-        .iter()
-        .filter_map(|l| l.strip_prefix('='))
-        .map(str::to_string)
-        .collect();
+    let marks = r.rev_list(&["--cherry-mark", "--left-right", "--no-merges", &format!("main...{h2}")]);
+    let git_equal: Vec<String> = marks.iter().filter_map(|l| l.strip_prefix('=')).map(str::to_string).collect();
     let mut ours: Vec<String> = ["behind", "ahead"]
         .iter()
         .flat_map(|side| prod[*side].as_array().unwrap().iter())
@@ -128,16 +90,9 @@ fn behind_and_ahead_equal_git_rev_list_on_a_release_branch() {
     assert_eq!(staging["behind"], serde_json::json!([]));
     assert_eq!(staging["ahead"], serde_json::json!([]));
     assert!(codes(staging).is_empty(), "{staging:#}");
-    let merge = row(&report, "production", "api")["behind"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["merge"] == true)
-        .cloned();
-    assert!(
-        merge.is_some(),
-        "the merge commit is listed like git rev-list lists it"
-    );
+    let merge =
+        row(&report, "production", "api")["behind"].as_array().unwrap().iter().find(|c| c["merge"] == true).cloned();
+    assert!(merge.is_some(), "the merge commit is listed like git rev-list lists it");
 }
 
 #[test]
@@ -146,49 +101,17 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     let inv = inventory(
         r.dir.path(),
         "../inv-diff.json",
-        &[
-            ("production", "api", "shop/api:1.0.1", &[]),
-            ("staging", "api", "shop/api:1.1.0", &[]),
-        ],
+        &[("production", "api", "shop/api:1.0.1", &[]), ("staging", "api", "shop/api:1.1.0", &[])],
     );
     let repo = r.path().to_str().unwrap();
-    let run = prodiff(
-        r.path(),
-        &[
-            "diff",
-            "production",
-            "--repo",
-            repo,
-            "--inventory",
-            inv.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = prodiff(r.path(), &["diff", "production", "--repo", repo, "--inventory", inv.to_str().unwrap()], None);
     run.expect_code(1);
     let h2 = r.rev("v1.0.1");
-    for sha in r
-        .rev_list(&[&format!("{h2}..main")])
-        .iter()
-        .chain(r.rev_list(&[&format!("main..{h2}")]).iter())
-    {
-        assert!(
-            run.stdout.contains(&sha[..10]),
-            "{} missing from\n{}",
-            &sha[..10],
-            run.stdout
-        );
+    for sha in r.rev_list(&[&format!("{h2}..main")]).iter().chain(r.rev_list(&[&format!("main..{h2}")]).iter()) {
+        assert!(run.stdout.contains(&sha[..10]), "{} missing from\n{}", &sha[..10], run.stdout);
     }
-    assert!(
-        run.stdout
-            .contains("Not running yet: 5 commits in main, not in production"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("Running but not in main: 2 commits"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("Not running yet: 5 commits in main, not in production"), "{}", run.stdout);
+    assert!(run.stdout.contains("Running but not in main: 2 commits"), "{}", run.stdout);
     assert!(run.stdout.contains("(same change as"), "{}", run.stdout);
 
     // Against the staging environment: staging runs v1.1.0.
@@ -212,14 +135,8 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     let prod = row(&report, "production", "api");
     let v110 = r.rev("v1.1.0");
     assert_eq!(prod["target"], "env:staging");
-    assert_eq!(
-        shas(&prod["behind"]),
-        r.rev_list(&[&format!("{h2}..{v110}")])
-    );
-    assert_eq!(
-        shas(&prod["ahead"]),
-        r.rev_list(&[&format!("{v110}..{h2}")])
-    );
+    assert_eq!(shas(&prod["behind"]), r.rev_list(&[&format!("{h2}..{v110}")]));
+    assert_eq!(shas(&prod["ahead"]), r.rev_list(&[&format!("{v110}..{h2}")]));
 
     // Against a git ref.
     let run = prodiff(
@@ -241,10 +158,7 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     let report = run.json();
     let prod = row(&report, "production", "api");
     assert_eq!(shas(&prod["behind"]), Vec::<String>::new());
-    assert_eq!(
-        shas(&prod["ahead"]),
-        r.rev_list(&[&format!("v1.0.0..{h2}")])
-    );
+    assert_eq!(shas(&prod["ahead"]), r.rev_list(&[&format!("v1.0.0..{h2}")]));
 }
 
 #[test]
@@ -278,31 +192,18 @@ fn annotated_tags_are_peeled_and_a_moved_tag_conflicts_with_the_label() {
     let inv = inventory(
         r.dir.path(),
         "../inv-moved.json",
-        &[
-            ("production", "api", "shop/api:1.1.0", &[(REV, &c5)]),
-            ("staging", "api", "shop/api:1.0.0", &[]),
-        ],
+        &[("production", "api", "shop/api:1.1.0", &[(REV, &c5)]), ("staging", "api", "shop/api:1.0.0", &[])],
     );
     let run = status(&r, &inv, &[]);
     run.expect_code(1);
     let report = run.json();
     let prod = row(&report, "production", "api");
-    assert_eq!(
-        prod["commit"],
-        c5.as_str(),
-        "the image's own label is reported"
-    );
+    assert_eq!(prod["commit"], c5.as_str(), "the image's own label is reported");
     assert_eq!(codes(prod), ["evidence-conflict"]);
     let msg = prod["findings"][0]["message"].as_str().unwrap();
-    assert!(
-        msg.contains(&c5[..10]) && msg.contains(&r.rev("SHOP-2 search")[..10]),
-        "{msg}"
-    );
+    assert!(msg.contains(&c5[..10]) && msg.contains(&r.rev("SHOP-2 search")[..10]), "{msg}");
     // An annotated tag resolves to the commit, not the tag object.
-    assert_eq!(
-        row(&report, "staging", "api")["commit"],
-        r.rev("SHOP-1 add cart").as_str()
-    );
+    assert_eq!(row(&report, "staging", "api")["commit"], r.rev("SHOP-1 add cart").as_str());
 }
 
 #[test]
@@ -310,58 +211,22 @@ fn a_shallow_clone_gives_no_counts_and_says_what_to_fetch() {
     let r = release_history();
     let clone = tempfile::tempdir().unwrap();
     let url = format!("file://{}", r.path().display());
-    git_in(
-        clone.path(),
-        &[
-            "clone",
-            "-q",
-            "--depth",
-            "2",
-            "--no-single-branch",
-            &url,
-            "c",
-        ],
-        0,
-    );
+    git_in(clone.path(), &["clone", "-q", "--depth", "2", "--no-single-branch", &url, "c"], 0);
     let repo = clone.path().join("c");
     let c5 = r.rev("SHOP-5 new ui (#42)");
-    let inv = inventory(
-        clone.path(),
-        "inv.json",
-        &[("production", "api", "shop/api", &[(REV, &c5)])],
-    );
-    let run = prodiff(
-        &repo,
-        &[
-            "status",
-            "--format",
-            "json",
-            "--inventory",
-            inv.to_str().unwrap(),
-        ],
-        None,
-    );
+    let inv = inventory(clone.path(), "inv.json", &[("production", "api", "shop/api", &[(REV, &c5)])]);
+    let run = prodiff(&repo, &["status", "--format", "json", "--inventory", inv.to_str().unwrap()], None);
     run.expect_code(3);
     let report = run.json();
     assert_eq!(report["shallow"], true);
     assert_eq!(report["complete"], false);
     assert_eq!(report["findings"][0]["code"], "shallow-clone");
-    assert!(report["findings"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("git fetch --unshallow --tags"));
+    assert!(report["findings"][0]["hint"].as_str().unwrap().contains("git fetch --unshallow --tags"));
     let prod = row(&report, "production", "api");
     assert_eq!(prod["commit"], c5.as_str());
-    assert!(
-        prod["behind"].is_null() && prod["ahead"].is_null(),
-        "{prod:#}"
-    );
+    assert!(prod["behind"].is_null() && prod["ahead"].is_null(), "{prod:#}");
 
-    let table = prodiff(
-        &repo,
-        &["status", "--inventory", inv.to_str().unwrap()],
-        None,
-    );
+    let table = prodiff(&repo, &["status", "--inventory", inv.to_str().unwrap()], None);
     table.expect_code(3);
     assert!(table.stdout.contains("(shallow clone)"), "{}", table.stdout);
 }
@@ -373,10 +238,7 @@ fn commits_and_tags_missing_locally_are_findings_with_a_fetch_hint() {
     let inv = inventory(
         r.dir.path(),
         "../inv-missing.json",
-        &[
-            ("production", "api", "shop/api:9.9.9", &[]),
-            ("production", "web", "shop/web:latest", &[(REV, unknown)]),
-        ],
+        &[("production", "api", "shop/api:9.9.9", &[]), ("production", "web", "shop/web:latest", &[(REV, unknown)])],
     );
     let run = status(&r, &inv, &[]);
     run.expect_code(1);
@@ -384,16 +246,10 @@ fn commits_and_tags_missing_locally_are_findings_with_a_fetch_hint() {
     let api = row(&report, "production", "api");
     assert!(api["commit"].is_null());
     assert_eq!(codes(api), ["git-tag-missing", "unresolved"]);
-    assert!(api["findings"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("git fetch --tags"));
+    assert!(api["findings"][0]["hint"].as_str().unwrap().contains("git fetch --tags"));
     let web = row(&report, "production", "web");
     assert_eq!(codes(web), ["commit-not-found", "unresolved"]);
-    assert!(web["findings"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("git fetch origin {unknown}")));
+    assert!(web["findings"][0]["hint"].as_str().unwrap().contains(&format!("git fetch origin {unknown}")));
     assert!(web["behind"].is_null());
 }
 
@@ -412,16 +268,10 @@ fn replicas_on_different_images_are_grouped_and_flagged() {
     let report = status(&r, &inv, &[]).json();
     let rows: Vec<&Value> = report["results"].as_array().unwrap().iter().collect();
     assert_eq!(rows.len(), 2, "one row per distinct image");
-    let old = rows
-        .iter()
-        .find(|r| r["image"] == "shop/api:1.0.1")
-        .unwrap();
+    let old = rows.iter().find(|r| r["image"] == "shop/api:1.0.1").unwrap();
     assert_eq!(old["instances"].as_array().unwrap().len(), 2);
     assert_eq!(old["digests"], serde_json::json!([id_a]));
     for row in &rows {
-        assert!(
-            codes(row).contains(&"mixed-versions".to_string()),
-            "{row:#}"
-        );
+        assert!(codes(row).contains(&"mixed-versions".to_string()), "{row:#}");
     }
 }

@@ -2,5 +2,6 @@
 
 mod cli;
 mod demo;
+mod gate;
 mod history;
 mod util;

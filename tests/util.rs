@@ -97,9 +97,7 @@ impl TestRepo {
         if let Some(s) = self.shas.borrow().get(what) {
             return s.clone();
         }
-        self.git(&["rev-parse", &format!("{what}^{{commit}}")])
-            .trim()
-            .to_string()
+        self.git(&["rev-parse", &format!("{what}^{{commit}}")]).trim().to_string()
     }
 
     /// `git rev-list ARGS` as a list of full SHAs, in git's order.
@@ -111,12 +109,7 @@ impl TestRepo {
 
     fn checkout(&self, branch: &str) {
         let exists = Command::new("git")
-            .args([
-                "rev-parse",
-                "--verify",
-                "-q",
-                &format!("refs/heads/{branch}"),
-            ])
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
             .current_dir(self.path())
             .output()
             .unwrap()
@@ -142,9 +135,7 @@ impl TestRepo {
 
     fn remember(&self, subject: &str) -> String {
         let sha = self.git(&["rev-parse", "HEAD"]).trim().to_string();
-        self.shas
-            .borrow_mut()
-            .insert(subject.to_string(), sha.clone());
+        self.shas.borrow_mut().insert(subject.to_string(), sha.clone());
         sha
     }
 }
@@ -184,8 +175,7 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.context))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.context))
     }
 
     /// Asserts the exit code, showing everything when it differs.
@@ -197,38 +187,27 @@ impl Run {
 
 /// Runs the prodiff binary in `cwd` with `args`, feeding `stdin` if given.
 pub fn prodiff(cwd: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    prodiff_env(cwd, args, stdin, &[])
+}
+
+/// `prodiff` with extra environment variables (and none of the caller's that change output).
+pub fn prodiff_env(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_prodiff"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env_remove("GITHUB_STEP_SUMMARY");
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    cmd.args(args).current_dir(cwd).env_remove("NO_COLOR").env_remove("GITHUB_STEP_SUMMARY").env_remove("PRODIFF_NOW");
+    cmd.envs(env.iter().copied());
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("prodiff binary runs");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        // prodiff may exit (on a config error) before reading its input.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     }
     drop(child.stdin.take());
     let out: Output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let context = format!(
-        "cwd: {}\nargs: {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        cwd.display()
-    );
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        context,
-    }
+    let context = format!("cwd: {}\nargs: {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", cwd.display());
+    Run { code: out.status.code().unwrap_or(-1), stdout, stderr, context }
 }
 
 /// Writes an inventory with one workload per (environment, service, image, labels).
@@ -236,16 +215,14 @@ pub fn inventory(dir: &Path, name: &str, rows: &[(&str, &str, &str, &[(&str, &st
     let workloads: Vec<Value> = rows
         .iter()
         .map(|(env, service, image, labels)| {
-            let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+            let labels: serde_json::Map<String, Value> =
+                labels.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
             serde_json::json!({"environment": env, "service": service, "image": image, "labels": labels})
         })
         .collect();
     let path = dir.join(name);
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&serde_json::json!({ "workloads": workloads })).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "workloads": workloads })).unwrap())
+        .unwrap();
     path
 }
 
@@ -260,12 +237,7 @@ pub fn shas(v: &Value) -> Vec<String> {
 
 /// The finding codes of a JSON result row.
 pub fn codes(row: &Value) -> Vec<String> {
-    row["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
+    row["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()
 }
 
 /// The result row for an environment and service.

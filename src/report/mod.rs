@@ -4,8 +4,12 @@
 //! The JSON form is the versioned schema documented in the README: bump
 //! `SCHEMA_VERSION` when a field changes meaning or disappears (adding fields is fine).
 
+pub mod github;
 pub mod json;
+pub mod markdown;
 pub mod table;
+
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -17,8 +21,33 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned columns for a terminal (colour only on a terminal; honours NO_COLOR).
     Table,
+    /// The versioned JSON schema (see the README), stable ordering.
     Json,
+    /// For pull-request comments and release notes.
+    Markdown,
+    /// GitHub Actions annotations, then the table; a job summary when GITHUB_STEP_SUMMARY is set.
+    Github,
+}
+
+/// Which picture of the report a command wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// One line per service × environment × image.
+    Status,
+    /// The commit lists of every row.
+    Diff,
+}
+
+/// Renders `report` in `format`. The only entry point commands use.
+pub fn render(report: &Report, view: View, format: Format, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Table => table::render(report, view, color, out),
+        Format::Json => json::render(report, out),
+        Format::Markdown => markdown::render(report, view, out),
+        Format::Github => github::render(report, view, out),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -33,6 +62,20 @@ pub struct Report {
     pub results: Vec<Row>,
     /// Findings about the whole run (a shallow clone, an empty environment).
     pub findings: Vec<Finding>,
+    /// `prodiff check` only: the verdict and what changed since the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub passed: bool,
+    pub denied: usize,
+    pub warned: usize,
+    /// The baseline file compared with, if any.
+    pub baseline: Option<String>,
+    /// A unified diff of the audited state, baseline to now (empty without a baseline).
+    pub changes: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,13 +113,7 @@ impl Row {
             findings.extend(c.findings(&d.environment, &d.service));
         }
         let (target, target_commit, merge_base, behind, ahead) = match cmp {
-            Some(c) => (
-                Some(c.target),
-                Some(c.target_commit),
-                c.merge_base,
-                Some(c.behind),
-                Some(c.ahead),
-            ),
+            Some(c) => (Some(c.target), Some(c.target_commit), c.merge_base, Some(c.behind), Some(c.ahead)),
             None => (None, None, None, None, None),
         };
         Row {
@@ -98,34 +135,59 @@ impl Row {
 
     /// Commits in the target and not running in any form; None when unknown.
     pub fn missing_count(&self) -> Option<usize> {
-        self.behind
-            .as_ref()
-            .map(|b| b.iter().filter(|c| c.equivalent.is_none()).count())
+        self.behind.as_ref().map(|b| b.iter().filter(|c| c.equivalent.is_none()).count())
+    }
+
+    /// The target, how many of its commits are not running, and when the oldest of them
+    /// landed; None when unknown.
+    pub fn lag(&self) -> Option<(String, usize, Option<chrono::DateTime<chrono::Utc>>)> {
+        let behind = self.behind.as_ref()?;
+        let missing: Vec<_> = behind.iter().filter(|c| c.equivalent.is_none()).collect();
+        let oldest = missing.iter().filter_map(|c| chrono::DateTime::parse_from_rfc3339(&c.committed_at).ok()).min();
+        Some((self.target.clone()?, missing.len(), oldest.map(|t| t.with_timezone(&chrono::Utc))))
+    }
+
+    #[cfg(test)]
+    pub fn bare(environment: &str, service: &str, findings: Vec<Finding>) -> Row {
+        Row {
+            environment: environment.into(),
+            service: service.into(),
+            image: "img".into(),
+            digests: vec![],
+            instances: vec![],
+            commit: None,
+            evidence: vec![],
+            target: None,
+            target_commit: None,
+            merge_base: None,
+            behind: None,
+            ahead: None,
+            findings,
+        }
     }
 
     /// Running commits the target lacks in any form (merges excluded); None when unknown.
     pub fn drift_count(&self) -> Option<usize> {
-        self.ahead.as_ref().map(|a| {
-            a.iter()
-                .filter(|c| !c.merge && c.equivalent.is_none())
-                .count()
-        })
+        self.ahead.as_ref().map(|a| a.iter().filter(|c| !c.merge && c.equivalent.is_none()).count())
     }
 }
 
 impl Report {
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .chain(self.results.iter().flat_map(|r| r.findings.iter()))
+        self.findings.iter().chain(self.results.iter().flat_map(|r| r.findings.iter()))
+    }
+
+    pub fn count(&self, level: Level) -> usize {
+        self.all_findings().filter(|f| f.level == level).count()
     }
 
     /// The exit code this report earns: 1 when a finding is denied, else 3 when something
-    /// could not be observed, else 0. The one place findings become an exit code.
-    pub fn exit_code(&self) -> u8 {
+    /// could not be observed (unless that is allowed), else 0. The one place findings
+    /// become an exit code.
+    pub fn exit_code(&self, allow_incomplete: bool) -> u8 {
         if self.all_findings().any(|f| f.level == Level::Deny) {
             crate::exit::VIOLATION
-        } else if !self.complete {
+        } else if !self.complete && !allow_incomplete {
             crate::exit::INCOMPLETE
         } else {
             crate::exit::CLEAN

@@ -3,48 +3,42 @@
 
 use std::io::{self, Write};
 
-use super::{Report, Row};
+use super::{Report, Row, View};
 use crate::model::{CommitRecord, Finding, Level};
 
-/// `prodiff status`: one line per service × environment × image, then the findings.
-pub fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+/// Status or diff view, then the findings, then the check verdict when there is one.
+/// `color` adds ANSI colours to levels (the caller decides: terminal, `NO_COLOR`, `--color`).
+pub fn render(report: &Report, view: View, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let paint = Paint(color);
+    match view {
+        View::Status => render_status(report, out)?,
+        View::Diff => render_diff(report, out)?,
+    }
+    findings(report, paint, out)?;
+    check(report, paint, out)
+}
+
+/// `prodiff status`: one line per service × environment × image.
+fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     header(report, out)?;
     if report.results.is_empty() {
         writeln!(out, "No workloads found.")?;
     } else {
-        let mut rows = vec![[
-            "ENVIRONMENT",
-            "SERVICE",
-            "IMAGE",
-            "N",
-            "COMMIT",
-            "VIA",
-            "BEHIND",
-            "AHEAD",
-            "FINDINGS",
-        ]
-        .map(String::from)
-        .to_vec()];
+        let mut rows = vec![["ENVIRONMENT", "SERVICE", "IMAGE", "N", "COMMIT", "VIA", "BEHIND", "AHEAD", "FINDINGS"]
+            .map(String::from)
+            .to_vec()];
         rows.extend(report.results.iter().map(status_cells));
         write_table(&rows, out)?;
     }
-    findings(report, out)
+    Ok(())
 }
 
 /// `prodiff diff`: for each row, the exact commits in both directions.
-pub fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     header(report, out)?;
     for row in &report.results {
-        writeln!(
-            out,
-            "{} / {}  ({})",
-            row.environment, row.service, row.image
-        )?;
-        let running = row
-            .commit
-            .as_ref()
-            .map(|c| c.0.as_str())
-            .unwrap_or("unresolved");
+        writeln!(out, "{} / {}  ({})", row.environment, row.service, row.image)?;
+        let running = row.commit.as_ref().map(|c| c.0.as_str()).unwrap_or("unresolved");
         writeln!(out, "  running     {running}  via {}", via(row))?;
         if let (Some(t), Some(tc)) = (&row.target, &row.target_commit) {
             writeln!(out, "  {:<11} {tc}", t)?;
@@ -55,19 +49,10 @@ pub fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         match (&row.behind, &row.ahead, &row.target) {
             (Some(behind), Some(ahead), Some(target)) => {
                 let n = behind.len();
-                writeln!(
-                    out,
-                    "\n  Not running yet: {n} commit{} in {target}, not in {}",
-                    plural(n),
-                    row.environment
-                )?;
+                writeln!(out, "\n  Not running yet: {n} commit{} in {target}, not in {}", plural(n), row.environment)?;
                 commit_lines(behind, out)?;
                 let n = ahead.len();
-                writeln!(
-                    out,
-                    "\n  Running but not in {target}: {n} commit{}",
-                    plural(n)
-                )?;
+                writeln!(out, "\n  Running but not in {target}: {n} commit{}", plural(n))?;
                 commit_lines(ahead, out)?;
             }
             _ => writeln!(out, "\n  No commit lists: see the findings below.")?,
@@ -77,7 +62,23 @@ pub fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     if report.results.is_empty() {
         writeln!(out, "No workloads found.")?;
     }
-    findings(report, out)
+    Ok(())
+}
+
+fn check(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
+    let Some(c) = &report.check else { return Ok(()) };
+    if let Some(b) = &c.baseline {
+        if c.changes.is_empty() {
+            writeln!(out, "\nNo changes since the baseline {b}.")?;
+        } else {
+            writeln!(out, "\nChanges since the baseline:\n{}", c.changes.trim_end())?;
+        }
+    }
+    let accepted = report.all_findings().filter(|f| f.suppressed.is_some()).count();
+    let accepted =
+        if accepted > 0 { format!(", {accepted} accepted by exceptions or the baseline") } else { String::new() };
+    let verdict = if c.passed { paint.green("check passed") } else { paint.red("check failed") };
+    writeln!(out, "\n{verdict}: {} denied, {} warning{}{accepted}", c.denied, c.warned, plural(c.warned))
 }
 
 fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -87,49 +88,36 @@ fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         report.repository,
         report.mainline.name,
         report.mainline.commit.short(),
-        if report.shallow {
-            "  (shallow clone)"
-        } else {
-            ""
-        }
+        if report.shallow { "  (shallow clone)" } else { "" }
     )
 }
 
 fn status_cells(r: &Row) -> Vec<String> {
     let count = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
-    let mut codes: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
+    // Allowed findings are in the counts already; the column shows what needs attention.
+    let mut codes: Vec<&str> = r.findings.iter().filter(|f| f.level > Level::Allow).map(|f| f.code.as_str()).collect();
+
     codes.dedup();
     vec![
         r.environment.clone(),
         r.service.clone(),
         r.image.clone(),
         r.instances.len().to_string(),
-        r.commit
-            .as_ref()
-            .map(|c| c.short().to_string())
-            .unwrap_or_else(|| "-".into()),
+        r.commit.as_ref().map(|c| c.short().to_string()).unwrap_or_else(|| "-".into()),
         via(r),
         count(r.missing_count()),
         count(r.drift_count()),
-        if codes.is_empty() {
-            "ok".into()
-        } else {
-            codes.join(",")
-        },
+        if codes.is_empty() { "ok".into() } else { codes.join(",") },
     ]
 }
 
 /// The kinds of evidence that name the resolved commit (`label+git-tag`).
-fn via(r: &Row) -> String {
+pub(super) fn via(r: &Row) -> String {
     let Some(commit) = &r.commit else {
         return "-".into();
     };
     let mut kinds: Vec<String> = Vec::new();
-    for e in r
-        .evidence
-        .iter()
-        .filter(|e| e.commit.as_ref() == Some(commit))
-    {
+    for e in r.evidence.iter().filter(|e| e.commit.as_ref() == Some(commit)) {
         let k = e.kind.to_string();
         if !kinds.contains(&k) {
             kinds.push(k);
@@ -145,41 +133,23 @@ fn commit_lines(commits: &[CommitRecord], out: &mut dyn Write) -> io::Result<()>
             (None, true) => 'M',
             (None, false) => ' ',
         };
-        let tickets = if c.tickets.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", c.tickets.join(", "))
-        };
-        let same = c
-            .equivalent
-            .as_ref()
-            .map(|e| format!("  (same change as {})", e.short()))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "  {mark} {}  {}  {}{tickets}{same}",
-            c.sha.short(),
-            &c.date[..10],
-            c.subject
-        )?;
+        let tickets = if c.tickets.is_empty() { String::new() } else { format!("  [{}]", c.tickets.join(", ")) };
+        let same = c.equivalent.as_ref().map(|e| format!("  (same change as {})", e.short())).unwrap_or_default();
+        writeln!(out, "  {mark} {}  {}  {}{tickets}{same}", c.sha.short(), &c.date[..10], c.subject)?;
     }
     Ok(())
 }
 
 /// Denied and warned findings with their hints; allowed ones are in the counts and the JSON.
-fn findings(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+fn findings(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
     let all: Vec<&Finding> = dedup(report.all_findings().filter(|f| f.level > Level::Allow));
     if all.is_empty() {
         return Ok(());
     }
     writeln!(out, "\nFindings:")?;
     for f in all {
-        let place = match (&f.environment, &f.service) {
-            (Some(e), Some(s)) => format!("{e}/{s}: "),
-            (Some(e), None) => format!("{e}: "),
-            _ => String::new(),
-        };
-        writeln!(out, "  {:<5} {}  {place}{}", f.level, f.code, f.message)?;
+        let place = place(f);
+        writeln!(out, "  {} {}  {place}{}", paint.level(f.level), f.code, f.message)?;
         if let Some(h) = &f.hint {
             writeln!(out, "        hint: {h}")?;
         }
@@ -187,8 +157,45 @@ fn findings(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// `production/api: `, `production: ` or nothing, to prefix a finding's message.
+pub(super) fn place(f: &Finding) -> String {
+    match (&f.environment, &f.service) {
+        (Some(e), Some(s)) => format!("{e}/{s}: "),
+        (Some(e), None) => format!("{e}: "),
+        _ => String::new(),
+    }
+}
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn red(self, s: &str) -> String {
+        self.wrap("1;31", s)
+    }
+    fn green(self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn level(self, l: Level) -> String {
+        let padded = format!("{l:<5}");
+        match l {
+            Level::Deny => self.red(&padded),
+            Level::Warn => self.wrap("33", &padded),
+            Level::Allow => padded,
+        }
+    }
+}
+
 /// A finding shared by several rows (mixed versions) is printed once.
-fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Finding> {
+pub(super) fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Finding> {
     let mut out: Vec<&Finding> = Vec::new();
     for f in it {
         if !out.contains(&f) {
@@ -200,9 +207,7 @@ fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Finding> {
 
 fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
     let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     for r in rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {

@@ -54,9 +54,7 @@ impl<'de> Deserialize<'de> for PinnedRef {
         let s = String::deserialize(d)?;
         let r = ImageRef::parse(&s).map_err(serde::de::Error::custom)?;
         if r.digest.is_none() {
-            return Err(serde::de::Error::custom(format!(
-                "repo digest {s:?} has no @sha256:… digest"
-            )));
+            return Err(serde::de::Error::custom(format!("repo digest {s:?} has no @sha256:… digest")));
         }
         Ok(PinnedRef(r))
     }
@@ -106,10 +104,7 @@ pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, Sou
 }
 
 fn read_text(path: &Path) -> Result<String, SourceError> {
-    let err = |e: std::io::Error| SourceError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let err = |e: std::io::Error| SourceError::Read { path: path.to_path_buf(), message: e.to_string() };
     if path == Path::new("-") {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map_err(err)?;
@@ -125,12 +120,7 @@ fn invalid(path: &Path, e: &serde_json::Error) -> SourceError {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    SourceError::Invalid {
-        path: PathBuf::from(path),
-        line: e.line(),
-        column: e.column(),
-        message,
-    }
+    SourceError::Invalid { path: PathBuf::from(path), line: e.line(), column: e.column(), message }
 }
 
 #[cfg(test)]
@@ -141,10 +131,7 @@ mod tests {
     fn read_str(json: &str, env: Option<&str>) -> Result<Vec<Workload>, String> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(json.as_bytes()).unwrap();
-        read(f.path(), env).map_err(|e| {
-            e.to_string()
-                .replace(&f.path().display().to_string(), "INV")
-        })
+        read(f.path(), env).map_err(|e| e.to_string().replace(&f.path().display().to_string(), "INV"))
     }
 
     #[test]
@@ -161,35 +148,22 @@ mod tests {
         let w = read_str(&json, None).unwrap();
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].digests().len(), 1);
-        assert_eq!(
-            w[0].started_at.unwrap().to_rfc3339(),
-            "2026-11-20T10:00:00+00:00"
-        );
+        assert_eq!(w[0].started_at.unwrap().to_rfc3339(), "2026-11-20T10:00:00+00:00");
         assert_eq!(w[1].image.to_string(), "nginx");
     }
 
     #[test]
     fn errors_name_the_line_and_the_problem() {
-        let e = read_str(
-            "{\"workloads\": [\n {\"environment\": \"p\",\n  \"image\": \"Bad Image\"}]}",
-            None,
-        )
-        .unwrap_err();
+        let e =
+            read_str("{\"workloads\": [\n {\"environment\": \"p\",\n  \"image\": \"Bad Image\"}]}", None).unwrap_err();
         assert!(e.starts_with("INV:3:"), "{e}");
         assert!(e.contains("invalid image reference"), "{e}");
-        let e = read_str(
-            "{\"workloads\": [{\"environment\": \"p\", \"image\": \"a\", \"lables\": {}}]}",
-            None,
-        )
-        .unwrap_err();
+        let e = read_str("{\"workloads\": [{\"environment\": \"p\", \"image\": \"a\", \"lables\": {}}]}", None)
+            .unwrap_err();
         assert!(e.contains("unknown field `lables`"), "{e}");
         let e = read_str("{\"workloads\": [{\"image\": \"a\"}]}", None).unwrap_err();
         assert!(e.contains("workloads[0] has no \"environment\""), "{e}");
-        let e = read_str(
-            "{\"workloads\": [{\"environment\": \"\", \"image\": \"a\"}]}",
-            None,
-        )
-        .unwrap_err();
+        let e = read_str("{\"workloads\": [{\"environment\": \"\", \"image\": \"a\"}]}", None).unwrap_err();
         assert!(e.contains("must not be empty"), "{e}");
     }
 
@@ -197,11 +171,7 @@ mod tests {
     fn a_file_listed_under_an_environment_may_omit_it_but_not_contradict_it() {
         let w = read_str("{\"workloads\": [{\"image\": \"a\"}]}", Some("prod")).unwrap();
         assert_eq!(w[0].environment, "prod");
-        let e = read_str(
-            "{\"workloads\": [{\"environment\": \"dev\", \"image\": \"a\"}]}",
-            Some("prod"),
-        )
-        .unwrap_err();
+        let e = read_str("{\"workloads\": [{\"environment\": \"dev\", \"image\": \"a\"}]}", Some("prod")).unwrap_err();
         assert!(e.contains("[environments.prod]"), "{e}");
     }
 }

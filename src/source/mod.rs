@@ -20,12 +20,7 @@ pub enum SourceError {
     #[error("cannot read inventory {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Inconsistent { path: PathBuf, message: String },
 }
