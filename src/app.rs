@@ -2,6 +2,8 @@
 //! sources, resolution), compares, builds a `Report`, applies the policy and hands the
 //! report to a renderer.
 
+mod release;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 
@@ -26,6 +28,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Diff(args) => diff(&cli.global, args, out),
         Command::Check(args) => check(&cli.global, args, out),
         Command::Snapshot(args) => snapshot(&cli.global, args, out),
+        Command::Contains(args) => release::contains(&cli.global, args, out),
+        Command::Plan(args) => release::plan(&cli.global, args, out),
+        Command::Rollback(args) => release::rollback(&cli.global, args, out),
     }
 }
 
@@ -73,13 +78,7 @@ fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> 
 fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
     let mut audit = Audit::load(g)?;
     audit.only(std::slice::from_ref(&args.environment))?;
-    if let Some(s) = &args.service {
-        if !audit.deployments.iter().any(|d| &d.service == s) {
-            let known: BTreeSet<&str> = audit.deployments.iter().map(|d| d.service.as_str()).collect();
-            bail!("no service {s:?} in environment {:?} (services there: {})", args.environment, join(known));
-        }
-        audit.deployments.retain(|d| &d.service == s);
-    }
+    audit.only_service(args.service.as_deref(), &args.environment)?;
     let rows = match args.against.as_deref() {
         None => audit.compare_with_mainline()?,
         Some(other) if audit.all.iter().any(|d| d.environment == other) => {
@@ -100,7 +99,8 @@ fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
 fn status_report(g: &Global, environments: &[String], command: &str) -> Result<Report> {
     let mut audit = Audit::load(g)?;
     audit.only(environments)?;
-    let rows = audit.compare_with_mainline()?;
+    let mut rows = audit.compare_with_mainline()?;
+    audit.add_promotions(&mut rows)?;
     audit.finish(command, rows)
 }
 
@@ -215,6 +215,68 @@ impl Audit {
         if !wanted.is_empty() {
             self.deployments.retain(|d| wanted.contains(&d.environment));
             self.findings.retain(|f| f.environment.as_ref().is_none_or(|e| wanted.contains(e)));
+        }
+        Ok(())
+    }
+
+    /// Keeps only `service` (when given); an unknown one is an error naming what is there.
+    fn only_service(&mut self, service: Option<&str>, env: &str) -> Result<()> {
+        let Some(s) = service else { return Ok(()) };
+        if !self.deployments.iter().any(|d| d.service == s) {
+            let known: BTreeSet<&str> = self.deployments.iter().map(|d| d.service.as_str()).collect();
+            bail!("no service {s:?} in environment {env:?} (services there: {})", join(known));
+        }
+        self.deployments.retain(|d| d.service == s);
+        Ok(())
+    }
+
+    /// For environments in the promotion path, how each row stands against the same service
+    /// in the environment before it, and an `unpromoted-change` finding when it runs
+    /// commits that predecessor does not.
+    fn add_promotions(&self, rows: &mut [Row]) -> Result<()> {
+        if self.repo.is_shallow() {
+            return Ok(());
+        }
+        for pair in self.config.promotion.windows(2) {
+            let (pred, env) = (&pair[0], &pair[1]);
+            let targets = env_targets(&self.all, pred);
+            for row in rows.iter_mut().filter(|r| &r.environment == env) {
+                let (Some(running), Some((name, pc))) = (&row.commit, targets.get(&row.service)) else { continue };
+                let paths = self.config.paths(&row.service);
+                let cmp = history::compare(&self.repo, running, name, pc, paths, &self.config.tickets)?;
+                let drift: Vec<_> = cmp.drift().cloned().collect();
+                if !drift.is_empty() {
+                    let list: Vec<String> =
+                        drift.iter().take(3).map(|c| format!("{} {}", c.sha.short(), c.subject)).collect();
+                    row.findings.push(
+                        Finding::new(
+                            Code::UnpromotedChange,
+                            format!("runs {} commit(s) that {pred} does not run: {}", drift.len(), list.join("; ")),
+                        )
+                        .hint(format!("deploy through {pred} first"))
+                        .key(drift.iter().map(|c| c.sha.0.as_str()).collect::<Vec<_>>().join(","))
+                        .at(env, &row.service),
+                    );
+                }
+                let since = self
+                    .all
+                    .iter()
+                    .filter(|d| &d.environment == pred && d.service == row.service)
+                    .flat_map(|d| d.instances.iter().filter_map(|i| i.started_at))
+                    .min();
+                let lag =
+                    cmp.missing().filter_map(|c| chrono::DateTime::parse_from_rfc3339(&c.committed_at).ok()).min();
+                row.promotion = Some(report::Promotion {
+                    environment: pred.clone(),
+                    commit: pc.clone(),
+                    behind: cmp.missing().count(),
+                    oldest_behind: lag.map(|t| t.with_timezone(&Utc)),
+                    ahead: drift,
+                    same: running == pc,
+                    contains: self.repo.contains(pc, running)?,
+                    since,
+                });
+            }
         }
         Ok(())
     }

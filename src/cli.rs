@@ -75,6 +75,54 @@ pub enum Command {
     Check(CheckArgs),
     /// Write the current state as JSON, to use later as `check --baseline`.
     Snapshot(SnapshotArgs),
+    /// What deploying TARGET to ENV would change: commits, tickets, files, risky paths.
+    Plan(PlanArgs),
+    /// Earlier releases ENV could roll back to, newest first, and the one to pick.
+    Rollback(RollbackArgs),
+    /// Is a commit or ticket deployed? Per service and environment. Exit 0 yes, 1 no, 4 partly.
+    #[command(visible_alias = "is-deployed")]
+    Contains(ContainsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment to deploy to.
+    pub environment: String,
+    /// What to deploy: an image tag (`1.5.0`, mapped through the service's git_tags), a git
+    /// ref (`v1.5.0`, `main`, a SHA) or another environment (`staging`).
+    #[arg(long, value_name = "TAG|REF|ENV")]
+    pub to: String,
+    /// Only this service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Show the unified diff of this file (or of every changed file under this directory).
+    #[arg(long, value_name = "PATH")]
+    pub patch: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back.
+    pub environment: String,
+    /// Only this service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// A commit or ticket the target must not contain (repeatable).
+    #[arg(long, value_name = "COMMIT|TICKET")]
+    pub exclude: Vec<String>,
+    /// How many earlier releases to list.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainsArgs {
+    /// Commit SHAs (full or abbreviated) or ticket keys (SHOP-123, #42).
+    #[arg(required = true, value_name = "COMMIT|TICKET")]
+    pub items: Vec<String>,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Args)]

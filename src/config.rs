@@ -12,12 +12,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{Code, Level};
-use crate::policy::{Exception, LagRule, Policy};
+use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
 use crate::tickets::TicketMatcher;
 
 /// The file looked for in the repository root when `--config` is not given.
 pub const FILE_NAME: &str = "prodiff.toml";
+
+/// Changes reviewers must see, when a service does not say: database migrations and schemas.
+pub const DEFAULT_RISKY_PATHS: &[&str] = &["migrations/", "*.sql", "schema.*"];
 
 /// How image tags map to git tags when a service does not say.
 pub const DEFAULT_GIT_TAGS: &[&str] = &["v{tag}", "{tag}"];
@@ -54,6 +57,9 @@ pub struct ServiceConfig {
     pub paths: Vec<String>,
     /// Git tag templates for an image tag, tried in order: `v{tag}`.
     pub git_tags: Vec<String>,
+    /// Paths whose change reviewers must see (migrations, schemas): flagged in plans and
+    /// rollbacks. `migrations/` matches a directory anywhere, `*.sql` a file name.
+    pub risky_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,12 +110,22 @@ struct RawPolicy {
     lag: Vec<Spanned<RawLag>>,
     #[serde(default)]
     exceptions: Vec<Spanned<RawException>>,
+    #[serde(default)]
+    seasoning: Vec<Spanned<RawSeasoning>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeasoning {
+    environment: Spanned<String>,
+    min_days: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLag {
     environment: Option<String>,
+    against: Option<Spanned<String>>,
     max_commits: Option<usize>,
     max_days: Option<i64>,
 }
@@ -146,6 +162,7 @@ struct RawService {
     #[serde(default)]
     paths: Vec<String>,
     git_tags: Option<Vec<Spanned<String>>>,
+    risky_paths: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +249,9 @@ impl Config {
                     out
                 }
             };
-            services.push(ServiceConfig { name, image, paths: s.paths, git_tags });
+            let risky_paths =
+                s.risky_paths.unwrap_or_else(|| DEFAULT_RISKY_PATHS.iter().map(|p| p.to_string()).collect());
+            services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths });
         }
 
         let environments: Vec<EnvironmentConfig> = raw
@@ -261,7 +280,7 @@ impl Config {
 
         let policy = match raw.policy {
             None => Policy::default(),
-            Some(p) => parse_policy(p, &at, path)?,
+            Some(p) => parse_policy(p, &at, path, &promotion)?,
         };
 
         Ok(Config {
@@ -295,6 +314,13 @@ impl Config {
         }
     }
 
+    pub fn risky_paths(&self, service: &str) -> Vec<String> {
+        match self.service(service) {
+            Some(s) => s.risky_paths.clone(),
+            None => DEFAULT_RISKY_PATHS.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
     pub fn paths(&self, service: &str) -> &[String] {
         self.service(service).map(|s| s.paths.as_slice()).unwrap_or(&[])
     }
@@ -304,6 +330,7 @@ fn parse_policy(
     raw: RawPolicy,
     at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
     path: &Path,
+    promotion: &[String],
 ) -> Result<Policy, ConfigError> {
     let code = |s: &Spanned<String>, key: &str| {
         Code::parse(s.get_ref()).ok_or_else(|| {
@@ -332,10 +359,40 @@ fn parse_policy(
         if l.max_commits.is_none() && l.max_days.is_none() {
             return Err(at(span, "policy.lag: set max_commits, max_days or both".into()));
         }
+        let predecessor = match l.against.as_ref().map(|a| a.get_ref().as_str()) {
+            None | Some("mainline") => false,
+            Some("predecessor") => true,
+            Some(other) => {
+                let span = l.against.as_ref().map(|a| a.span()).unwrap_or(span);
+                return Err(at(
+                    span,
+                    format!("policy.lag.against: {other:?} is neither \"mainline\" nor \"predecessor\""),
+                ));
+            }
+        };
         policy.lag.push(LagRule {
             environment: l.environment,
+            predecessor,
             max_commits: l.max_commits,
             max_days: l.max_days,
+            origin: origin(span),
+        });
+    }
+    for s in raw.seasoning {
+        let span = s.span();
+        let s = s.into_inner();
+        if promotion.iter().position(|p| p == s.environment.get_ref()).is_none_or(|i| i == 0) {
+            return Err(at(
+                s.environment.span(),
+                format!(
+                    "policy.seasoning: {:?} has no predecessor in `promotion` to season in",
+                    s.environment.get_ref()
+                ),
+            ));
+        }
+        policy.seasoning.push(SeasoningRule {
+            environment: s.environment.into_inner(),
+            min_days: s.min_days,
             origin: origin(span),
         });
     }

@@ -9,3 +9,5 @@ pub const VIOLATION: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Nothing denied, but something could not be observed (shallow clone, unresolved image).
 pub const INCOMPLETE: u8 = 3;
+/// `contains` only: deployed in some of the asked places (replicas or environments), not all.
+pub const PARTIAL: u8 = 4;

@@ -141,12 +141,44 @@ impl Repo {
 
     /// `git rev-list include ^exclude`: newest first (commit time, parents after children).
     pub fn range(&self, include: &CommitId, exclude: &CommitId) -> Result<Vec<CommitId>, GitError> {
-        let doing = || format!("walking {}..{}", exclude.short(), include.short());
+        self.walk(std::slice::from_ref(include), std::slice::from_ref(exclude))
+    }
+
+    /// `git rev-list TIPS ^HIDDEN...`: every commit reachable from a tip and from no hidden one.
+    pub fn walk(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<Vec<CommitId>, GitError> {
+        let doing = || format!("walking history from {} tip(s)", tips.len());
         let mut walk = self.repo.revwalk().map_err(|e| self.read_err(&doing(), e))?;
         walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(|e| self.read_err(&doing(), e))?;
-        walk.push(self.oid(include)?).map_err(|e| self.read_err(&doing(), e))?;
-        walk.hide(self.oid(exclude)?).map_err(|e| self.read_err(&doing(), e))?;
+        for t in tips {
+            walk.push(self.oid(t)?).map_err(|e| self.read_err(&doing(), e))?;
+        }
+        for h in hidden {
+            walk.hide(self.oid(h)?).map_err(|e| self.read_err(&doing(), e))?;
+        }
         walk.map(|r| r.map(|oid| CommitId(oid.to_string())).map_err(|e| self.read_err(&doing(), e))).collect()
+    }
+
+    /// True when `ancestor` is `descendant` or one of its ancestors.
+    pub fn contains(&self, descendant: &CommitId, ancestor: &CommitId) -> Result<bool, GitError> {
+        if descendant == ancestor {
+            return Ok(true);
+        }
+        self.repo.graph_descendant_of(self.oid(descendant)?, self.oid(ancestor)?).map_err(|e| {
+            self.read_err(&format!("checking whether {} contains {}", descendant.short(), ancestor.short()), e)
+        })
+    }
+
+    /// A file's content at a commit; `None` when the file does not exist there.
+    pub fn file_at(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let doing = || format!("reading {path} at {}", commit.short());
+        let tree = self.find_commit(commit)?.tree().map_err(|e| self.read_err(&doing(), e))?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(e) => e,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(self.read_err(&doing(), e)),
+        };
+        let blob = self.repo.find_blob(entry.id()).map_err(|e| self.read_err(&doing(), e))?;
+        Ok(Some(blob.content().to_vec()))
     }
 
     pub fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, GitError> {

@@ -210,6 +210,20 @@ codes! {
         "A `[[policy.exceptions]]` entry is past its expiry date: what it excused counts again.";
     ExceptionUnused = "exception-unused", Warn, false,
         "A `[[policy.exceptions]]` entry matched no finding.";
+    DropsCommits = "drops-commits", Deny, false,
+        "A planned deploy would drop running commits that the target does not have (a hotfix the release lacks).";
+    Rollback = "rollback", Warn, false,
+        "A planned deploy goes back to an older commit: it reverts what runs now.";
+    RiskyChange = "risky-change", Warn, false,
+        "A plan or rollback changes (or reverts) risky paths: migrations, schemas.";
+    NoRollbackTarget = "no-rollback-target", Deny, false,
+        "No earlier release is free of every excluded commit or ticket.";
+    UnpromotedChange = "unpromoted-change", Warn, false,
+        "The environment runs commits its predecessor in the promotion path does not run.";
+    SeasoningViolated = "seasoning-violated", Deny, false,
+        "A release reached the environment before running in its predecessor for the `[[policy.seasoning]]` minimum.";
+    SeasoningUnverified = "seasoning-unverified", Warn, true,
+        "Seasoning cannot be checked: no start times, or the predecessor has moved on to a newer release.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
 }

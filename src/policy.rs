@@ -15,13 +15,24 @@ pub struct Policy {
     pub levels: BTreeMap<Code, Level>,
     pub lag: Vec<LagRule>,
     pub exceptions: Vec<Exception>,
+    pub seasoning: Vec<SeasoningRule>,
 }
 
-/// How far an environment may lag the mainline.
+/// A release may reach `environment` only after running in its predecessor for `min_days`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeasoningRule {
+    pub environment: String,
+    pub min_days: i64,
+    pub origin: String,
+}
+
+/// How far an environment may lag the mainline, or its predecessor in the promotion path.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LagRule {
     /// `None`: every environment.
     pub environment: Option<String>,
+    /// Against the predecessor in `promotion` instead of the mainline.
+    pub predecessor: bool,
     pub max_commits: Option<usize>,
     pub max_days: Option<i64>,
     /// `prodiff.toml:12`, for messages.
@@ -81,8 +92,12 @@ impl Policy {
         let mainline = report.mainline.name.clone();
         for row in &mut report.results {
             let vs_mainline = row.lag().filter(|(target, ..)| *target == mainline);
-            let lag = self.lag_findings(&row.environment, &row.service, vs_mainline, now);
-            row.findings.extend(lag);
+            let mut found = self.lag_findings(&row.environment, &row.service, vs_mainline, false, now);
+            let vs_predecessor =
+                row.promotion.as_ref().map(|p| (format!("env:{}", p.environment), p.behind, p.oldest_behind));
+            found.extend(self.lag_findings(&row.environment, &row.service, vs_predecessor, true, now));
+            found.extend(self.seasoning_findings(row, now));
+            row.findings.extend(found);
         }
         let mut used = vec![false; self.exceptions.len()];
         let today = now.date_naive();
@@ -125,17 +140,82 @@ impl Policy {
         }
     }
 
+    /// Seasoning: the running commit must have run in the predecessor for `min_days` before
+    /// it was deployed here (now, when the deployment time is unknown).
+    fn seasoning_findings(&self, row: &crate::report::Row, now: DateTime<Utc>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for rule in self.seasoning.iter().filter(|r| r.environment == row.environment) {
+            let at = |f: Finding| f.key(rule.origin.clone()).at(&row.environment, &row.service);
+            let Some(p) = &row.promotion else {
+                out.push(at(Finding::new(
+                    Code::SeasoningUnverified,
+                    format!("no predecessor runs {} on one resolved commit ({})", row.service, rule.origin),
+                )));
+                continue;
+            };
+            if !p.contains {
+                out.push(at(Finding::new(
+                    Code::SeasoningViolated,
+                    format!(
+                        "runs commits {} does not run, so they never seasoned there ({})",
+                        p.environment, rule.origin
+                    ),
+                )
+                .hint(format!("deploy to {} first and wait {} days", p.environment, rule.min_days))));
+                continue;
+            }
+            let deployed = row.deployed_at().unwrap_or(now);
+            let Some(since) = p.since else {
+                out.push(at(Finding::new(
+                    Code::SeasoningUnverified,
+                    format!(
+                        "{} reports no start times, so seasoning cannot be checked ({})",
+                        p.environment, rule.origin
+                    ),
+                )));
+                continue;
+            };
+            let days = (deployed - since).num_days();
+            if days >= rule.min_days {
+                continue;
+            }
+            if p.same {
+                out.push(at(Finding::new(
+                    Code::SeasoningViolated,
+                    format!(
+                        "reached {} {days} day(s) after {} started running it; at least {} required ({})",
+                        row.environment, p.environment, rule.min_days, rule.origin
+                    ),
+                )
+                .hint("roll back to the previous release, or accept it with an exception")));
+            } else {
+                out.push(at(Finding::new(
+                    Code::SeasoningUnverified,
+                    format!(
+                        "{} has moved on to {}; how long it ran this commit is unknown ({})",
+                        p.environment,
+                        p.commit.short(),
+                        rule.origin
+                    ),
+                )));
+            }
+        }
+        out
+    }
+
     fn lag_findings(
         &self,
         env: &str,
         service: &str,
         lag: Option<(String, usize, Option<DateTime<Utc>>)>,
+        predecessor: bool,
         now: DateTime<Utc>,
     ) -> Vec<Finding> {
         let Some((target, commits, oldest)) = lag else { return Vec::new() };
         let days = oldest.map(|t| (now - t).num_days()).unwrap_or(0);
         let mut out = Vec::new();
-        for rule in self.lag.iter().filter(|r| r.environment.as_deref().is_none_or(|e| e == env)) {
+        let applies = |r: &&LagRule| r.predecessor == predecessor && r.environment.as_deref().is_none_or(|e| e == env);
+        for rule in self.lag.iter().filter(applies) {
             let mut over = Vec::new();
             if let Some(max) = rule.max_commits.filter(|m| commits > *m) {
                 over.push(format!("{commits} commits behind {target} (limit {max})"));
@@ -243,6 +323,7 @@ mod tests {
         let p = Policy {
             lag: vec![LagRule {
                 environment: Some("production".into()),
+                predecessor: false,
                 max_commits: Some(2),
                 max_days: Some(7),
                 origin: "prodiff.toml:4".into(),
@@ -250,11 +331,11 @@ mod tests {
             ..Policy::default()
         };
         let old: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
-        let f = p.lag_findings("production", "api", Some(("main".into(), 3, Some(old))), now());
+        let f = p.lag_findings("production", "api", Some(("main".into(), 3, Some(old))), false, now());
         assert_eq!(f.len(), 1);
         assert!(f[0].message.contains("3 commits behind main (limit 2)"), "{}", f[0].message);
         assert!(f[0].message.contains("21 days old (limit 7)"), "{}", f[0].message);
-        assert!(p.lag_findings("staging", "api", Some(("main".into(), 30, Some(old))), now()).is_empty());
-        assert!(p.lag_findings("production", "api", Some(("main".into(), 2, Some(now()))), now()).is_empty());
+        assert!(p.lag_findings("staging", "api", Some(("main".into(), 30, Some(old))), false, now()).is_empty());
+        assert!(p.lag_findings("production", "api", Some(("main".into(), 2, Some(now()))), false, now()).is_empty());
     }
 }

@@ -22,7 +22,12 @@ fn demo_repo() -> tempfile::TempDir {
 
 /// Compares with the expected file, showing a line diff when they differ.
 pub fn expect_file(name: &str, actual: &str) {
-    let path = demo_dir().join(name);
+    expect_fixture(&demo_dir().join(name), actual)
+}
+
+/// Compares `actual` with a file under fixtures/, showing a line diff when they differ.
+pub fn expect_fixture(path: &Path, actual: &str) {
+    let path = path.to_path_buf();
     if std::env::var_os("UPDATE_EXPECTED").is_some() {
         std::fs::write(&path, actual).unwrap();
     }

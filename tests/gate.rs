@@ -11,7 +11,7 @@ fn clean_repo() -> (TestRepo, std::path::PathBuf) {
     let r = TestRepo::new();
     r.commit("main", "one", &[("a.txt", "1")]);
     r.tag("v1.0.0", "main", true);
-    let inv = inventory(r.dir.path(), "../clean.json", &[("production", "api", "acme/api:1.0.0", &[])]);
+    let inv = inventory(r.scratch(), "clean.json", &[("production", "api", "acme/api:1.0.0", &[])]);
     (r, inv)
 }
 
@@ -25,7 +25,7 @@ fn exit_codes_clean_violation_usage_incomplete() {
     r.branch("release/1.0", "v1.0.0");
     r.commit("release/1.0", "hotfix", &[("b.txt", "fix")]);
     r.tag("v1.0.1", "release/1.0", false);
-    let drift = inventory(r.dir.path(), "../drift.json", &[("production", "api", "acme/api:1.0.1", &[])]);
+    let drift = inventory(r.scratch(), "drift.json", &[("production", "api", "acme/api:1.0.1", &[])]);
     let run = prodiff(r.path(), &["check", "--inventory", drift.to_str().unwrap()], None);
     run.expect_code(1);
     assert!(run.stdout.contains("check failed: 1 denied, 0 warnings"), "{}", run.context);
@@ -35,13 +35,13 @@ fn exit_codes_clean_violation_usage_incomplete() {
 
     // 3: something could not be observed (an environment whose source reported nothing),
     // and --allow-incomplete turns that into 0.
-    let cfg = r.dir.path().join("../incomplete.toml");
+    let cfg = r.scratch().join("incomplete.toml");
     std::fs::write(
         &cfg,
         format!("[environments.production]\ninventory = [{inv:?}]\n[environments.us]\ninventory = [\"empty.json\"]\n"),
     )
     .unwrap();
-    std::fs::write(r.dir.path().join("../empty.json"), "{\"workloads\": []}").unwrap();
+    std::fs::write(r.scratch().join("empty.json"), "{\"workloads\": []}").unwrap();
     let run = prodiff(r.path(), &["check", "--config", cfg.to_str().unwrap()], None);
     run.expect_code(3);
     assert!(run.stdout.contains("empty-environment"), "{}", run.context);
@@ -75,7 +75,7 @@ fn exceptions_hold_until_they_expire() {
     let cfg = |expires: &str| {
         let base = std::fs::read_to_string(demo_dir().join("prodiff.toml")).unwrap();
         format!(
-            "{base}\n[policy]\nallow = [\"evidence-conflict\"]\n\n[[policy.exceptions]]\ncode = \"hotfix-drift\"\nenvironment = \"production\"\n\
+            "{base}\n[policy]\nallow = [\"evidence-conflict\", \"unpromoted-change\"]\n\n[[policy.exceptions]]\ncode = \"hotfix-drift\"\nenvironment = \"production\"\n\
              service = \"api\"\nreason = \"SHOP-120 goes upstream with SHOP-130\"\nexpires = {expires}\n"
         )
     };
@@ -135,7 +135,7 @@ fn lag_thresholds_count_commits_and_days() {
     let run = run_demo(&["check", "--config", path.to_str().unwrap()], &[("PRODIFF_NOW", NOW)]);
     run.expect_code(1);
     assert!(
-        run.stdout.contains("production/web: main's oldest undeployed commit is 377 days old (limit 300)"),
+        run.stdout.contains("production/web: main's oldest undeployed commit is 376 days old (limit 300)"),
         "{}",
         run.context
     );
@@ -149,8 +149,8 @@ fn a_baseline_hides_old_drift_and_catches_new_drift() {
     r.branch("release/1.0", "v1.0.0");
     r.commit("release/1.0", "SHOP-1 first hotfix", &[("b.txt", "fix")]);
     r.tag("v1.0.1", "release/1.0", false);
-    let inv = inventory(r.dir.path(), "../b1.json", &[("production", "api", "acme/api:1.0.1", &[])]);
-    let snap = r.dir.path().join("../baseline.json");
+    let inv = inventory(r.scratch(), "b1.json", &[("production", "api", "acme/api:1.0.1", &[])]);
+    let snap = r.scratch().join("baseline.json");
     let run =
         prodiff(r.path(), &["snapshot", "--inventory", inv.to_str().unwrap(), "-o", snap.to_str().unwrap()], None);
     run.expect_code(0);
@@ -163,7 +163,7 @@ fn a_baseline_hides_old_drift_and_catches_new_drift() {
     // A second hotfix reaches production: new drift, caught, and the change is shown.
     r.commit("release/1.0", "SHOP-2 second hotfix", &[("c.txt", "fix")]);
     r.tag("v1.0.2", "release/1.0", false);
-    let inv2 = inventory(r.dir.path(), "../b2.json", &[("production", "api", "acme/api:1.0.2", &[])]);
+    let inv2 = inventory(r.scratch(), "b2.json", &[("production", "api", "acme/api:1.0.2", &[])]);
     let run = prodiff(
         r.path(),
         &["check", "--inventory", inv2.to_str().unwrap(), "--baseline", snap.to_str().unwrap()],
@@ -175,7 +175,7 @@ fn a_baseline_hides_old_drift_and_catches_new_drift() {
     assert!(run.stdout.contains("+production/api  acme/api:1.0.2"), "{}", run.context);
     assert!(run.stdout.contains("SHOP-2 second hotfix"), "{}", run.context);
 
-    let bad = r.dir.path().join("../not-a-baseline.json");
+    let bad = r.scratch().join("not-a-baseline.json");
     std::fs::write(&bad, "{}").unwrap();
     let run =
         prodiff(r.path(), &["check", "--inventory", inv.to_str().unwrap(), "--baseline", bad.to_str().unwrap()], None);

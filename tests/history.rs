@@ -40,8 +40,8 @@ fn behind_and_ahead_equal_git_rev_list_on_a_release_branch() {
     let r = release_history();
     let c5 = r.rev("SHOP-5 new ui (#42)");
     let inv = inventory(
-        r.dir.path(),
-        "../inv-release.json",
+        r.scratch(),
+        "inv-release.json",
         &[
             ("production", "api", "registry.example.com/shop/api:1.0.1", &[]),
             ("staging", "api", "registry.example.com/shop/api:1.1.0", &[(REV, &c5)]),
@@ -99,8 +99,8 @@ fn behind_and_ahead_equal_git_rev_list_on_a_release_branch() {
 fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     let r = release_history();
     let inv = inventory(
-        r.dir.path(),
-        "../inv-diff.json",
+        r.scratch(),
+        "inv-diff.json",
         &[("production", "api", "shop/api:1.0.1", &[]), ("staging", "api", "shop/api:1.1.0", &[])],
     );
     let repo = r.path().to_str().unwrap();
@@ -164,10 +164,10 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
 #[test]
 fn path_filters_equal_git_rev_list_with_a_pathspec() {
     let r = release_history();
-    let cfg = r.dir.path().join("../paths.toml");
+    let cfg = r.scratch().join("paths.toml");
     std::fs::write(&cfg, "[services.web]\nimage = \"shop/web\"\npaths = [\"web\"]\n[services.api]\nimage = \"shop/api\"\npaths = [\"api/\"]\n").unwrap();
     // No service names: they come from the config's image mapping.
-    let inv = r.dir.path().join("../inv-paths.json");
+    let inv = r.scratch().join("inv-paths.json");
     let json = serde_json::json!({"workloads": [
         {"environment": "production", "image": "shop/web:1.0.0"},
         {"environment": "production", "image": "docker.io/shop/api:1.0.0"},
@@ -190,8 +190,8 @@ fn annotated_tags_are_peeled_and_a_moved_tag_conflicts_with_the_label() {
     // v1.1.0 is force-moved back to an older commit after the image was built from c5.
     r.move_tag("v1.1.0", "SHOP-2 search");
     let inv = inventory(
-        r.dir.path(),
-        "../inv-moved.json",
+        r.scratch(),
+        "inv-moved.json",
         &[("production", "api", "shop/api:1.1.0", &[(REV, &c5)]), ("staging", "api", "shop/api:1.0.0", &[])],
     );
     let run = status(&r, &inv, &[]);
@@ -236,8 +236,8 @@ fn commits_and_tags_missing_locally_are_findings_with_a_fetch_hint() {
     let r = release_history();
     let unknown = "0123456789abcdef0123456789abcdef01234567";
     let inv = inventory(
-        r.dir.path(),
-        "../inv-missing.json",
+        r.scratch(),
+        "inv-missing.json",
         &[("production", "api", "shop/api:9.9.9", &[]), ("production", "web", "shop/web:latest", &[(REV, unknown)])],
     );
     let run = status(&r, &inv, &[]);
@@ -258,7 +258,7 @@ fn replicas_on_different_images_are_grouped_and_flagged() {
     let r = release_history();
     let id_a = format!("sha256:{}", "a".repeat(64));
     let id_b = format!("sha256:{}", "b".repeat(64));
-    let inv = r.dir.path().join("../inv-replicas.json");
+    let inv = r.scratch().join("inv-replicas.json");
     let json = serde_json::json!({"workloads": [
         {"environment": "production", "image": "shop/api:1.0.1", "image_id": id_a, "instance": "host-1/api-1"},
         {"environment": "production", "image": "shop/api:1.0.1", "image_id": id_a, "instance": "host-2/api-1"},

@@ -4,4 +4,5 @@ mod cli;
 mod demo;
 mod gate;
 mod history;
+mod release;
 mod util;

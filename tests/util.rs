@@ -9,7 +9,8 @@ use serde_json::Value;
 
 /// A throwaway git repository whose commits get one-hour-apart pinned dates.
 pub struct TestRepo {
-    pub dir: tempfile::TempDir,
+    repo: PathBuf,
+    dir: tempfile::TempDir,
     clock: std::cell::Cell<i64>,
     shas: std::cell::RefCell<HashMap<String, String>>,
 }
@@ -19,16 +20,21 @@ const EPOCH: i64 = 1_767_225_600;
 
 impl TestRepo {
     pub fn new() -> TestRepo {
-        let r = TestRepo {
-            dir: tempfile::tempdir().unwrap(),
-            clock: std::cell::Cell::new(EPOCH),
-            shas: Default::default(),
-        };
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let r = TestRepo { repo, dir, clock: std::cell::Cell::new(EPOCH), shas: Default::default() };
         r.git(&["init", "-q", "-b", "main"]);
         r
     }
 
+    /// The repository (a subdirectory, so tests have a private scratch directory beside it).
     pub fn path(&self) -> &Path {
+        &self.repo
+    }
+
+    /// A directory of the test's own for inventories and configs, outside the repository.
+    pub fn scratch(&self) -> &Path {
         self.dir.path()
     }
 

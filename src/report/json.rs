@@ -6,6 +6,11 @@ use std::io::{self, Write};
 use super::Report;
 
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    to_writer(report, out)
+}
+
+/// Any report type, the same way.
+pub fn to_writer(value: &impl serde::Serialize, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
     writeln!(out)
 }

@@ -8,6 +8,7 @@ pub mod github;
 pub mod json;
 pub mod markdown;
 pub mod table;
+pub mod workflows;
 
 use std::io::{self, Write};
 
@@ -103,7 +104,30 @@ pub struct Row {
     pub behind: Option<Vec<crate::model::CommitRecord>>,
     /// Commits running, not in the target. Null when unknown.
     pub ahead: Option<Vec<crate::model::CommitRecord>>,
+    /// How this row stands against its predecessor in the promotion path, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
     pub findings: Vec<Finding>,
+}
+
+/// The same service in the environment before this one in `promotion`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promotion {
+    pub environment: String,
+    pub commit: CommitId,
+    /// The predecessor's commits this row does not run (cherry-picks excluded).
+    pub behind: usize,
+    /// When the oldest of those landed.
+    pub oldest_behind: Option<chrono::DateTime<chrono::Utc>>,
+    /// Commits this row runs that the predecessor does not (it never ran them, as far as
+    /// its current state tells).
+    pub ahead: Vec<crate::model::CommitRecord>,
+    /// The predecessor runs exactly this commit.
+    pub same: bool,
+    /// The predecessor's commit contains this one.
+    pub contains: bool,
+    /// When the predecessor's current deployment started (its earliest replica).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Row {
@@ -129,8 +153,14 @@ impl Row {
             merge_base,
             behind,
             ahead,
+            promotion: None,
             findings,
         }
+    }
+
+    /// When this image was deployed here: its earliest replica's start.
+    pub fn deployed_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.instances.iter().filter_map(|i| i.started_at).min()
     }
 
     /// Commits in the target and not running in any form; None when unknown.
@@ -162,6 +192,7 @@ impl Row {
             merge_base: None,
             behind: None,
             ahead: None,
+            promotion: None,
             findings,
         }
     }

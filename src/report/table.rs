@@ -205,7 +205,7 @@ pub(super) fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Findin
     out
 }
 
-fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
     let cols = rows[0].len();
     let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     for r in rows {

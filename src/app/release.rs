@@ -1,0 +1,475 @@
+//! The release workflows: `contains` (is it deployed?), `plan` (what would a deploy change?)
+//! and `rollback` (which earlier release is safe?). Orchestration only; the decisions live
+//! in `contains`, `release` and `compare`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use super::Audit;
+use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
+use crate::contains::{self, PatchIds, Presence, State};
+use crate::git::Lookup;
+use crate::history;
+use crate::model::{Code, CommitId, Finding, Level};
+use crate::release::{self, Version};
+use crate::report::workflows::{
+    self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
+    Running, ServicePlan, ServiceRollback,
+};
+use crate::report::{Mainline, SCHEMA_VERSION};
+use crate::resolve::Deployment;
+
+pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g)?;
+    audit.only(&args.environments)?;
+    let mut pids = PatchIds::default();
+    let mut index = None;
+    let mut queries = Vec::new();
+    let mut states = Vec::new();
+    for item in &args.items {
+        let commits = query_commits(&audit, item, &mut index)?;
+        let answers = answers(&audit, &commits, &mut pids)?;
+        states.extend(answers.iter().map(|a| a.state));
+        let records =
+            commits.iter().map(|c| history::record(&audit.repo, c, &audit.config.tickets)).collect::<Result<_, _>>()?;
+        queries.push(QueryAnswer { query: item.clone(), commits: records, answers });
+    }
+    let report = ContainsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "contains".into(),
+        repository: audit.repo.path().display().to_string(),
+        mainline: Mainline { name: audit.mainline.0.clone(), commit: audit.mainline.1.clone() },
+        queries,
+    };
+    workflows::render_contains(&report, g.format, out)?;
+    Ok(contains::verdict(&states))
+}
+
+/// A SHA stands for itself; anything else is a ticket key, standing for every commit whose
+/// message mentions it in the history of the mainline and of everything running.
+fn query_commits(
+    audit: &Audit,
+    item: &str,
+    index: &mut Option<HashMap<String, Vec<CommitId>>>,
+) -> Result<Vec<CommitId>> {
+    match audit.repo.lookup_commit(item) {
+        Lookup::Found(c) => return Ok(vec![c]),
+        Lookup::Ambiguous => bail!("{item:?} matches several objects; give more digits"),
+        Lookup::NotFound | Lookup::NotACommit => {}
+    }
+    if index.is_none() {
+        *index = Some(ticket_index(audit)?);
+    }
+    match index.as_ref().and_then(|i| i.get(item)) {
+        Some(commits) => Ok(commits.clone()),
+        None => bail!(
+            "{item:?} is not a commit here, and no commit in the history of {} or of anything running mentions it (ticket patterns: see [tickets] in prodiff.toml)",
+            audit.mainline.0
+        ),
+    }
+}
+
+/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
+fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
+    let mut tips = vec![audit.mainline.1.clone()];
+    tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
+    tips.sort();
+    tips.dedup();
+    let mut index: HashMap<String, Vec<CommitId>> = HashMap::new();
+    for id in audit.repo.walk(&tips, &[])? {
+        let info = audit.repo.commit_info(&id)?;
+        for t in audit.config.tickets.find(&info.message) {
+            index.entry(t).or_default().push(id.clone());
+        }
+    }
+    Ok(index)
+}
+
+/// One answer per environment × service the commits concern (a path-filtered service is
+/// concerned only by commits touching its paths).
+fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<Vec<Answer>> {
+    let mut groups: BTreeMap<(usize, String, String), Vec<&Deployment>> = BTreeMap::new();
+    for (i, d) in audit.deployments.iter().enumerate() {
+        let order = audit.deployments.iter().position(|x| x.environment == d.environment).unwrap_or(i);
+        groups.entry((order, d.environment.clone(), d.service.clone())).or_default().push(d);
+    }
+    let mut out = Vec::new();
+    for ((_, environment, service), deployments) in groups {
+        let paths = audit.config.paths(&service);
+        let mut relevant = Vec::new();
+        for c in commits {
+            if paths.is_empty() || audit.repo.touches(c, paths)? {
+                relevant.push(c.clone());
+            }
+        }
+        if relevant.is_empty() {
+            continue;
+        }
+        let mut running = Vec::new();
+        for d in deployments {
+            running.push(running_state(audit, d, &relevant, pids)?);
+        }
+        let state = contains::combine(&running.iter().map(|r| r.state).collect::<Vec<_>>());
+        out.push(Answer { environment, service, state, running });
+    }
+    Ok(out)
+}
+
+fn running_state(audit: &Audit, d: &Deployment, commits: &[CommitId], pids: &mut PatchIds) -> Result<Running> {
+    let mut presences = Vec::new();
+    if let Some(running) = &d.commit {
+        for c in commits {
+            presences.push((c.clone(), contains::present(&audit.repo, pids, running, c)?));
+        }
+    }
+    let state = if d.commit.is_some() {
+        contains::state_of(&presences.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>())
+    } else {
+        State::Unknown
+    };
+    Ok(Running {
+        image: d.image.to_string(),
+        commit: d.commit.clone(),
+        replicas: d.instances.len(),
+        state,
+        commits: presences,
+    })
+}
+
+pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g)?;
+    audit.only(std::slice::from_ref(&args.environment))?;
+    audit.only_service(args.service.as_deref(), &args.environment)?;
+    let env_targets =
+        audit.all.iter().any(|d| d.environment == args.to).then(|| super::env_targets(&audit.all, &args.to));
+    let mut services = Vec::new();
+    for d in running_per_service(&audit) {
+        let Some(running) = &d.commit else {
+            bail!("{}/{} runs {}, which resolves to no commit: nothing to plan from", d.environment, d.service, d.image)
+        };
+        let (name, target) = match &env_targets {
+            Some(t) => t.get(&d.service).cloned().ok_or_else(|| {
+                anyhow::anyhow!("{} does not run {} on one resolved commit: nothing to plan to", args.to, d.service)
+            })?,
+            None => plan_target(&audit, &d.service, &args.to)?,
+        };
+        services.push(service_plan(&audit, d, running, name, target, &args.patch)?);
+    }
+    let mut report = PlanReport {
+        schema_version: SCHEMA_VERSION,
+        command: "plan".into(),
+        repository: audit.repo.path().display().to_string(),
+        environment: args.environment.clone(),
+        to: args.to.clone(),
+        services,
+    };
+    for s in &mut report.services {
+        s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
+    }
+    workflows::render_plan(&report, g.format, out)?;
+    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
+    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+}
+
+/// Each service's running deployment in the audited environment (the first image when
+/// replicas differ: `status` reports that as mixed-versions).
+fn running_per_service(audit: &Audit) -> Vec<&Deployment> {
+    let mut seen = std::collections::BTreeSet::new();
+    audit.deployments.iter().filter(|d| seen.insert(d.service.clone())).collect()
+}
+
+/// `--to` for one service: an image tag through the service's git_tags, else a git ref.
+fn plan_target(audit: &Audit, service: &str, to: &str) -> Result<(String, CommitId)> {
+    for template in audit.config.git_tags(service) {
+        let tag = template.replace("{tag}", to);
+        if let Some(c) = audit.repo.tag_commit(&tag) {
+            return Ok((tag, c));
+        }
+    }
+    match audit.repo.resolve_rev(to) {
+        Ok(c) => Ok((to.to_string(), c)),
+        Err(e) => bail!(
+            "--to {to:?} is neither an environment, an image tag of {service} (git tags {}) nor a git ref: {e}",
+            audit.config.git_tags(service).join(", ")
+        ),
+    }
+}
+
+fn service_plan(
+    audit: &Audit,
+    d: &Deployment,
+    running: &CommitId,
+    name: String,
+    target: CommitId,
+    patch: &[String],
+) -> Result<ServicePlan> {
+    let repo = &audit.repo;
+    let paths = audit.config.paths(&d.service);
+    let cmp = history::compare(repo, running, &name, &target, paths, &audit.config.tickets)?;
+    let rollback = running != &target && repo.contains(running, &target)?;
+    let risky_patterns = audit.config.risky_paths(&d.service);
+    let files: Vec<FileChange> = repo
+        .diff_stat(running, &target)?
+        .into_iter()
+        .filter(|(p, ..)| release::under(p, paths))
+        .map(|(path, added, removed)| FileChange {
+            risky: release::is_risky(&path, &risky_patterns),
+            path,
+            added,
+            removed,
+        })
+        .collect();
+    let mut patches = Vec::new();
+    for f in files.iter().filter(|f| patch.iter().any(|p| release::under(&f.path, std::slice::from_ref(p)))) {
+        patches.push(FilePatch { path: f.path.clone(), diff: file_diff(repo, running, &target, &f.path)? });
+    }
+    let mut tickets: Vec<String> = cmp.missing().flat_map(|c| c.tickets.clone()).collect();
+    tickets.sort();
+    tickets.dedup();
+    let findings = plan_findings(d, &cmp, rollback, &files);
+    Ok(ServicePlan {
+        service: d.service.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        target: name,
+        target_commit: target,
+        rollback,
+        added: cmp.behind,
+        removed: cmp.ahead,
+        tickets,
+        files,
+        patches,
+        findings,
+    })
+}
+
+fn plan_findings(
+    d: &Deployment,
+    cmp: &crate::compare::Comparison,
+    rollback: bool,
+    files: &[FileChange],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let dropped: Vec<String> = cmp.drift().map(|c| format!("{} {}", c.sha.short(), c.subject)).collect();
+    if rollback {
+        out.push(
+            Finding::new(
+                Code::Rollback,
+                format!("{} is older than what runs: deploying it reverts {} commit(s)", cmp.target, cmp.ahead.len()),
+            )
+            .at(&d.environment, &d.service),
+        );
+    } else if !dropped.is_empty() {
+        out.push(
+            Finding::new(
+                Code::DropsCommits,
+                format!(
+                    "deploying {} drops {} running commit(s) it lacks: {}",
+                    cmp.target,
+                    dropped.len(),
+                    dropped.join("; ")
+                ),
+            )
+            .hint(format!("get them into {} first (merge or cherry-pick)", cmp.target))
+            .at(&d.environment, &d.service),
+        );
+    }
+    let risky: Vec<&str> = files.iter().filter(|f| f.risky).map(|f| f.path.as_str()).collect();
+    if !risky.is_empty() {
+        let verb = if rollback { "reverts" } else { "changes" };
+        out.push(
+            Finding::new(Code::RiskyChange, format!("{verb} {}", risky.join(", ")))
+                .hint("review the migration and its rollback before deploying")
+                .at(&d.environment, &d.service),
+        );
+    }
+    out
+}
+
+/// A unified diff of one file between two commits.
+fn file_diff(repo: &crate::git::Repo, from: &CommitId, to: &CommitId, path: &str) -> Result<String> {
+    let text = |c| -> Result<String> {
+        Ok(repo.file_at(c, path)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+    };
+    let (old, new) = (text(from)?, text(to)?);
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    Ok(diff
+        .unified_diff()
+        .header(&format!("a/{path} ({})", from.short()), &format!("b/{path} ({})", to.short()))
+        .to_string())
+}
+
+pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g)?;
+    audit.only(std::slice::from_ref(&args.environment))?;
+    audit.only_service(args.service.as_deref(), &args.environment)?;
+    let mut index = None;
+    let mut excluded = Vec::new();
+    for item in &args.exclude {
+        excluded.push(Excluded { query: item.clone(), commits: query_commits(&audit, item, &mut index)? });
+    }
+    let mut pids = PatchIds::default();
+    let mut services = Vec::new();
+    for d in running_per_service(&audit) {
+        let Some(running) = &d.commit else {
+            bail!(
+                "{}/{} runs {}, which resolves to no commit: no rollback can be planned",
+                d.environment,
+                d.service,
+                d.image
+            )
+        };
+        services.push(service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?);
+    }
+    for s in &mut services {
+        s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
+    }
+    let report = RollbackReport {
+        schema_version: SCHEMA_VERSION,
+        command: "rollback".into(),
+        repository: audit.repo.path().display().to_string(),
+        environment: args.environment.clone(),
+        excluded,
+        services,
+    };
+    workflows::render_rollback(&report, g.format, out)?;
+    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
+    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+}
+
+fn service_rollback(
+    audit: &Audit,
+    d: &Deployment,
+    running: &CommitId,
+    excluded: &[Excluded],
+    limit: usize,
+    pids: &mut PatchIds,
+) -> Result<ServiceRollback> {
+    let mut candidates = Vec::new();
+    for (git_tag, image_tag, commit) in earlier_releases(audit, d, running)?.into_iter().take(limit) {
+        candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
+    }
+    let pick = candidates
+        .iter()
+        .position(|c| c.contains.iter().all(|(_, p)| matches!(p, Presence::Missing)) && c.image_exists != Some(false));
+    let mut findings = Vec::new();
+    let recommendation = match pick {
+        Some(i) => {
+            candidates[i].recommended = true;
+            let c = &candidates[i];
+            if !c.risky_files.is_empty() {
+                findings.push(
+                    Finding::new(
+                        Code::RiskyChange,
+                        format!("rolling back to {} reverts {}", c.git_tag, c.risky_files.join(", ")),
+                    )
+                    .hint("a reverted migration does not undo the schema: check the down-migration first")
+                    .at(&d.environment, &d.service),
+                );
+            }
+            Some(format!("{} (not pinned by digest: no registry was asked)", c.image))
+        }
+        None => {
+            let why = if candidates.is_empty() {
+                "there is no earlier release".to_string()
+            } else {
+                format!("each of the {} earlier releases contains an excluded change", candidates.len())
+            };
+            findings.push(
+                Finding::new(Code::NoRollbackTarget, why)
+                    .hint("fix forward, or widen --limit")
+                    .at(&d.environment, &d.service),
+            );
+            None
+        }
+    };
+    Ok(ServiceRollback {
+        service: d.service.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        candidates,
+        recommendation,
+        findings,
+    })
+}
+
+/// Releases of the service older than what runs, newest first: (git tag, image tag, commit).
+/// With a version for what runs, "older" is by version (a release branch's 1.4.1 is older
+/// than 1.5.0); otherwise by ancestry.
+fn earlier_releases(audit: &Audit, d: &Deployment, running: &CommitId) -> Result<Vec<(String, String, CommitId)>> {
+    let templates = audit.config.git_tags(&d.service);
+    let mut releases: Vec<(Option<Version>, String, String, CommitId)> = audit
+        .repo
+        .tags()?
+        .into_iter()
+        .filter_map(|(git_tag, commit)| {
+            release::image_tag(&git_tag, &templates).map(|t| (Version::parse(&t), git_tag, t, commit))
+        })
+        .collect();
+    let current = releases.iter().filter(|r| &r.3 == running).filter_map(|r| r.0.clone()).max();
+    let mut earlier = Vec::new();
+    for r in releases.drain(..) {
+        let older = match (&current, &r.0) {
+            (Some(cur), Some(v)) => v < cur,
+            _ => &r.3 != running && audit.repo.contains(running, &r.3)?,
+        };
+        if older && &r.3 != running {
+            earlier.push(r);
+        }
+    }
+    earlier.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut seen = std::collections::HashSet::new();
+    Ok(earlier.into_iter().filter(|r| seen.insert(r.3.clone())).map(|(_, g, t, c)| (g, t, c)).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn candidate(
+    audit: &Audit,
+    d: &Deployment,
+    running: &CommitId,
+    git_tag: String,
+    image_tag: String,
+    commit: CommitId,
+    excluded: &[Excluded],
+    pids: &mut PatchIds,
+) -> Result<Candidate> {
+    let repo = &audit.repo;
+    let paths = audit.config.paths(&d.service);
+    let cmp = history::compare(repo, running, &git_tag, &commit, paths, &audit.config.tickets)?;
+    let risky = audit.config.risky_paths(&d.service);
+    let risky_files = repo
+        .diff_stat(&commit, running)?
+        .into_iter()
+        .map(|(p, ..)| p)
+        .filter(|p| release::under(p, paths) && release::is_risky(p, &risky))
+        .collect();
+    let mut contains = Vec::new();
+    for e in excluded {
+        let mut found = Presence::Missing;
+        for c in &e.commits {
+            let p = contains::present(repo, pids, &commit, c)?;
+            if !matches!(p, Presence::Missing) {
+                found = p;
+                break;
+            }
+        }
+        contains.push((e.query.clone(), found));
+    }
+    let image = match d.image.named() {
+        Some(r) => format!("{}:{image_tag}", r.name().strip_prefix("docker.io/library/").unwrap_or(&r.name())),
+        None => format!("{image_tag} (image repository unknown)"),
+    };
+    Ok(Candidate {
+        git_tag,
+        image_tag,
+        commit,
+        image,
+        image_exists: None,
+        reverts: cmp.drift().cloned().collect(),
+        risky_files,
+        contains,
+        recommended: false,
+    })
+}

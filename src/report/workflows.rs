@@ -1,0 +1,393 @@
+//! Reports of the release-workflow commands (`contains`, `plan`, `rollback`): their data,
+//! serialised as is for `--format json`, and their table and markdown renderings.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Format, Mainline};
+use crate::contains::{Presence, State};
+use crate::model::{CommitId, CommitRecord};
+
+/// `prodiff contains`: one entry per query.
+#[derive(Debug, Serialize)]
+pub struct ContainsReport {
+    pub schema_version: u32,
+    pub command: String,
+    pub repository: String,
+    pub mainline: Mainline,
+    pub queries: Vec<QueryAnswer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryAnswer {
+    /// As asked: a SHA or a ticket key.
+    pub query: String,
+    /// The commits it stands for (one for a SHA; every commit mentioning a ticket).
+    pub commits: Vec<CommitRecord>,
+    pub answers: Vec<Answer>,
+}
+
+/// One service in one environment.
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    pub environment: String,
+    pub service: String,
+    pub state: State,
+    /// Each distinct image the service runs there.
+    pub running: Vec<Running>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Running {
+    pub image: String,
+    pub commit: Option<CommitId>,
+    pub replicas: usize,
+    pub state: State,
+    /// Per queried commit (that concerns this service): where it stands.
+    pub commits: Vec<(CommitId, Presence)>,
+}
+
+pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => super::json::to_writer(report, out),
+        Format::Markdown => contains_markdown(report, out),
+        Format::Table | Format::Github => contains_table(report, out),
+    }
+}
+
+fn contains_table(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()> {
+    for q in &report.queries {
+        writeln!(out, "{}: {} commit{}", q.query, q.commits.len(), if q.commits.len() == 1 { "" } else { "s" })?;
+        for c in &q.commits {
+            writeln!(out, "  {}  {}", c.sha.short(), c.subject)?;
+        }
+        let mut rows = vec![["ENVIRONMENT", "SERVICE", "STATE", "RUNNING"].map(String::from).to_vec()];
+        rows.extend(q.answers.iter().map(|a| {
+            vec![a.environment.clone(), a.service.clone(), a.state.describe().to_string(), running(&a.running)]
+        }));
+        writeln!(out)?;
+        if q.answers.is_empty() {
+            writeln!(out, "No service's paths include these commits.")?;
+        } else {
+            super::table::write_table(&rows, out)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn contains_markdown(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "## prodiff contains\n")?;
+    for q in &report.queries {
+        writeln!(out, "### {}\n", q.query)?;
+        for c in &q.commits {
+            writeln!(out, "- `{}` {}", c.sha.short(), c.subject)?;
+        }
+        writeln!(out, "\n| Environment | Service | State | Running |\n| --- | --- | --- | --- |")?;
+        for a in &q.answers {
+            writeln!(out, "| {} | {} | {} | {} |", a.environment, a.service, a.state.describe(), running(&a.running))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `5d09a04506 ×2`, `adb1d1c256 (as 1a2b3c4d5e)`, `unresolved`.
+fn running(images: &[Running]) -> String {
+    let parts: Vec<String> = images
+        .iter()
+        .map(|r| {
+            let mut s = r.commit.as_ref().map(|c| c.short().to_string()).unwrap_or_else(|| "unresolved".into());
+            if r.replicas > 1 {
+                s.push_str(&format!(" ×{}", r.replicas));
+            }
+            let picks: Vec<&str> = r
+                .commits
+                .iter()
+                .filter_map(|(_, p)| match p {
+                    Presence::Equivalent(c) => Some(c.short()),
+                    _ => None,
+                })
+                .collect();
+            if !picks.is_empty() {
+                s.push_str(&format!(" (as {})", picks.join(", ")));
+            }
+            if images.len() > 1 {
+                s.push_str(&format!(": {}", r.state.describe()));
+            }
+            s
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// `prodiff plan ENV --to TARGET`.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub schema_version: u32,
+    pub command: String,
+    pub repository: String,
+    pub environment: String,
+    pub to: String,
+    pub services: Vec<ServicePlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServicePlan {
+    pub service: String,
+    pub image: String,
+    pub running: CommitId,
+    /// What the target is called for this service (`v1.5.0`, `env:staging`, `main`).
+    pub target: String,
+    pub target_commit: CommitId,
+    /// The target is an ancestor of what runs: deploying it reverts commits.
+    pub rollback: bool,
+    /// In the target, not running: what the deploy ships.
+    pub added: Vec<CommitRecord>,
+    /// Running, not in the target: what the deploy removes.
+    pub removed: Vec<CommitRecord>,
+    pub tickets: Vec<String>,
+    pub files: Vec<FileChange>,
+    pub patches: Vec<FilePatch>,
+    pub findings: Vec<crate::model::Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    pub added: usize,
+    pub removed: usize,
+    pub risky: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilePatch {
+    pub path: String,
+    pub diff: String,
+}
+
+pub fn render_plan(report: &PlanReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => super::json::to_writer(report, out),
+        Format::Markdown => plan_markdown(report, out),
+        Format::Table | Format::Github => plan_table(report, out),
+    }
+}
+
+fn plan_table(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
+    for s in &report.services {
+        let kind = if s.rollback { "  (ROLLBACK)" } else { "" };
+        writeln!(
+            out,
+            "{} / {}: {} -> {} ({}){kind}",
+            report.environment,
+            s.service,
+            s.running.short(),
+            s.target_commit.short(),
+            s.target
+        )?;
+        writeln!(out, "\n  Ships {} commit{}:", s.added.len(), plural(s.added.len()))?;
+        commit_lines(&s.added, out)?;
+        writeln!(out, "\n  Removes {} running commit{}:", s.removed.len(), plural(s.removed.len()))?;
+        commit_lines(&s.removed, out)?;
+        if !s.tickets.is_empty() {
+            writeln!(out, "\n  Tickets: {}", s.tickets.join(", "))?;
+        }
+        let (adds, dels): (usize, usize) = s.files.iter().fold((0, 0), |(a, d), f| (a + f.added, d + f.removed));
+        writeln!(out, "\n  {} file{} changed, +{adds} -{dels}", s.files.len(), plural(s.files.len()))?;
+        for f in &s.files {
+            let flag = if f.risky { "  RISKY" } else { "" };
+            writeln!(out, "    {:>5} {:>5}  {}{flag}", format!("+{}", f.added), format!("-{}", f.removed), f.path)?;
+        }
+        for p in &s.patches {
+            writeln!(out, "\n{}", p.diff.trim_end())?;
+        }
+        findings_lines(&s.findings, out)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn plan_markdown(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "## Release plan: {} → {}\n", report.environment, report.to)?;
+    for s in &report.services {
+        let kind = if s.rollback { " — ⚠️ **rollback**" } else { "" };
+        writeln!(
+            out,
+            "### {}: `{}` → `{}` ({}){kind}\n",
+            s.service,
+            s.running.short(),
+            s.target_commit.short(),
+            s.target
+        )?;
+        writeln!(out, "**Ships {} commit{}**\n", s.added.len(), plural(s.added.len()))?;
+        md_commits(&s.added, out)?;
+        writeln!(out, "**Removes {} running commit{}**\n", s.removed.len(), plural(s.removed.len()))?;
+        md_commits(&s.removed, out)?;
+        if !s.tickets.is_empty() {
+            writeln!(out, "**Tickets:** {}\n", s.tickets.join(", "))?;
+        }
+        if !s.files.is_empty() {
+            writeln!(out, "| File | + | − | |\n| --- | ---: | ---: | --- |")?;
+            for f in &s.files {
+                writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    f.path,
+                    f.added,
+                    f.removed,
+                    if f.risky { "⚠️ risky" } else { "" }
+                )?;
+            }
+            writeln!(out)?;
+        }
+        for p in &s.patches {
+            writeln!(out, "```diff\n{}\n```\n", p.diff.trim_end())?;
+        }
+        for f in &s.findings {
+            writeln!(out, "- **{}** `{}` {}", f.level, f.code, f.message)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `prodiff rollback ENV`.
+#[derive(Debug, Serialize)]
+pub struct RollbackReport {
+    pub schema_version: u32,
+    pub command: String,
+    pub repository: String,
+    pub environment: String,
+    /// What the target must not contain, as asked and as commits.
+    pub excluded: Vec<Excluded>,
+    pub services: Vec<ServiceRollback>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Excluded {
+    pub query: String,
+    pub commits: Vec<CommitId>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceRollback {
+    pub service: String,
+    pub image: String,
+    pub running: CommitId,
+    /// Newest first.
+    pub candidates: Vec<Candidate>,
+    /// The image reference to deploy, when a candidate qualifies.
+    pub recommendation: Option<String>,
+    pub findings: Vec<crate::model::Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Candidate {
+    pub git_tag: String,
+    pub image_tag: String,
+    pub commit: CommitId,
+    pub image: String,
+    /// Whether the image is still in the registry: null when no registry was asked.
+    pub image_exists: Option<bool>,
+    /// Running commits this candidate lacks: what rolling back reverts.
+    pub reverts: Vec<CommitRecord>,
+    /// Risky paths rolling back would revert (undoing a migration).
+    pub risky_files: Vec<String>,
+    /// For each excluded query: whether this candidate contains it, and how.
+    pub contains: Vec<(String, Presence)>,
+    pub recommended: bool,
+}
+
+pub fn render_rollback(report: &RollbackReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => super::json::to_writer(report, out),
+        Format::Markdown | Format::Table | Format::Github => rollback_table(report, format == Format::Markdown, out),
+    }
+}
+
+fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) -> io::Result<()> {
+    if markdown {
+        writeln!(out, "## Rollback targets for {}\n\n```text", report.environment)?;
+    }
+    for s in &report.services {
+        writeln!(out, "{} / {}: runs {} ({})\n", report.environment, s.service, s.running.short(), s.image)?;
+        let mut header = vec!["CANDIDATE".to_string(), "COMMIT".into(), "REVERTS".into(), "RISKY".into()];
+        header.extend(report.excluded.iter().map(|e| format!("HAS {}", e.query)));
+        header.push("IMAGE".into());
+        let mut rows = vec![header];
+        for c in &s.candidates {
+            let mut row = vec![
+                format!("{}{}", if c.recommended { "* " } else { "  " }, c.git_tag),
+                c.commit.short().to_string(),
+                c.reverts.len().to_string(),
+                if c.risky_files.is_empty() { "-".into() } else { c.risky_files.join(",") },
+            ];
+            row.extend(c.contains.iter().map(|(_, p)| match p {
+                Presence::Deployed => "yes".to_string(),
+                Presence::Equivalent(via) => format!("yes (as {})", via.short()),
+                Presence::Missing => "no".to_string(),
+                Presence::Unknown => "unknown".to_string(),
+            }));
+            row.push(match c.image_exists {
+                Some(true) => "in registry".into(),
+                Some(false) => "MISSING".into(),
+                None => "not checked".into(),
+            });
+            rows.push(row);
+        }
+        if s.candidates.is_empty() {
+            writeln!(out, "  No earlier release.")?;
+        } else {
+            super::table::write_table(&rows, out)?;
+        }
+        match &s.recommendation {
+            Some(r) => writeln!(out, "\n  Recommended: {r}")?,
+            None => writeln!(out, "\n  No candidate qualifies.")?,
+        }
+        findings_lines(&s.findings, out)?;
+        writeln!(out)?;
+    }
+    if markdown {
+        writeln!(out, "```")?;
+    }
+    Ok(())
+}
+
+fn commit_lines(list: &[CommitRecord], out: &mut dyn Write) -> io::Result<()> {
+    for c in list {
+        let same = c.equivalent.as_ref().map(|e| format!("  (same change as {})", e.short())).unwrap_or_default();
+        writeln!(out, "    {}  {}{same}", c.sha.short(), c.subject)?;
+    }
+    Ok(())
+}
+
+fn md_commits(list: &[CommitRecord], out: &mut dyn Write) -> io::Result<()> {
+    if list.is_empty() {
+        writeln!(out, "- none")?;
+    }
+    for c in list {
+        let same = c.equivalent.as_ref().map(|e| format!(" — same change as `{}`", e.short())).unwrap_or_default();
+        writeln!(out, "- `{}` {}{same}", c.sha.short(), c.subject)?;
+    }
+    writeln!(out)
+}
+
+fn findings_lines(findings: &[crate::model::Finding], out: &mut dyn Write) -> io::Result<()> {
+    for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
+        writeln!(out, "\n  {:<5} {}  {}", f.level, f.code, f.message)?;
+        if let Some(h) = &f.hint {
+            writeln!(out, "        hint: {h}")?;
+        }
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
