@@ -85,7 +85,7 @@ pub fn present(repo: &Repo, pids: &mut PatchIds, running: &CommitId, wanted: &Co
 
 /// One running image's state from the presence of every queried commit.
 pub fn state_of(presences: &[Presence]) -> State {
-    if presences.iter().any(|p| *p == Presence::Unknown) {
+    if presences.contains(&Presence::Unknown) {
         return State::Unknown;
     }
     let found = presences.iter().filter(|p| !matches!(p, Presence::Missing)).count();

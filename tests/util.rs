@@ -217,7 +217,10 @@ pub fn prodiff_env(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str,
 }
 
 /// Writes an inventory with one workload per (environment, service, image, labels).
-pub fn inventory(dir: &Path, name: &str, rows: &[(&str, &str, &str, &[(&str, &str)])]) -> PathBuf {
+/// (environment, service, image, labels)
+pub type InventoryRow<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+pub fn inventory(dir: &Path, name: &str, rows: &[InventoryRow]) -> PathBuf {
     let workloads: Vec<Value> = rows
         .iter()
         .map(|(env, service, image, labels)| {
