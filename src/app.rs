@@ -289,19 +289,34 @@ impl Audit {
     /// Compares every deployment with the target `target_of` picks for it; one git
     /// comparison per distinct (commit, target, paths).
     fn compare_all(&self, target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>) -> Result<Vec<Row>> {
-        let mut cache: HashMap<(CommitId, CommitId, Vec<String>), Comparison> = HashMap::new();
+        type Key = (CommitId, CommitId, Vec<String>);
+        let targets: Vec<Option<(String, CommitId)>> = self.deployments.iter().map(&target_of).collect();
+        let keys: Vec<Option<Key>> = self
+            .deployments
+            .iter()
+            .zip(&targets)
+            .map(|(d, t)| match (&d.commit, t) {
+                (Some(running), Some((_, commit))) if !self.repo.is_shallow() => {
+                    Some((running.clone(), commit.clone(), self.config.paths(&d.service).to_vec()))
+                }
+                _ => None,
+            })
+            .collect();
+        // Comparisons can hold 100k+ commits: the last row that needs one takes it, the
+        // others get a copy.
+        let mut uses: HashMap<&Key, usize> = HashMap::new();
+        keys.iter().flatten().for_each(|k| *uses.entry(k).or_default() += 1);
+        let mut cache: HashMap<&Key, Comparison> = HashMap::new();
         let mut rows = Vec::new();
-        for d in &self.deployments {
-            let target = target_of(d);
-            let cmp = match (&d.commit, &target) {
-                (Some(running), Some((name, commit))) if !self.repo.is_shallow() => {
-                    let paths = self.config.paths(&d.service).to_vec();
-                    let key = (running.clone(), commit.clone(), paths);
-                    if !cache.contains_key(&key) {
-                        let c = history::compare(&self.repo, running, name, commit, &key.2, &self.config.tickets)?;
-                        cache.insert(key.clone(), c);
+        for ((d, target), key) in self.deployments.iter().zip(&targets).zip(&keys) {
+            let cmp = match (key, target) {
+                (Some(key), Some((name, _))) => {
+                    if !cache.contains_key(key) {
+                        cache.insert(key, history::compare(&self.repo, &key.0, name, &key.1, &key.2, &self.config.tickets)?);
                     }
-                    let mut c = cache[&key].clone();
+                    let left = uses.get_mut(key).expect("every key is counted");
+                    *left -= 1;
+                    let mut c = if *left == 0 { cache.remove(key).expect("cached above") } else { cache[key].clone() };
                     c.target = name.clone();
                     Some(c)
                 }

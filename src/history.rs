@@ -23,7 +23,13 @@ pub fn compare(
     let pair = !behind_ids.is_empty() && !ahead_ids.is_empty();
     let behind = sides(repo, &behind_ids, tickets, pair)?;
     let ahead = sides(repo, &ahead_ids, tickets, pair)?;
-    let merge_base = repo.merge_base(running, target)?;
+    // When one side is empty the other commit is an ancestor: that is the merge base, and
+    // asking libgit2 would walk the whole range a third time.
+    let merge_base = match (behind_ids.is_empty(), ahead_ids.is_empty()) {
+        (_, true) if paths.is_empty() => Some(running.clone()),
+        (true, _) if paths.is_empty() => Some(target.clone()),
+        _ => repo.merge_base(running, target)?,
+    };
     Ok(Comparison::new(target_name.to_string(), target.clone(), merge_base, behind, ahead))
 }
 

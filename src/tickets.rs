@@ -4,7 +4,11 @@
 use regex::Regex;
 
 /// The defaults: Jira keys and GitHub issue numbers.
-pub const DEFAULT_PATTERNS: &[&str] = &[r"\b([A-Z][A-Z0-9]+-[0-9]+)\b", r"(?:^|[^\w&/])(#[0-9]+)\b"];
+/// ASCII word boundaries (`(?-u:\b)`): ticket keys are ASCII, and Unicode boundaries make
+/// the scan of 150k messages several times slower.
+/// No capture groups either: `find_iter` runs on the fast DFA, `captures_iter` does not.
+/// The GitHub pattern's leading context character is trimmed off afterwards.
+pub const DEFAULT_PATTERNS: &[&str] = &[r"(?-u:\b)[A-Z][A-Z0-9]+-[0-9]+(?-u:\b)", r"(?:^|[^0-9A-Za-z_&/])#[0-9]+(?-u:\b)"];
 
 /// Upper-case words that look like Jira keys in ordinary prose (`UTF-8`, `SHA-256`).
 /// Only the default Jira pattern skips them; a configured pattern is taken as written.
@@ -31,9 +35,13 @@ impl TicketMatcher {
     pub fn find(&self, message: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for re in &self.patterns {
-            for caps in re.captures_iter(message) {
-                let m = caps.get(1).or_else(|| caps.get(0)).expect("group 0 always matches");
-                let key = m.as_str().trim();
+            let keys: Vec<&str> = if re.captures_len() > 1 {
+                re.captures_iter(message).filter_map(|c| c.get(1)).map(|m| m.as_str()).collect()
+            } else {
+                re.find_iter(message).map(|m| m.as_str()).collect()
+            };
+            for key in keys {
+                let key = if self.defaults { key.trim_start_matches(|c| c != '#' && !is_key_start(c)) } else { key.trim() };
                 if key.is_empty() || out.iter().any(|k| k == key) || self.is_prose(key) {
                     continue;
                 }
@@ -44,8 +52,16 @@ impl TicketMatcher {
     }
 
     fn is_prose(&self, key: &str) -> bool {
-        self.defaults && key.split_once('-').is_some_and(|(p, _)| NOT_TICKETS.contains(&p))
+        if !self.defaults {
+            return false;
+        }
+        key.split_once('-').is_some_and(|(p, _)| NOT_TICKETS.contains(&p))
     }
+}
+
+/// Where a Jira key can start, to trim the context character a default pattern matched.
+fn is_key_start(c: char) -> bool {
+    c.is_ascii_uppercase()
 }
 
 #[cfg(test)]
