@@ -312,7 +312,10 @@ impl Audit {
             let cmp = match (key, target) {
                 (Some(key), Some((name, _))) => {
                     if !cache.contains_key(key) {
-                        cache.insert(key, history::compare(&self.repo, &key.0, name, &key.1, &key.2, &self.config.tickets)?);
+                        cache.insert(
+                            key,
+                            history::compare(&self.repo, &key.0, name, &key.1, &key.2, &self.config.tickets)?,
+                        );
                     }
                     let left = uses.get_mut(key).expect("every key is counted");
                     *left -= 1;

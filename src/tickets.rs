@@ -8,7 +8,8 @@ use regex::Regex;
 /// the scan of 150k messages several times slower.
 /// No capture groups either: `find_iter` runs on the fast DFA, `captures_iter` does not.
 /// The GitHub pattern's leading context character is trimmed off afterwards.
-pub const DEFAULT_PATTERNS: &[&str] = &[r"(?-u:\b)[A-Z][A-Z0-9]+-[0-9]+(?-u:\b)", r"(?:^|[^0-9A-Za-z_&/])#[0-9]+(?-u:\b)"];
+pub const DEFAULT_PATTERNS: &[&str] =
+    &[r"(?-u:\b)[A-Z][A-Z0-9]+-[0-9]+(?-u:\b)", r"(?:^|[^0-9A-Za-z_&/])#[0-9]+(?-u:\b)"];
 
 /// Upper-case words that look like Jira keys in ordinary prose (`UTF-8`, `SHA-256`).
 /// Only the default Jira pattern skips them; a configured pattern is taken as written.
@@ -41,7 +42,8 @@ impl TicketMatcher {
                 re.find_iter(message).map(|m| m.as_str()).collect()
             };
             for key in keys {
-                let key = if self.defaults { key.trim_start_matches(|c| c != '#' && !is_key_start(c)) } else { key.trim() };
+                let key =
+                    if self.defaults { key.trim_start_matches(|c| c != '#' && !is_key_start(c)) } else { key.trim() };
                 if key.is_empty() || out.iter().any(|k| k == key) || self.is_prose(key) {
                     continue;
                 }

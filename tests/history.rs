@@ -114,24 +114,24 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     assert!(run.stdout.contains("Running but not in main: 2 commits"), "{}", run.stdout);
     assert!(run.stdout.contains("(same change as"), "{}", run.stdout);
 
-    // Against the staging environment: staging runs v1.1.0.
-    let run = prodiff(
-        r.path(),
-        &[
+    let diff_against = |against: &str| {
+        let args = [
             "diff",
             "production",
             "--against",
-            "staging",
+            against,
             "--format",
             "json",
             "--repo",
             repo,
             "--inventory",
             inv.to_str().unwrap(),
-        ],
-        None,
-    );
-    let report = run.json();
+        ];
+        prodiff(r.path(), &args, None).json()
+    };
+
+    // Against the staging environment: staging runs v1.1.0.
+    let report = diff_against("staging");
     let prod = row(&report, "production", "api");
     let v110 = r.rev("v1.1.0");
     assert_eq!(prod["target"], "env:staging");
@@ -139,23 +139,7 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
     assert_eq!(shas(&prod["ahead"]), r.rev_list(&[&format!("{v110}..{h2}")]));
 
     // Against a git ref.
-    let run = prodiff(
-        r.path(),
-        &[
-            "diff",
-            "production",
-            "--against",
-            "v1.0.0",
-            "--format",
-            "json",
-            "--repo",
-            repo,
-            "--inventory",
-            inv.to_str().unwrap(),
-        ],
-        None,
-    );
-    let report = run.json();
+    let report = diff_against("v1.0.0");
     let prod = row(&report, "production", "api");
     assert_eq!(shas(&prod["behind"]), Vec::<String>::new());
     assert_eq!(shas(&prod["ahead"]), r.rev_list(&[&format!("v1.0.0..{h2}")]));
