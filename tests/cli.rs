@@ -123,3 +123,17 @@ fn every_finding_code_is_documented_in_the_readme() {
         assert!(readme.contains(&row), "README has no row starting {row:?}");
     }
 }
+
+#[test]
+fn a_clone_uses_origin_head_as_the_mainline() {
+    let upstream = linear();
+    let clone = tempfile::tempdir().unwrap();
+    git_in(clone.path(), &["clone", "-q", upstream.path().to_str().unwrap(), "c"], 0);
+    let repo = clone.path().join("c");
+    let inv = r#"{"workloads": [{"environment": "production", "image": "acme/api:1.0.0"}]}"#;
+    let run = prodiff(&repo, &["status", "--inventory", "-", "--format", "json"], Some(inv));
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["mainline"]["name"], "origin/main");
+    assert_eq!(report["mainline"]["commit"], upstream.rev("main").as_str());
+}
