@@ -19,4 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --locked --all-targets
-cargo test --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite: every test binary's counts added up.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "prodiff: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
