@@ -16,10 +16,10 @@ use crate::compare::Comparison;
 use crate::config::Config;
 use crate::git::Repo;
 use crate::history;
-use crate::model::{Code, CommitId, Finding, Level, Workload};
+use crate::model::{Code, CommitId, Finding, Level};
 use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
-use crate::source::inventory;
+use crate::source::{inventory, kubernetes, Observation};
 
 /// Runs the command and returns its exit code (see `exit`).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
@@ -175,13 +175,15 @@ impl Audit {
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
-        let workloads = gather(g, &config)?;
+        let Observation { workloads, findings: mut observed } = gather(g, &config)?;
+        let (workloads, unclaimed) = resolve::claimed(workloads, &config);
+        observed.extend(unclaimed);
         let shallow = repo.is_shallow();
         let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
         let rank = |env: &str| config.promotion.iter().position(|p| p == env).unwrap_or(usize::MAX);
         deployments.sort_by(|a, b| (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment)));
-        let mut findings = Vec::new();
+        let mut findings = observed;
         if shallow {
             findings.push(
                 Finding::new(
@@ -360,21 +362,26 @@ impl Audit {
     }
 }
 
-/// Workloads from `--inventory` files and every inventory the config lists.
-fn gather(g: &Global, config: &Config) -> Result<Vec<Workload>> {
-    let mut workloads = Vec::new();
+/// What every source saw: `--inventory` files and the sources the config lists.
+fn gather(g: &Global, config: &Config) -> Result<Observation> {
+    if g.inventory.is_empty() && !config.environments.iter().any(|e| e.has_sources()) {
+        bail!("nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml");
+    }
+    let mut seen = Observation::default();
     for path in &g.inventory {
-        workloads.extend(inventory::read(path, None)?);
+        seen.workloads.extend(inventory::read(path, None)?);
     }
     for env in &config.environments {
         for path in &env.inventories {
-            workloads.extend(inventory::read(path, Some(&env.name))?);
+            seen.workloads.extend(inventory::read(path, Some(&env.name))?);
+        }
+        for pods in &env.kubernetes {
+            let o = kubernetes::observe(pods, &env.name, config)?;
+            seen.workloads.extend(o.workloads);
+            seen.findings.extend(o.findings);
         }
     }
-    if g.inventory.is_empty() && config.environments.iter().all(|e| e.inventories.is_empty()) {
-        bail!("nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml");
-    }
-    Ok(workloads)
+    Ok(seen)
 }
 
 fn join(items: BTreeSet<&str>) -> String {

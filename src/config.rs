@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::model::{Code, Level};
 use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
+use crate::source::kubernetes::PodSource;
 use crate::tickets::TicketMatcher;
 
 /// The file looked for in the repository root when `--config` is not given.
@@ -66,6 +67,14 @@ pub struct ServiceConfig {
 pub struct EnvironmentConfig {
     pub name: String,
     pub inventories: Vec<PathBuf>,
+    /// Pods: saved `kubectl get pods -o json` output, or live clusters through kubectl.
+    pub kubernetes: Vec<PodSource>,
+}
+
+impl EnvironmentConfig {
+    pub fn has_sources(&self) -> bool {
+        !self.inventories.is_empty() || !self.kubernetes.is_empty()
+    }
 }
 
 impl Default for Config {
@@ -170,6 +179,18 @@ struct RawService {
 struct RawEnvironment {
     #[serde(default)]
     inventory: Vec<String>,
+    #[serde(default)]
+    kubernetes: Vec<Spanned<RawKubernetes>>,
+}
+
+/// `{ file = "pods.json" }` or `{ context = "prod", namespace = "shop", selector = "tier=web" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    file: Option<String>,
+    context: Option<String>,
+    namespace: Option<String>,
+    selector: Option<String>,
 }
 
 impl Config {
@@ -254,14 +275,29 @@ impl Config {
             services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths });
         }
 
-        let environments: Vec<EnvironmentConfig> = raw
-            .environments
-            .into_iter()
-            .map(|(name, e)| EnvironmentConfig {
+        let mut environments = Vec::new();
+        for (name, e) in raw.environments {
+            let mut kubernetes = Vec::new();
+            for k in e.kubernetes {
+                let span = k.span();
+                let k = k.into_inner();
+                kubernetes.push(match (k.file, k.context.is_some() || k.namespace.is_some() || k.selector.is_some()) {
+                    (Some(f), false) => PodSource::File(if f == "-" { PathBuf::from("-") } else { base_dir.join(f) }),
+                    (None, _) => PodSource::Live { context: k.context, namespace: k.namespace, selector: k.selector },
+                    (Some(_), true) => {
+                        return Err(at(
+                            span,
+                            format!("environments.{name}.kubernetes: `file` reads saved pods; it cannot go with context, namespace or selector"),
+                        ))
+                    }
+                });
+            }
+            environments.push(EnvironmentConfig {
                 name,
                 inventories: e.inventory.iter().map(|p| base_dir.join(p)).collect(),
-            })
-            .collect();
+                kubernetes,
+            });
+        }
 
         let mut promotion = Vec::new();
         for p in raw.promotion {

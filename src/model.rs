@@ -224,6 +224,10 @@ codes! {
         "A release reached the environment before running in its predecessor for the `[[policy.seasoning]]` minimum.";
     SeasoningUnverified = "seasoning-unverified", Warn, true,
         "Seasoning cannot be checked: no start times, or the predecessor has moved on to a newer release.";
+    PendingWorkload = "pending-workload", Warn, false,
+        "A container is not running (still pulling, crash-looping): its image is not counted as what runs.";
+    UnclaimedImages = "unclaimed-images", Allow, false,
+        "Workloads run images that no configured service claims (sidecars, databases): they are not audited.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
 }

@@ -141,6 +141,11 @@ impl ImageRef {
         s
     }
 
+    /// The repository in its short form, without tag or digest: `nginx`, `ghcr.io/acme/api`.
+    pub fn familiar_name(&self) -> String {
+        ImageRef { tag: None, digest: None, ..self.clone() }.familiar()
+    }
+
     /// The last path component: what a service is called when no config names it.
     pub fn short_name(&self) -> &str {
         self.repository.rsplit('/').next().unwrap_or(&self.repository)

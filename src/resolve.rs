@@ -78,6 +78,36 @@ pub fn service_name(w: &Workload, config: &Config) -> String {
     }
 }
 
+/// When the config names services by image, only their workloads are audited: sidecars,
+/// databases and other teams' images are set aside, and an `unclaimed-images` finding
+/// (allowed by default) lists them. Without such services every workload counts.
+pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Option<Finding>) {
+    if !config.services.iter().any(|s| s.image.is_some()) {
+        return (workloads, None);
+    }
+    let is_claimed = |w: &Workload| {
+        w.service.as_deref().is_some_and(|s| config.service(s).is_some())
+            || w.image.named().is_some_and(|r| config.service_for_image(r).is_some())
+    };
+    let (kept, skipped): (Vec<Workload>, Vec<Workload>) = workloads.into_iter().partition(is_claimed);
+    if skipped.is_empty() {
+        return (kept, None);
+    }
+    let mut images: Vec<String> = skipped
+        .iter()
+        .map(|w| w.image.named().map(|r| r.familiar_name()).unwrap_or_else(|| w.image.to_string()))
+        .collect();
+    images.sort();
+    images.dedup();
+    let finding = Finding::new(
+        Code::UnclaimedImages,
+        format!("{} workload(s) run images no configured service claims: {}", skipped.len(), images.join(", ")),
+    )
+    .hint("add a [services.NAME] with that image to audit them")
+    .key(images.join(","));
+    (kept, Some(finding))
+}
+
 /// Groups workloads into deployments (environment × service × distinct image), resolves
 /// each, and adds a `mixed-versions` finding where one service runs several images.
 pub fn deployments(workloads: &[Workload], config: &Config, repo: &impl Commits, shallow: bool) -> Vec<Deployment> {
@@ -263,6 +293,10 @@ fn tag_evidence(
         return;
     }
     for template in git_tags {
+        // `v1.2.0` with `v{tag}` would look for `vv1.2.0`.
+        if template.starts_with("v{tag}") && tag.starts_with('v') {
+            continue;
+        }
         let name = template.replace("{tag}", tag);
         if let Some(commit) = repo.tag_commit(&name) {
             evidence.push(Evidence { kind: EvidenceKind::GitTag, name, value: tag.to_string(), commit: Some(commit) });
@@ -270,7 +304,11 @@ fn tag_evidence(
         }
     }
     if VERSION_TAG.is_match(tag) {
-        let tried: Vec<String> = git_tags.iter().map(|t| t.replace("{tag}", tag)).collect();
+        let tried: Vec<String> = git_tags
+            .iter()
+            .filter(|t| !(t.starts_with("v{tag}") && tag.starts_with('v')))
+            .map(|t| t.replace("{tag}", tag))
+            .collect();
         findings.push(
             Finding::new(
                 Code::GitTagMissing,

@@ -67,7 +67,7 @@ fn inventory_errors_name_the_file_and_line_and_exit_2() {
 
     let run = prodiff(r.path(), &["status", "--inventory", "missing.json"], None);
     run.expect_code(2);
-    assert!(run.stderr.contains("cannot read inventory missing.json"), "{}", run.context);
+    assert!(run.stderr.contains("cannot read missing.json"), "{}", run.context);
     assert!(!run.stderr.contains("panicked"));
 }
 

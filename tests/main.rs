@@ -4,5 +4,6 @@ mod cli;
 mod demo;
 mod gate;
 mod history;
+mod kubernetes;
 mod release;
 mod util;

@@ -3,8 +3,7 @@
 //! (a misspelt `lables` must not silently drop evidence).
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -63,8 +62,8 @@ impl<'de> Deserialize<'de> for PinnedRef {
 /// Reads an inventory. `environment` is the environment the config lists this file under,
 /// if any: rows may then omit their own, and must not name another.
 pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, SourceError> {
-    let text = read_text(path)?;
-    let raw: RawInventory = serde_json::from_str(&text).map_err(|e| invalid(path, &e))?;
+    let text = super::read_text(path)?;
+    let raw: RawInventory = serde_json::from_str(&text).map_err(|e| super::invalid_json(path, &e))?;
     let origin = format!("inventory {}", path.display());
     raw.workloads
         .into_iter()
@@ -101,26 +100,6 @@ pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, Sou
             })
         })
         .collect()
-}
-
-fn read_text(path: &Path) -> Result<String, SourceError> {
-    let err = |e: std::io::Error| SourceError::Read { path: path.to_path_buf(), message: e.to_string() };
-    if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(err)?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(path).map_err(err)
-    }
-}
-
-fn invalid(path: &Path, e: &serde_json::Error) -> SourceError {
-    let text = e.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
-    SourceError::Invalid { path: PathBuf::from(path), line: e.line(), column: e.column(), message }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! `Workload`s and nothing more: no resolution, no comparison.
 
 pub mod inventory;
+pub mod kubernetes;
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use crate::model::{Finding, Workload};
 
@@ -17,10 +19,32 @@ pub struct Observation {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read inventory {path}: {message}")]
+    #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Inconsistent { path: PathBuf, message: String },
+}
+
+/// A source file's text; `-` is standard input.
+pub(crate) fn read_text(path: &Path) -> Result<String, SourceError> {
+    let err = |e: std::io::Error| SourceError::Read { path: path.to_path_buf(), message: e.to_string() };
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(err)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).map_err(err)
+    }
+}
+
+/// A JSON error as `file:line:column: message`.
+pub(crate) fn invalid_json(path: &Path, e: &serde_json::Error) -> SourceError {
+    let text = e.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    SourceError::Invalid { path: PathBuf::from(path), line: e.line(), column: e.column(), message }
 }

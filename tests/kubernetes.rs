@@ -1,0 +1,144 @@
+//! The Kubernetes source on a recorded `kubectl get pods -o json` (multi-container pods, an
+//! init container, a native sidecar, replicas on different digests, a pod still pulling),
+//! and live through a `kubectl` stand-in that replays the same recording (no cluster can
+//! run here), including a context that fails.
+
+use std::path::{Path, PathBuf};
+
+use crate::demo::demo_dir;
+use crate::util::*;
+
+fn pods() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/kubernetes/production-pods.json")
+}
+
+/// The demo repository (shop: api, web, worker), audited with `config`.
+fn audit(config: &str, args: &[&str], env: &[(&str, &str)]) -> (Run, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(demo_dir().join("make-repo.sh"))
+        .arg(dir.path().join("shop"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cfg = dir.path().join("prodiff.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let repo = dir.path().join("shop");
+    let mut all = args.to_vec();
+    all.extend(["--repo", repo.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    (prodiff_env(dir.path(), &all, None, env), dir)
+}
+
+fn services() -> String {
+    let demo = std::fs::read_to_string(demo_dir().join("prodiff.toml")).unwrap();
+    let services = demo.split("[environments.staging]").next().unwrap();
+    services.lines().filter(|l| !l.starts_with("promotion")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn recorded_pods_give_digests_replicas_and_pending_containers() {
+    let config = format!("{}\n[environments.production]\nkubernetes = [{{ file = {:?} }}]\n", services(), pods());
+    let (run, _dir) = audit(&config, &["status"], &[]);
+    run.expect_code(1);
+    let report = run.json();
+    let rows = report["results"].as_array().unwrap();
+    let api: Vec<_> = rows.iter().filter(|r| r["service"] == "api").collect();
+    assert_eq!(api.len(), 2, "two api images: a rollout in progress");
+    let old = api.iter().find(|r| r["image"] == "registry.example.com/shop/api:1.4.1").unwrap();
+    assert_eq!(old["digests"], serde_json::json!([format!("sha256:{}", "1".repeat(64))]));
+    assert_eq!(old["instances"].as_array().unwrap().len(), 1, "the completed init container is not a replica");
+    assert_eq!(old["instances"][0]["name"], "shop/api-7d9f-abcde/api on node-eu-1");
+    assert_eq!(old["instances"][0]["started_at"], "2026-11-18T09:12:00Z");
+    assert!(codes(old).contains(&"mixed-versions".to_string()));
+    let web = rows.iter().find(|r| r["service"] == "web").unwrap();
+    assert_eq!(
+        web["digests"],
+        serde_json::json!([format!("sha256:{}", "3".repeat(64))]),
+        "containerd's repo@digest form"
+    );
+    assert!(rows.iter().all(|r| r["service"] != "worker"), "a container still pulling runs nothing");
+    let global: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(global, ["pending-workload", "unclaimed-images"]);
+    assert!(report["findings"][0]["message"].as_str().unwrap().contains("waiting: ContainerCreating"));
+    assert_eq!(report["findings"][1]["key"], "envoyproxy/envoy,fluent/fluent-bit");
+}
+
+#[test]
+fn without_configured_services_sidecars_count_and_init_containers_do_not() {
+    let config = format!("[environments.production]\nkubernetes = [{{ file = {:?} }}]\n", pods());
+    let (run, _dir) = audit(&config, &["status"], &[]);
+    let report = run.json();
+    let mut services: Vec<&str> =
+        report["results"].as_array().unwrap().iter().map(|r| r["service"].as_str().unwrap()).collect();
+    services.dedup();
+    // api and web from the app labels, envoy and the native sidecar fluent-bit from their images.
+    assert_eq!(services, ["api", "envoy", "fluent-bit", "web"], "{report:#}");
+}
+
+#[test]
+fn live_clusters_through_kubectl_and_a_context_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let kubectl = dir.path().join("kubectl");
+    std::fs::write(
+        &kubectl,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {log}\ncase \"$*\" in\n  *\"--context prod-eu\"*) cat {pods} ;;\n  *) echo 'error: context \"prod-us\" does not exist' >&2; exit 1 ;;\nesac\n",
+            log = log.display(),
+            pods = pods().display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&kubectl).status().unwrap();
+    let config = format!(
+        "{}\n[environments.production]\nkubernetes = [\n  {{ context = \"prod-eu\", namespace = \"shop\" }},\n  {{ context = \"prod-us\", selector = \"tier=web\" }},\n]\n",
+        services()
+    );
+    let (run, _repo) = audit(
+        &config,
+        &["status", "--allow", "mixed-versions", "--allow", "hotfix-drift"],
+        &[("PRODIFF_KUBECTL", kubectl.to_str().unwrap())],
+    );
+    run.expect_code(3);
+    let report = run.json();
+    assert_eq!(report["complete"], false);
+    let unreachable =
+        report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "source-unreachable").unwrap();
+    assert!(unreachable["message"].as_str().unwrap().contains("context prod-us namespace (all)"), "{unreachable}");
+    assert!(
+        unreachable["message"].as_str().unwrap().contains("context \\\"prod-us\\\" does not exist")
+            || unreachable["message"].as_str().unwrap().contains("context \"prod-us\" does not exist")
+    );
+    assert!(
+        report["results"].as_array().unwrap().iter().any(|r| r["service"] == "web"),
+        "the reachable context is still audited"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "get pods -o json --request-timeout=20s --context prod-eu --namespace shop",
+            "get pods -o json --request-timeout=20s --context prod-us --all-namespaces --selector tier=web"
+        ]
+    );
+}
+
+#[test]
+fn a_saved_file_that_is_not_a_pod_list_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("deploys.json");
+    std::fs::write(&bad, r#"{"apiVersion": "v1", "kind": "DeploymentList", "items": []}"#).unwrap();
+    let config = format!("[environments.production]\nkubernetes = [{{ file = {bad:?} }}]\n");
+    let (run, _d) = audit(&config, &["status"], &[]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("kind \"DeploymentList\" is not a pod list"), "{}", run.context);
+    let config = format!("[environments.production]\nkubernetes = [{{ file = {bad:?}, context = \"x\" }}]\n");
+    let (run, _d) = audit(&config, &["status"], &[]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("prodiff.toml:2:15: environments.production.kubernetes: `file` reads saved pods"),
+        "{}",
+        run.context
+    );
+}
