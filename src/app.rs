@@ -14,12 +14,15 @@ use crate::baseline::Baseline;
 use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, SnapshotArgs, StatusArgs};
 use crate::compare::Comparison;
 use crate::config::Config;
+use crate::crosscheck;
+use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history;
 use crate::model::{Code, CommitId, Finding, Level};
 use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
-use crate::source::{inventory, kubernetes, Observation};
+use crate::source::versions::{self, Reported};
+use crate::source::{declared as declared_source, inventory, kubernetes, Observation};
 
 /// Runs the command and returns its exit code (see `exit`).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
@@ -101,7 +104,8 @@ fn status_report(g: &Global, environments: &[String], command: &str) -> Result<R
     audit.only(environments)?;
     let mut rows = audit.compare_with_mainline()?;
     audit.add_promotions(&mut rows)?;
-    audit.finish(command, rows)
+    let declared = audit.cross_check(&mut rows)?;
+    audit.finish_with(command, rows, declared)
 }
 
 /// Renders the report (and the GitHub job summary when asked for) and returns the exit code.
@@ -166,6 +170,10 @@ struct Audit {
     all: Vec<Deployment>,
     /// The deployments the command reports on.
     deployments: Vec<Deployment>,
+    /// What GitOps repositories declare, resolved like what runs.
+    declared: Vec<Deployment>,
+    /// What version stores report, with the commit each names here.
+    reported: Vec<(Reported, Option<CommitId>)>,
     findings: Vec<Finding>,
 }
 
@@ -175,14 +183,27 @@ impl Audit {
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
-        let Observation { workloads, findings: mut observed } = gather(g, &config)?;
+        let Observation { workloads, findings: mut observed, declared, reported } = gather(g, &config)?;
         let (workloads, unclaimed) = resolve::claimed(workloads, &config);
         observed.extend(unclaimed);
         let shallow = repo.is_shallow();
+        let mut declared = resolve::deployments(&resolve::claimed(declared, &config).0, &config, &repo, shallow);
+        let reported = reported
+            .into_iter()
+            .map(|r| {
+                let commit = match repo.lookup_commit(&r.value) {
+                    Lookup::Found(c) => Some(c),
+                    _ => None,
+                };
+                (r, commit)
+            })
+            .collect();
         let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
         let rank = |env: &str| config.promotion.iter().position(|p| p == env).unwrap_or(usize::MAX);
-        deployments.sort_by(|a, b| (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment)));
+        for list in [&mut deployments, &mut declared] {
+            list.sort_by(|a, b| (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment)));
+        }
         let mut findings = observed;
         if shallow {
             findings.push(
@@ -203,7 +224,7 @@ impl Audit {
                 findings.push(f);
             }
         }
-        Ok(Audit { repo, config, mainline, all: deployments.clone(), deployments, findings })
+        Ok(Audit { repo, config, mainline, all: deployments.clone(), deployments, declared, reported, findings })
     }
 
     /// Keeps only these environments (all when the list is empty); an unknown one is an error.
@@ -216,6 +237,8 @@ impl Audit {
         }
         if !wanted.is_empty() {
             self.deployments.retain(|d| wanted.contains(&d.environment));
+            self.declared.retain(|d| wanted.contains(&d.environment));
+            self.reported.retain(|(r, _)| wanted.contains(&r.environment));
             self.findings.retain(|f| f.environment.as_ref().is_none_or(|e| wanted.contains(e)));
         }
         Ok(())
@@ -283,6 +306,15 @@ impl Audit {
         Ok(())
     }
 
+    /// Declared and reported state beside what runs: disagreements become findings, and the
+    /// declared state is compared with the mainline too.
+    fn cross_check(&mut self, rows: &mut [Row]) -> Result<Vec<Row>> {
+        let found = crosscheck::attach(rows, &self.declared, &self.reported);
+        self.findings.extend(found);
+        let target = self.mainline.clone();
+        self.compare_each(&self.declared, |_| Some(target.clone()))
+    }
+
     fn compare_with_mainline(&self) -> Result<Vec<Row>> {
         let target = self.mainline.clone();
         self.compare_all(|_| Some(target.clone()))
@@ -291,10 +323,17 @@ impl Audit {
     /// Compares every deployment with the target `target_of` picks for it; one git
     /// comparison per distinct (commit, target, paths).
     fn compare_all(&self, target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>) -> Result<Vec<Row>> {
+        self.compare_each(&self.deployments, target_of)
+    }
+
+    fn compare_each(
+        &self,
+        deployments: &[Deployment],
+        target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>,
+    ) -> Result<Vec<Row>> {
         type Key = (CommitId, CommitId, Vec<String>);
-        let targets: Vec<Option<(String, CommitId)>> = self.deployments.iter().map(&target_of).collect();
-        let keys: Vec<Option<Key>> = self
-            .deployments
+        let targets: Vec<Option<(String, CommitId)>> = deployments.iter().map(&target_of).collect();
+        let keys: Vec<Option<Key>> = deployments
             .iter()
             .zip(&targets)
             .map(|(d, t)| match (&d.commit, t) {
@@ -310,7 +349,7 @@ impl Audit {
         keys.iter().flatten().for_each(|k| *uses.entry(k).or_default() += 1);
         let mut cache: HashMap<&Key, Comparison> = HashMap::new();
         let mut rows = Vec::new();
-        for ((d, target), key) in self.deployments.iter().zip(&targets).zip(&keys) {
+        for ((d, target), key) in deployments.iter().zip(&targets).zip(&keys) {
             let cmp = match (key, target) {
                 (Some(key), Some((name, _))) => {
                     if !cache.contains_key(key) {
@@ -344,6 +383,10 @@ impl Audit {
 
     /// The report, with the policy applied: every finding gets its final level here.
     fn finish(self, command: &str, results: Vec<Row>) -> Result<Report> {
+        self.finish_with(command, results, Vec::new())
+    }
+
+    fn finish_with(self, command: &str, results: Vec<Row>, declared: Vec<Row>) -> Result<Report> {
         let complete =
             !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
         let mut report = Report {
@@ -354,6 +397,7 @@ impl Audit {
             shallow: self.repo.is_shallow(),
             complete,
             results,
+            declared,
             findings: self.findings,
             check: None,
         };
@@ -379,6 +423,14 @@ fn gather(g: &Global, config: &Config) -> Result<Observation> {
             let o = kubernetes::observe(pods, &env.name, config)?;
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
+        }
+        for d in &env.declared {
+            seen.declared.extend(declared_source::read(d, &env.name)?);
+        }
+        for v in &env.versions {
+            let (reported, findings) = versions::read(v, &env.name)?;
+            seen.reported.extend(reported);
+            seen.findings.extend(findings);
         }
     }
     Ok(seen)

@@ -14,7 +14,9 @@ use toml::Spanned;
 use crate::model::{Code, Level};
 use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
+use crate::source::declared::DeclaredSource;
 use crate::source::kubernetes::PodSource;
+use crate::source::versions::VersionSource;
 use crate::tickets::TicketMatcher;
 
 /// The file looked for in the repository root when `--config` is not given.
@@ -69,11 +71,18 @@ pub struct EnvironmentConfig {
     pub inventories: Vec<PathBuf>,
     /// Pods: saved `kubectl get pods -o json` output, or live clusters through kubectl.
     pub kubernetes: Vec<PodSource>,
+    /// What a GitOps repository declares for this environment.
+    pub declared: Vec<DeclaredSource>,
+    /// Version stores: service -> commit, from a file or a command.
+    pub versions: Vec<VersionSource>,
 }
 
 impl EnvironmentConfig {
     pub fn has_sources(&self) -> bool {
-        !self.inventories.is_empty() || !self.kubernetes.is_empty()
+        !self.inventories.is_empty()
+            || !self.kubernetes.is_empty()
+            || !self.declared.is_empty()
+            || !self.versions.is_empty()
     }
 }
 
@@ -181,6 +190,29 @@ struct RawEnvironment {
     inventory: Vec<String>,
     #[serde(default)]
     kubernetes: Vec<Spanned<RawKubernetes>>,
+    #[serde(default)]
+    declared: Vec<RawDeclared>,
+    #[serde(default)]
+    versions: Vec<Spanned<RawVersions>>,
+}
+
+/// `{ repo = "../gitops", ref = "main", path = "apps/shop/production" }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeclared {
+    repo: String,
+    #[serde(rename = "ref")]
+    rev: Option<String>,
+    #[serde(default)]
+    path: String,
+}
+
+/// `{ file = "versions.json" }` or `{ command = "./deployed-versions.sh production" }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersions {
+    file: Option<String>,
+    command: Option<String>,
 }
 
 /// `{ file = "pods.json" }` or `{ context = "prod", namespace = "shop", selector = "tier=web" }`.
@@ -292,10 +324,34 @@ impl Config {
                     }
                 });
             }
+            let declared = e
+                .declared
+                .into_iter()
+                .map(|d| DeclaredSource {
+                    repo: base_dir.join(d.repo),
+                    rev: d.rev.unwrap_or_else(|| "HEAD".into()),
+                    path: d.path,
+                })
+                .collect();
+            let mut versions = Vec::new();
+            for v in e.versions {
+                let span = v.span();
+                versions.push(match v.into_inner() {
+                    RawVersions { file: Some(f), command: None } => VersionSource::File(base_dir.join(f)),
+                    RawVersions { file: None, command: Some(c) } => {
+                        VersionSource::Command { command: c, dir: base_dir.clone() }
+                    }
+                    _ => {
+                        return Err(at(span, format!("environments.{name}.versions: give either `file` or `command`")))
+                    }
+                });
+            }
             environments.push(EnvironmentConfig {
                 name,
                 inventories: e.inventory.iter().map(|p| base_dir.join(p)).collect(),
                 kubernetes,
+                declared,
+                versions,
             });
         }
 

@@ -172,6 +172,47 @@ impl Repo {
         })
     }
 
+    /// Every file under `dir` (`""`: the whole tree) at `commit`, as (path, content), for
+    /// reading declared state from a GitOps repository at a ref.
+    pub fn files_at(&self, commit: &CommitId, dir: &str) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+        let doing = || format!("listing {dir} at {}", commit.short());
+        let root = self.find_commit(commit)?.tree().map_err(|e| self.read_err(&doing(), e))?;
+        let dir = dir.trim_matches('/');
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            let entry = root.get_path(Path::new(dir)).map_err(|e| self.read_err(&doing(), e))?;
+            match entry.kind() {
+                Some(ObjectType::Tree) => self.repo.find_tree(entry.id()).map_err(|e| self.read_err(&doing(), e))?,
+                _ => {
+                    let blob = self.repo.find_blob(entry.id()).map_err(|e| self.read_err(&doing(), e))?;
+                    return Ok(vec![(dir.to_string(), blob.content().to_vec())]);
+                }
+            }
+        };
+        let mut out = Vec::new();
+        let mut failed = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                let path =
+                    format!("{}{}{parent}{}", dir, if dir.is_empty() { "" } else { "/" }, entry.name().unwrap_or(""));
+                match self.repo.find_blob(entry.id()) {
+                    Ok(b) => out.push((path, b.content().to_vec())),
+                    Err(e) => {
+                        failed = Some(e);
+                        return git2::TreeWalkResult::Abort;
+                    }
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(|e| self.read_err(&doing(), e))?;
+        match failed {
+            Some(e) => Err(self.read_err(&doing(), e)),
+            None => Ok(out),
+        }
+    }
+
     /// A file's content at a commit; `None` when the file does not exist there.
     pub fn file_at(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         let doing = || format!("reading {path} at {}", commit.short());

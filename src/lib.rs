@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod contains;
+pub mod crosscheck;
 pub mod exit;
 pub mod git;
 pub mod history;

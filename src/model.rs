@@ -73,6 +73,8 @@ pub enum EvidenceKind {
     ShaTag,
     /// An image tag matched to a git tag (`1.4.2` -> `v1.4.2`).
     GitTag,
+    /// A version store (file, command, endpoint) reports this commit for the service.
+    Reported,
 }
 
 impl fmt::Display for EvidenceKind {
@@ -81,6 +83,7 @@ impl fmt::Display for EvidenceKind {
             EvidenceKind::Label => "label",
             EvidenceKind::ShaTag => "sha-tag",
             EvidenceKind::GitTag => "git-tag",
+            EvidenceKind::Reported => "reported",
         })
     }
 }
@@ -106,6 +109,7 @@ impl Evidence {
             }
             EvidenceKind::ShaTag => format!("tag {}", self.value),
             EvidenceKind::GitTag => format!("tag {} (git tag {})", self.value, self.name),
+            EvidenceKind::Reported => format!("{} says {}", self.name, self.value),
         }
     }
 }
@@ -228,6 +232,8 @@ codes! {
         "A container is not running (still pulling, crash-looping): its image is not counted as what runs.";
     UnclaimedImages = "unclaimed-images", Allow, false,
         "Workloads run images that no configured service claims (sidecars, databases): they are not audited.";
+    SourcesDisagree = "sources-disagree", Deny, false,
+        "Sources name different commits for one service: running images, declared (GitOps) state, version stores.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
 }

@@ -250,6 +250,7 @@ mod tests {
             shallow: false,
             complete: true,
             results: vec![Row::bare("production", "api", findings)],
+            declared: vec![],
             findings: vec![],
             check: None,
         }

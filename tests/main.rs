@@ -6,4 +6,5 @@ mod gate;
 mod history;
 mod kubernetes;
 mod release;
+mod sources;
 mod util;

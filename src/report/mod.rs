@@ -63,6 +63,9 @@ pub struct Report {
     pub results: Vec<Row>,
     /// Findings about the whole run (a shallow clone, an empty environment).
     pub findings: Vec<Finding>,
+    /// Declared (GitOps) state, compared with the mainline like what runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<Row>,
     /// `prodiff check` only: the verdict and what changed since the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
@@ -107,6 +110,9 @@ pub struct Row {
     /// How this row stands against its predecessor in the promotion path, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promotion: Option<Promotion>,
+    /// What the GitOps repository declares for this service here, when it is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<crate::crosscheck::Declared>,
     pub findings: Vec<Finding>,
 }
 
@@ -154,6 +160,7 @@ impl Row {
             behind,
             ahead,
             promotion: None,
+            declared: None,
             findings,
         }
     }
@@ -193,6 +200,7 @@ impl Row {
             behind: None,
             ahead: None,
             promotion: None,
+            declared: None,
             findings,
         }
     }

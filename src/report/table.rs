@@ -30,6 +30,26 @@ fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         rows.extend(report.results.iter().map(status_cells));
         write_table(&rows, out)?;
     }
+    if !report.declared.is_empty() {
+        writeln!(out, "\nDeclared (GitOps):")?;
+        let mut rows =
+            vec![["ENVIRONMENT", "SERVICE", "IMAGE", "COMMIT", "BEHIND", "AHEAD", "SOURCE"].map(String::from).to_vec()];
+        rows.extend(report.declared.iter().map(|r| {
+            let cells = status_cells(r);
+            let origin =
+                r.instances.first().map(|i| i.origin.trim_start_matches("declared ").to_string()).unwrap_or_default();
+            vec![
+                cells[0].clone(),
+                cells[1].clone(),
+                cells[2].clone(),
+                cells[4].clone(),
+                cells[6].clone(),
+                cells[7].clone(),
+                origin,
+            ]
+        }));
+        write_table(&rows, out)?;
+    }
     Ok(())
 }
 

@@ -117,7 +117,7 @@ pub fn observe(source: &PodSource, environment: &str, config: &Config) -> Result
                         .hint("check the context with `kubectl --context CONTEXT get pods`")
                         .key(what);
                     f.environment = Some(environment.to_string());
-                    Ok(Observation { workloads: Vec::new(), findings: vec![f] })
+                    Ok(Observation { findings: vec![f], ..Observation::default() })
                 }
             }
         }

@@ -1,8 +1,10 @@
 //! Sources of "what runs". Each one turns some outside description of an environment into
 //! `Workload`s and nothing more: no resolution, no comparison.
 
+pub mod declared;
 pub mod inventory;
 pub mod kubernetes;
+pub mod versions;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,10 @@ use crate::model::{Finding, Workload};
 pub struct Observation {
     pub workloads: Vec<Workload>,
     pub findings: Vec<Finding>,
+    /// What a GitOps repository declares should run: compared with what runs, not mixed in.
+    pub declared: Vec<Workload>,
+    /// Commits version stores report per service.
+    pub reported: Vec<versions::Reported>,
 }
 
 #[derive(Debug, thiserror::Error)]
