@@ -22,10 +22,13 @@ use crate::model::{Code, CommitId, Finding, Level};
 use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
 use crate::source::versions::{self, Reported};
-use crate::source::{declared as declared_source, inventory, kubernetes, Observation};
+use crate::source::{declared as declared_source, docker, inventory, kubernetes, Observation};
 
 /// Runs the command and returns its exit code (see `exit`).
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+/// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
+/// run their async phase on it.
+pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
+    let _runtime = rt.enter();
     match &cli.command {
         Command::Status(args) => status(&cli.global, args, out),
         Command::Diff(args) => diff(&cli.global, args, out),
@@ -183,7 +186,7 @@ impl Audit {
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
-        let Observation { workloads, findings: mut observed, declared, reported } = gather(g, &config)?;
+        let Observation { workloads, findings: mut observed, declared, reported } = gather(g, &config, &repo)?;
         let (workloads, unclaimed) = resolve::claimed(workloads, &config);
         observed.extend(unclaimed);
         let shallow = repo.is_shallow();
@@ -407,9 +410,9 @@ impl Audit {
 }
 
 /// What every source saw: `--inventory` files and the sources the config lists.
-fn gather(g: &Global, config: &Config) -> Result<Observation> {
+fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
     if g.inventory.is_empty() && !config.environments.iter().any(|e| e.has_sources()) {
-        bail!("nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml");
+        return discover_local(config, repo);
     }
     let mut seen = Observation::default();
     for path in &g.inventory {
@@ -421,6 +424,16 @@ fn gather(g: &Global, config: &Config) -> Result<Observation> {
         }
         for pods in &env.kubernetes {
             let o = kubernetes::observe(pods, &env.name, config)?;
+            seen.workloads.extend(o.workloads);
+            seen.findings.extend(o.findings);
+        }
+        let hosts: Vec<(&str, bool)> = env
+            .docker
+            .iter()
+            .map(|h| (h.as_str(), false))
+            .chain(env.swarm.iter().map(|h| (h.as_str(), true)))
+            .collect();
+        for o in observe_docker(&hosts, &env.name, config)? {
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
         }
@@ -442,4 +455,56 @@ fn join(items: BTreeSet<&str>) -> String {
     } else {
         items.into_iter().collect::<Vec<_>>().join(", ")
     }
+}
+
+/// Every Docker host and Swarm manager of an environment, at most four at once, on the
+/// runtime `run` entered.
+fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<Vec<Observation>> {
+    use futures_util::stream::{self, StreamExt};
+    if hosts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
+    let each = |(host, swarm): (String, bool)| async move {
+        let url = docker::host_url((host != "default").then_some(host.as_str()));
+        if swarm {
+            docker::observe_swarm(&url, env, config).await
+        } else {
+            docker::observe(&url, env, config).await
+        }
+    };
+    let hosts: Vec<(String, bool)> = hosts.iter().map(|(h, s)| (h.to_string(), *s)).collect();
+    Ok(rt.block_on(stream::iter(hosts).map(each).buffered(4).collect()))
+}
+
+/// Zero-config on a Docker host: the containers of `DOCKER_HOST` (or the local socket) whose
+/// image names a commit of this repository (revision label) or this repository itself
+/// (`org.opencontainers.image.source` = the `origin` remote), as environment `local`.
+fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
+    let nothing = "nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml";
+    let mut seen = observe_docker(&[("default", false)], "local", config)?.pop().unwrap_or_default();
+    if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
+        bail!("{nothing} (and no local Docker daemon to look at: {})", f.message);
+    }
+    let origin = repo.remote_url("origin").map(|u| normalise_url(&u));
+    seen.workloads.retain(|w| {
+        let ours = resolve::REVISION_LABELS
+            .iter()
+            .filter_map(|k| w.labels.get(*k))
+            .any(|v| matches!(repo.lookup_commit(v), Lookup::Found(_)));
+        let source = w.labels.get("org.opencontainers.image.source").map(|s| normalise_url(s));
+        ours || (source.is_some() && source == origin)
+    });
+    if seen.workloads.is_empty() {
+        bail!("{nothing} (no running container on the local Docker daemon is built from this repository)");
+    }
+    Ok(seen)
+}
+
+/// `git@github.com:acme/shop.git` and `https://github.com/acme/shop` are one repository.
+fn normalise_url(url: &str) -> String {
+    let u = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
+    let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
+    u.replacen(':', "/", 1).to_ascii_lowercase()
 }

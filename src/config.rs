@@ -71,6 +71,10 @@ pub struct EnvironmentConfig {
     pub inventories: Vec<PathBuf>,
     /// Pods: saved `kubectl get pods -o json` output, or live clusters through kubectl.
     pub kubernetes: Vec<PodSource>,
+    /// Docker hosts (`unix://…`, `tcp://…`, `default`): their running containers.
+    pub docker: Vec<String>,
+    /// Swarm managers: their services' running tasks.
+    pub swarm: Vec<String>,
     /// What a GitOps repository declares for this environment.
     pub declared: Vec<DeclaredSource>,
     /// Version stores: service -> commit, from a file or a command.
@@ -81,6 +85,8 @@ impl EnvironmentConfig {
     pub fn has_sources(&self) -> bool {
         !self.inventories.is_empty()
             || !self.kubernetes.is_empty()
+            || !self.docker.is_empty()
+            || !self.swarm.is_empty()
             || !self.declared.is_empty()
             || !self.versions.is_empty()
     }
@@ -190,6 +196,10 @@ struct RawEnvironment {
     inventory: Vec<String>,
     #[serde(default)]
     kubernetes: Vec<Spanned<RawKubernetes>>,
+    #[serde(default)]
+    docker: Vec<Spanned<String>>,
+    #[serde(default)]
+    swarm: Vec<Spanned<String>>,
     #[serde(default)]
     declared: Vec<RawDeclared>,
     #[serde(default)]
@@ -346,8 +356,26 @@ impl Config {
                     }
                 });
             }
+            let mut docker = Vec::new();
+            let mut swarm = Vec::new();
+            for (list, key, out) in [(e.docker, "docker", &mut docker), (e.swarm, "swarm", &mut swarm)] {
+                for h in list {
+                    let url = h.get_ref();
+                    if !["unix://", "tcp://", "http://", "https://"].iter().any(|s| url.starts_with(s))
+                        && url != "default"
+                    {
+                        return Err(at(
+                            h.span(),
+                            format!("environments.{name}.{key}: {url:?} is not a Docker host (unix:///path, tcp://host:port, or \"default\" for DOCKER_HOST)"),
+                        ));
+                    }
+                    out.push(h.into_inner());
+                }
+            }
             environments.push(EnvironmentConfig {
                 name,
+                docker,
+                swarm,
                 inventories: e.inventory.iter().map(|p| base_dir.join(p)).collect(),
                 kubernetes,
                 declared,

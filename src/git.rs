@@ -73,6 +73,11 @@ impl Repo {
         &self.path
     }
 
+    /// The URL of a remote, if the repository has it.
+    pub fn remote_url(&self, name: &str) -> Option<String> {
+        self.repo.find_remote(name).ok()?.url().ok().map(str::to_string)
+    }
+
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
     }

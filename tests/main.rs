@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod docker;
 mod gate;
 mod history;
 mod kubernetes;

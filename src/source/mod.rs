@@ -2,6 +2,7 @@
 //! `Workload`s and nothing more: no resolution, no comparison.
 
 pub mod declared;
+pub mod docker;
 pub mod inventory;
 pub mod kubernetes;
 pub mod versions;
