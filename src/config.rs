@@ -63,6 +63,8 @@ pub struct ServiceConfig {
     /// Paths whose change reviewers must see (migrations, schemas): flagged in plans and
     /// rollbacks. `migrations/` matches a directory anywhere, `*.sql` a file name.
     pub risky_paths: Vec<String>,
+    /// `label=value`: containers carrying this label belong to the service, whatever image.
+    pub selector: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +189,7 @@ struct RawService {
     paths: Vec<String>,
     git_tags: Option<Vec<Spanned<String>>>,
     risky_paths: Option<Vec<String>>,
+    selector: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -314,7 +317,19 @@ impl Config {
             };
             let risky_paths =
                 s.risky_paths.unwrap_or_else(|| DEFAULT_RISKY_PATHS.iter().map(|p| p.to_string()).collect());
-            services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths });
+            let selector = match s.selector {
+                None => None,
+                Some(sel) => match sel.get_ref().split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => Some((k.trim().to_string(), v.trim().to_string())),
+                    _ => {
+                        return Err(at(
+                            sel.span(),
+                            format!("services.{name}.selector: {:?} is not `label=value`", sel.get_ref()),
+                        ))
+                    }
+                },
+            };
+            services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths, selector });
         }
 
         let mut environments = Vec::new();
@@ -424,6 +439,18 @@ impl Config {
         self.services.iter().find(|s| {
             s.image.as_ref().is_some_and(|i| i.registry == image.registry && i.repository == image.repository)
         })
+    }
+
+    /// The configured service a workload belongs to: by label selector, else by image.
+    pub fn service_for(
+        &self,
+        image: Option<&ImageRef>,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<&ServiceConfig> {
+        self.services
+            .iter()
+            .find(|s| s.selector.as_ref().is_some_and(|(k, v)| labels.get(k) == Some(v)))
+            .or_else(|| image.and_then(|i| self.service_for_image(i)))
     }
 
     /// Git tag templates for a service (the defaults for services the config does not name).

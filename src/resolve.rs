@@ -69,11 +69,11 @@ pub fn service_name(w: &Workload, config: &Config) -> String {
     if let Some(s) = &w.service {
         return s.clone();
     }
+    if let Some(s) = config.service_for(w.image.named(), &w.labels) {
+        return s.name.clone();
+    }
     match &w.image {
-        ImageSpec::Named(r) => match config.service_for_image(r) {
-            Some(s) => s.name.clone(),
-            None => r.short_name().to_string(),
-        },
+        ImageSpec::Named(r) => r.short_name().to_string(),
         ImageSpec::Id(d) => format!("image-{}", d.short()),
     }
 }
@@ -87,7 +87,7 @@ pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Opt
     }
     let is_claimed = |w: &Workload| {
         w.service.as_deref().is_some_and(|s| config.service(s).is_some())
-            || w.image.named().is_some_and(|r| config.service_for_image(r).is_some())
+            || config.service_for(w.image.named(), &w.labels).is_some()
     };
     let (kept, skipped): (Vec<Workload>, Vec<Workload>) = workloads.into_iter().partition(is_claimed);
     if skipped.is_empty() {

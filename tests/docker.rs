@@ -345,20 +345,47 @@ fn an_unreachable_host_is_a_finding_and_the_others_are_still_audited() {
     let r = repo();
     let image = lab.image("api", "1.1.0", &[(REV, &r.rev("v1.1.0"))], "u");
     lab.run("api", &image, &[]);
+    // An image named nothing like the service, claimed by a label selector.
+    let job = lab.image("batch-runner", "1.1.0", &[(REV, &r.rev("v1.1.0"))], "w");
+    lab.run("worker", &job, &[("shop.service", "worker")]);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A host that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang = silent.local_addr().unwrap().port();
     let cfg = lab.config(
         r.scratch(),
-        &format!("[services.api]\nimage = \"{}/api\"\n[environments.local]\ndocker = [\"default\", \"tcp://127.0.0.1:{closed}\"]\n", lab.name),
+        &format!(
+            "[services.api]\nimage = \"{}/api\"\n[services.worker]\nselector = \"shop.service=worker\"\n\
+             [environments.local]\ndocker = [\"default\", \"tcp://127.0.0.1:{closed}\", \"tcp://127.0.0.1:{hang}\"]\n",
+            lab.name
+        ),
     );
-    let run = status(&r, &cfg, &[]);
+    let args = ["status", "--format", "json", "--config", cfg.to_str().unwrap()];
+    let run = prodiff_env(r.path(), &args, None, &[("PRODIFF_DOCKER_TIMEOUT", "1")]);
     run.expect_code(3);
     let report = run.json();
     assert_eq!(report["complete"], false);
-    let f = &report["findings"][0];
-    assert_eq!(f["code"], "source-unreachable");
-    assert!(f["message"].as_str().unwrap().contains(&format!("tcp://127.0.0.1:{closed}")), "{f}");
-    assert!(f["message"].as_str().unwrap().contains("Connection refused"), "{f}");
+    let unreachable: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "source-unreachable")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(unreachable.len(), 2, "{report:#}");
+    assert!(
+        unreachable
+            .iter()
+            .any(|m| m.contains(&format!("tcp://127.0.0.1:{closed}")) && m.contains("Connection refused")),
+        "{unreachable:?}"
+    );
+    assert!(
+        unreachable.iter().any(|m| m.contains(&format!("tcp://127.0.0.1:{hang}")) && m.contains("no answer within 1s")),
+        "{unreachable:?}"
+    );
     assert_eq!(rows_of(&report, "api")[0]["commit"], r.rev("v1.1.0").as_str());
+    assert_eq!(rows_of(&report, "worker")[0]["image"], job.as_str(), "the selector names the service");
+    drop(silent);
 }
 
 #[test]

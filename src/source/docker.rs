@@ -26,7 +26,11 @@ const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 /// Oldest API prodiff speaks (Engine 20.10).
 const MIN_API: (usize, usize) = (1, 41);
 /// Per request; a host that does not answer in time is unreachable, not a hang.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// `PRODIFF_DOCKER_TIMEOUT` (seconds) changes it.
+fn timeout() -> Duration {
+    let secs = std::env::var("PRODIFF_DOCKER_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    Duration::from_secs(secs)
+}
 /// Inspect calls in flight per host.
 const CONCURRENCY: usize = 4;
 
@@ -64,10 +68,11 @@ fn unreachable(host: &str, environment: &str, message: String) -> Observation {
 
 /// Connects and negotiates the API version; daemons older than 1.41 are refused.
 async fn connect(host: &str) -> Result<Docker, String> {
-    let docker = Docker::connect_with_host(host).map_err(|e| describe(&e))?.with_timeout(TIMEOUT);
-    let docker = tokio::time::timeout(TIMEOUT, docker.negotiate_version())
+    let limit = timeout();
+    let docker = Docker::connect_with_host(host).map_err(|e| describe(&e))?.with_timeout(limit);
+    let docker = tokio::time::timeout(limit, docker.negotiate_version())
         .await
-        .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))?
+        .map_err(|_| format!("no answer within {}s", limit.as_secs()))?
         .map_err(|e| describe(&e))?;
     let v = docker.client_version();
     if (v.major_version, v.minor_version) < MIN_API {
@@ -236,9 +241,8 @@ fn workload(
         .unwrap_or_default();
     let mut labels = facts.map(|f| f.labels.clone()).unwrap_or_default();
     labels.extend(c.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let service = image
-        .named()
-        .and_then(|r| config.service_for_image(r))
+    let service = config
+        .service_for(image.named(), &labels)
         .map(|s| s.name.clone())
         .or_else(|| c.labels.get(COMPOSE_SERVICE).cloned());
     let mut repo_digests: Vec<ImageRef> = repo_digests;
@@ -334,7 +338,10 @@ where
 
 /// An error with its causes (`client error (Connect): Connection refused`): bollard's own
 /// message alone rarely says what went wrong.
-fn describe(e: &dyn std::error::Error) -> String {
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(bollard::errors::Error::RequestTimeoutError) = e.downcast_ref::<bollard::errors::Error>() {
+        return format!("no answer within {}s", timeout().as_secs());
+    }
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
