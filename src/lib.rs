@@ -15,6 +15,7 @@ pub mod git;
 pub mod history;
 pub mod model;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod resolve;
 pub mod source;
