@@ -5,10 +5,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 
 use anyhow::{bail, Context as _, Result};
+use tokio::runtime::Runtime;
 
 use crate::cli::{Cli, Command, DiffArgs, Global, StatusArgs};
 use crate::compare::Comparison;
 use crate::config::Config;
+use crate::enrich;
 use crate::git::Repo;
 use crate::history;
 use crate::model::{Code, CommitId, Finding, Workload};
@@ -17,15 +19,16 @@ use crate::resolve::{self, Deployment};
 use crate::source::inventory;
 
 /// Runs the command and returns its exit code (see `exit`).
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+/// `rt` is the one runtime (built in `main`) that registry lookups run on.
+pub fn run(cli: &Cli, rt: &Runtime, out: &mut dyn Write) -> Result<u8> {
     match &cli.command {
-        Command::Status(args) => status(&cli.global, args, out),
-        Command::Diff(args) => diff(&cli.global, args, out),
+        Command::Status(args) => status(&cli.global, rt, args, out),
+        Command::Diff(args) => diff(&cli.global, rt, args, out),
     }
 }
 
-fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
+fn status(g: &Global, rt: &Runtime, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g, rt)?;
     if !args.environments.is_empty() {
         audit.check_environments(&args.environments)?;
         audit
@@ -39,8 +42,8 @@ fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
     Ok(report.exit_code())
 }
 
-fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
+fn diff(g: &Global, rt: &Runtime, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g, rt)?;
     audit.check_environments(std::slice::from_ref(&args.environment))?;
     let others: Vec<Deployment> = audit.deployments.clone();
     audit
@@ -124,13 +127,15 @@ struct Audit {
 }
 
 impl Audit {
-    fn load(g: &Global) -> Result<Audit> {
+    fn load(g: &Global, rt: &Runtime) -> Result<Audit> {
         let repo = Repo::open(&g.repo)?;
         let config = Config::discover(g.config.as_deref(), repo.path())?;
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
         let workloads = gather(g, &config)?;
         let shallow = repo.is_shallow();
-        let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
+        let registry = enrich::enrich(rt, &workloads, &config, g.offline);
+        let mut deployments =
+            resolve::deployments_with(&workloads, &registry.facts, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
         let rank = |env: &str| {
             config
@@ -142,7 +147,7 @@ impl Audit {
         deployments.sort_by(|a, b| {
             (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment))
         });
-        let mut findings = Vec::new();
+        let mut findings = registry.findings;
         if shallow {
             findings.push(
                 Finding::new(

@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod enrich;
 pub mod exit;
 pub mod git;
 pub mod history;

@@ -5,9 +5,21 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = prodiff::cli::Cli::parse();
+    // The one runtime, for the registry phase; the library never builds its own.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("prodiff: error: cannot start the async runtime: {e}");
+            return ExitCode::from(prodiff::exit::USAGE);
+        }
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let result = prodiff::app::run(&cli, &mut out).and_then(|code| {
+    let result = prodiff::app::run(&cli, &runtime, &mut out).and_then(|code| {
         out.flush()?;
         Ok(code)
     });

@@ -73,6 +73,12 @@ pub enum EvidenceKind {
     ShaTag,
     /// An image tag matched to a git tag (`1.4.2` -> `v1.4.2`).
     GitTag,
+    /// A revision label of the image config, or a revision annotation of its manifest or
+    /// index, read from the registry (the runtime did not report it).
+    RegistryLabel,
+    /// Another tag of the same image in the registry (`latest` is also `1.4.2`), matched to
+    /// a git tag.
+    RegistryTag,
 }
 
 impl fmt::Display for EvidenceKind {
@@ -81,6 +87,8 @@ impl fmt::Display for EvidenceKind {
             EvidenceKind::Label => "label",
             EvidenceKind::ShaTag => "sha-tag",
             EvidenceKind::GitTag => "git-tag",
+            EvidenceKind::RegistryLabel => "registry-label",
+            EvidenceKind::RegistryTag => "registry-tag",
         })
     }
 }
@@ -99,7 +107,7 @@ pub struct Evidence {
 impl Evidence {
     pub fn describe(&self) -> String {
         match self.kind {
-            EvidenceKind::Label => {
+            EvidenceKind::Label | EvidenceKind::RegistryLabel => {
                 let full_sha =
                     self.value.len() == 40 && self.value.bytes().all(|b| b.is_ascii_hexdigit());
                 let value = if full_sha {
@@ -107,10 +115,18 @@ impl Evidence {
                 } else {
                     &self.value
                 };
-                format!("label {}={value}", self.name)
+                let source = if self.kind == EvidenceKind::Label {
+                    "label"
+                } else {
+                    "registry label"
+                };
+                format!("{source} {}={value}", self.name)
             }
             EvidenceKind::ShaTag => format!("tag {}", self.value),
             EvidenceKind::GitTag => format!("tag {} (git tag {})", self.value, self.name),
+            EvidenceKind::RegistryTag => {
+                format!("registry tag {} (git tag {})", self.value, self.name)
+            }
         }
     }
 }
@@ -128,6 +144,21 @@ pub struct CommitRecord {
     pub merge: bool,
     /// The commit on the other side with the same patch (a cherry-pick), if any.
     pub equivalent: Option<CommitId>,
+}
+
+/// What a registry said about the image a workload runs, for resolution (see `enrich`).
+/// `findings` have no environment or service yet; the deployment they end up in adds them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegistryFacts {
+    /// The digest the labels were read from.
+    pub digest: Option<Digest>,
+    /// Labels of the image config.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the manifest and its index.
+    pub annotations: BTreeMap<String, String>,
+    /// Other tags naming the same image (only known when tags were listed).
+    pub tags: Vec<String>,
+    pub findings: Vec<Finding>,
 }
 
 /// How bad a finding is under the policy in force.
@@ -209,6 +240,18 @@ codes! {
         "A source (Docker host, registry, cluster) could not be read: its workloads are missing from the answer.";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
+    TagMoved = "tag-moved", Warn, false,
+        "The registry's tag now names another image than the one running: it was re-pushed after the deployment.";
+    ImageNotInRegistry = "image-not-in-registry", Warn, false,
+        "The registry no longer has the running digest (deleted or garbage-collected): it cannot be pulled again.";
+    UntaggedDigest = "untagged-digest", Allow, false,
+        "No tag of the repository names the running image any more (checked only when tags were listed).";
+    RegistryUnreachable = "registry-unreachable", Warn, true,
+        "A registry could not be asked (down, timed out, denied, or answered content that failed verification).";
+    RegistryRateLimit = "registry-rate-limit", Warn, false,
+        "A registry reported few requests left in its rate limit (Docker Hub's ratelimit-remaining).";
+    RegistryNotChecked = "registry-not-checked", Allow, false,
+        "--offline: registry answers (tag moves, deleted images, registry labels) were not checked.";
 }
 
 impl fmt::Display for Code {

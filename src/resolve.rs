@@ -3,7 +3,7 @@
 //! to git tags). Disagreeing evidence is a finding, never a silent choice; no evidence is an
 //! `unresolved` finding, never a guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::git::{Lookup, Repo};
-use crate::model::{Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, Workload};
+use crate::model::{
+    Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, RegistryFacts, Workload,
+};
 
 /// Revision labels, most specific first.
 pub const REVISION_LABELS: &[&str] = &[
@@ -90,6 +92,33 @@ pub fn deployments(
     repo: &impl Commits,
     shallow: bool,
 ) -> Vec<Deployment> {
+    deployments_with(workloads, &HashMap::new(), config, repo, shallow)
+}
+
+/// The key registry facts are stored under for a workload: its image and running digests.
+pub fn registry_key(w: &Workload) -> String {
+    let mut key = w.image.to_string();
+    for d in w.digests() {
+        key.push('|');
+        key.push_str(d.as_str());
+    }
+    key
+}
+
+/// Whether an image tag names a release (`1.4.2`, `v2.0.0-rc.1`), as opposed to `latest`
+/// or a build tag.
+pub fn is_release_tag(tag: &str) -> bool {
+    VERSION_TAG.is_match(tag)
+}
+
+/// `deployments`, with what registries said about each workload's image (by `registry_key`).
+pub fn deployments_with(
+    workloads: &[Workload],
+    registry: &HashMap<String, RegistryFacts>,
+    config: &Config,
+    repo: &impl Commits,
+    shallow: bool,
+) -> Vec<Deployment> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Workload>> = BTreeMap::new();
     for w in workloads {
         let key = (w.environment.clone(), service_name(w, config), identity(w));
@@ -100,8 +129,9 @@ pub fn deployments(
         .map(|((env, service, _), replicas)| {
             let first = replicas[0];
             let git_tags = config.git_tags(&service);
+            let facts = registry.get(&registry_key(first));
             let (commit, evidence, findings) =
-                resolve(first, &env, &service, &git_tags, repo, shallow);
+                resolve_with(first, facts, &env, &service, &git_tags, repo, shallow);
             Deployment {
                 instances: replicas
                     .iter()
@@ -191,6 +221,21 @@ pub fn resolve(
     repo: &impl Commits,
     shallow: bool,
 ) -> (Option<CommitId>, Vec<Evidence>, Vec<Finding>) {
+    resolve_with(w, None, env, service, git_tags, repo, shallow)
+}
+
+/// `resolve`, also weighing what the registry said (`facts`): its revision labels and
+/// annotations, and its other tags of the same image. Its findings join the deployment's.
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_with(
+    w: &Workload,
+    facts: Option<&RegistryFacts>,
+    env: &str,
+    service: &str,
+    git_tags: &[String],
+    repo: &impl Commits,
+    shallow: bool,
+) -> (Option<CommitId>, Vec<Evidence>, Vec<Finding>) {
     let mut evidence = Vec::new();
     let mut findings = Vec::new();
     let fetch_hint = |what: &str| {
@@ -225,6 +270,30 @@ pub fn resolve(
             value: value.to_string(),
             commit: found,
         });
+    }
+
+    if let Some(f) = facts {
+        for (key, value) in registry_labels(w, f) {
+            let what = format!("registry label {key}={value}");
+            let found = lookup(
+                repo,
+                &value,
+                &mut findings,
+                &what,
+                &fetch_hint(&value),
+                env,
+                service,
+            );
+            evidence.push(Evidence {
+                kind: EvidenceKind::RegistryLabel,
+                name: key,
+                value,
+                commit: found,
+            });
+        }
+        let own = w.image.named().and_then(|r| r.tag.as_deref());
+        evidence.extend(registry_tags(f, own, git_tags, repo));
+        findings.extend(f.findings.iter().cloned().map(|x| x.at(env, service)));
     }
 
     if let Some(tag) = w.image.named().and_then(|r| r.tag.as_deref()) {
@@ -289,6 +358,52 @@ pub fn resolve(
             (Some(chosen), evidence, findings)
         }
     }
+}
+
+/// Revision labels and annotations from the registry that the runtime did not already report.
+fn registry_labels(w: &Workload, f: &RegistryFacts) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for key in REVISION_LABELS {
+        for source in [&f.labels, &f.annotations] {
+            let Some(value) = source.get(*key).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let known = w.labels.get(*key).is_some_and(|v| v.trim() == value);
+            let pair = (key.to_string(), value.to_string());
+            if !known && !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// Release-shaped tags the registry gives the same image, matched to git tags.
+fn registry_tags(
+    f: &RegistryFacts,
+    own: Option<&str>,
+    git_tags: &[String],
+    repo: &impl Commits,
+) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for tag in &f.tags {
+        if Some(tag.as_str()) == own || !VERSION_TAG.is_match(tag) {
+            continue;
+        }
+        let found = git_tags.iter().find_map(|t| {
+            let name = t.replace("{tag}", tag);
+            repo.tag_commit(&name).map(|c| (name, c))
+        });
+        if let Some((name, commit)) = found {
+            out.push(Evidence {
+                kind: EvidenceKind::RegistryTag,
+                name,
+                value: tag.clone(),
+                commit: Some(commit),
+            });
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -46,7 +46,9 @@ fn run_demo(args: &[&str]) -> Run {
     let repo = dir.path().join("shop");
     let config = demo_dir().join("prodiff.toml");
     let mut all: Vec<&str> = args.to_vec();
+    // The demo's registry.example.com does not exist: the demo is about git, not registries.
     all.extend([
+        "--offline",
         "--repo",
         repo.to_str().unwrap(),
         "--config",
