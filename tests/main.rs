@@ -3,4 +3,6 @@
 mod cli;
 mod demo;
 mod history;
+mod registry;
 mod util;
+mod util_registry;

@@ -115,12 +115,15 @@ impl ImageFacts {
 }
 
 type TagAnswer = Result<Option<Digest>, RegistryError>;
+type Content = Result<Option<Vec<u8>>, RegistryError>;
 
 pub struct Registry {
     transport: Transport,
     platform: Platform,
     cache: Cache,
     heads: Mutex<HashMap<String, Arc<OnceCell<TagAnswer>>>>,
+    /// Content fetched this run, by digest: concurrent lookups of one image fetch it once.
+    contents: Mutex<HashMap<Digest, Arc<OnceCell<Content>>>>,
 }
 
 impl Registry {
@@ -139,6 +142,7 @@ impl Registry {
             platform: options.platform.clone(),
             cache: options.cache.clone(),
             heads: Mutex::default(),
+            contents: Mutex::default(),
         })
     }
 
@@ -263,6 +267,10 @@ impl Registry {
                     TAGS_LIMIT,
                 )
                 .await?;
+            // distribution answers 404 NAME_UNKNOWN for a repository without tags.
+            if a.status == StatusCode::NOT_FOUND {
+                break;
+            }
             self.expect_ok(image, &path, &a)?;
             let page: Page =
                 serde_json::from_slice(&a.body).map_err(|e| self.invalid(image, &path, e))?;
@@ -275,15 +283,36 @@ impl Registry {
         Ok(tags)
     }
 
-    /// A manifest body by digest: from the cache, else fetched and verified.
-    async fn manifest(
+    /// Content by digest, once per run: from the cache, else from `fetch`.
+    async fn content(
         &self,
-        image: &ImageRef,
         digest: &Digest,
-    ) -> Result<Option<Vec<u8>>, RegistryError> {
-        if let Some(b) = self.cache.get(digest) {
-            return Ok(Some(b));
-        }
+        fetch: impl std::future::Future<Output = Content>,
+    ) -> Content {
+        let cell = self
+            .contents
+            .lock()
+            .unwrap()
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            match self.cache.get(digest) {
+                Some(b) => Ok(Some(b)),
+                None => fetch.await,
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// A manifest body by digest: from the cache, else fetched and verified.
+    async fn manifest(&self, image: &ImageRef, digest: &Digest) -> Content {
+        self.content(digest, self.fetch_manifest(image, digest))
+            .await
+    }
+
+    async fn fetch_manifest(&self, image: &ImageRef, digest: &Digest) -> Content {
         let path = format!("/v2/{}/manifests/{digest}", image.repository);
         let a = self.manifest_request(Method::GET, image, &path).await?;
         if a.status == StatusCode::NOT_FOUND {
@@ -294,9 +323,16 @@ impl Registry {
     }
 
     async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
-        if let Some(b) = self.cache.get(digest) {
-            return Ok(b);
-        }
+        let fetch = async { self.fetch_blob(image, digest).await.map(Some) };
+        let body = self.content(digest, fetch).await?;
+        Ok(body.expect("a blob fetch answers content or an error"))
+    }
+
+    async fn fetch_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", image.repository);
         let a = self
             .transport
