@@ -641,3 +641,218 @@ fn bearer_tokens_from_the_challenge_realm_and_a_failing_token_endpoint() {
         "{msg}"
     );
 }
+
+/// Writes a credential helper into the home's `bin` that answers `user` and `secret`.
+fn helper(home: &Home, name: &str, user: &str, secret: &str) {
+    std::fs::create_dir_all(home.bin()).unwrap();
+    let path = home.bin().join(format!("docker-credential-{name}"));
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nread server\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn an_identity_token_from_a_credential_helper_is_exchanged_for_an_access_token() {
+    let r = history();
+    let (reg, _, index) = api_registry(&r);
+    let secret = "idt0ken-s3cret";
+    let port = std::sync::Arc::new(std::sync::OnceLock::new());
+    let p = port.clone();
+    let proxy = Proxy::start(reg.port, move |req, _| {
+        if req.path.starts_with("/token") {
+            let ok = req.method == "POST"
+                && req.body.contains("grant_type=refresh_token")
+                && req.body.contains(&format!("refresh_token={secret}"))
+                && req.body.contains("scope=repository%3Ashop%2Fapi%3Apull");
+            return if ok {
+                Act::Reply(200, vec![], br#"{"access_token": "acc1"}"#.to_vec())
+            } else {
+                Act::Reply(
+                    401,
+                    vec![],
+                    format!("bad request, you sent {}", req.body).into_bytes(),
+                )
+            };
+        }
+        if req.authorization.as_deref() == Some("Bearer acc1") {
+            return Act::Forward;
+        }
+        let realm = format!(
+            "Bearer realm=\"http://127.0.0.1:{}/token\",service=\"test\"",
+            p.get().unwrap()
+        );
+        Act::Reply(
+            401,
+            vec![("WWW-Authenticate".into(), realm)],
+            b"{}".to_vec(),
+        )
+    });
+    port.set(proxy.port).unwrap();
+    let home = Home::new();
+    helper(&home, "idtest", "<token>", secret);
+    std::fs::write(
+        home.docker().join("config.json"),
+        json!({"credHelpers": {proxy.host(): "idtest"}}).to_string(),
+    )
+    .unwrap();
+    let host = proxy.host();
+    let inv = write_inventory(
+        home.dir.path(),
+        vec![workload(
+            "production",
+            "api",
+            &format!("{host}/shop/api:1.1.0"),
+            &[format!("{host}/shop/api@{index}")],
+            None,
+        )],
+    );
+    let run = status(&home, r.path(), &inv, &[]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    let report = run.json();
+    assert!(
+        evidence(&report["results"][0]).contains(&("registry-label".into(), r.rev("three"))),
+        "{}",
+        run.context
+    );
+}
+
+#[test]
+fn without_a_digest_header_the_tag_digest_is_the_hash_of_one_get() {
+    let r = history();
+    let (reg, _, index) = api_registry(&r);
+    let proxy = Proxy::start(reg.port, |req, _| {
+        if req.path.ends_with("/manifests/1.1.0") {
+            Act::ForwardWithout("docker-content-digest".into())
+        } else {
+            Act::Forward
+        }
+    });
+    let host = proxy.host();
+    let home = Home::new();
+    let inv = write_inventory(
+        home.dir.path(),
+        vec![workload(
+            "production",
+            "api",
+            &format!("{host}/shop/api:1.1.0"),
+            &[format!("{host}/shop/api@{index}")],
+            None,
+        )],
+    );
+    let run = status(&home, r.path(), &inv, &[]);
+    run.expect_code(0);
+    assert_eq!(
+        registry_codes(&run.json()["results"][0]),
+        Vec::<String>::new(),
+        "{}",
+        run.context
+    );
+    assert_eq!(
+        proxy.count("HEAD", "/manifests/1.1.0"),
+        1,
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(proxy.count("GET", "/manifests/1.1.0"), 1, "{}", proxy.log());
+    // The index came with the GET: not fetched again by digest.
+    assert_eq!(
+        proxy.count("GET", &format!("/manifests/{index}")),
+        0,
+        "{}",
+        proxy.log()
+    );
+}
+
+#[test]
+fn tag_lists_follow_link_pages_and_stop_on_cycles() {
+    let r = history();
+    let c2 = r.rev("two");
+    let reg = TestRegistry::start();
+    let img = reg.push_image("shop/web", "linux/amd64", &[], "x");
+    let other = reg.push_image("shop/web", "linux/amd64", &[], "y");
+    for t in ["a1", "a2", "a3", "a4"] {
+        reg.tag("shop/web", t, &other.manifest, OCI_MANIFEST);
+    }
+    reg.tag("shop/web", "latest", &img.manifest, OCI_MANIFEST);
+    reg.tag("shop/web", "1.0.0", &img.manifest, OCI_MANIFEST);
+    // distribution 2.8 does not paginate tag lists, so the pages are scripted: three pages,
+    // the second linked with an absolute URL.
+    let paged = Proxy::start(reg.port, |req, _| {
+        let page = |tags: &str, next: Option<&str>| {
+            let link = next.map(|n| ("Link".to_string(), format!("<{n}>; rel=\"next\"")));
+            Act::Reply(
+                200,
+                link.into_iter().collect(),
+                format!(r#"{{"name": "shop/web", "tags": [{tags}]}}"#).into_bytes(),
+            )
+        };
+        if req.path.contains("/tags/list?n=1000") {
+            page(
+                r#""a1", "a2""#,
+                Some("http://elsewhere.invalid/v2/shop/web/tags/list?last=a2&n=2"),
+            )
+        } else if req.path.contains("/tags/list?last=a2") {
+            page(
+                r#""a3", "latest""#,
+                Some("/v2/shop/web/tags/list?last=latest&n=2"),
+            )
+        } else if req.path.contains("/tags/list?last=latest") {
+            page(r#""1.0.0""#, None)
+        } else {
+            Act::Forward
+        }
+    });
+    // Two pages that link to each other.
+    let cyclic = Proxy::start(reg.port, |req, _| {
+        let page = |tags: &str, next: &str| {
+            Act::Reply(
+                200,
+                vec![(
+                    "Link".into(),
+                    format!("</v2/shop/web/tags/list?{next}>; rel=\"next\""),
+                )],
+                format!(r#"{{"name": "shop/web", "tags": [{tags}]}}"#).into_bytes(),
+            )
+        };
+        if req.path.contains("/tags/list?n=1000") {
+            page(r#""latest""#, "last=b")
+        } else if req.path.contains("/tags/list?last=b") {
+            page(r#""1.0.0""#, "n=1000")
+        } else {
+            Act::Forward
+        }
+    });
+    let home = Home::new();
+    let rows = [("paged", &paged), ("cyclic", &cyclic)]
+        .iter()
+        .map(|(name, p)| {
+            let host = p.host();
+            workload(
+                "production",
+                name,
+                &format!("{host}/shop/web:latest"),
+                &[format!("{host}/shop/web@{}", img.manifest)],
+                None,
+            )
+        })
+        .collect();
+    let inv = write_inventory(home.dir.path(), rows);
+    let run = status(&home, r.path(), &inv, &[]);
+    run.expect_code(0);
+    let report = run.json();
+    for name in ["paged", "cyclic"] {
+        let row = row(&report, "production", name);
+        assert_eq!(row["commit"], c2.as_str(), "{name}: {}", run.context);
+        assert_eq!(
+            evidence(row),
+            [("registry-tag".to_string(), c2.clone())],
+            "{name}"
+        );
+    }
+    assert_eq!(paged.count("GET", "/tags/list"), 3, "{}", paged.log());
+    assert_eq!(cyclic.count("GET", "/tags/list"), 2, "{}", cyclic.log());
+}

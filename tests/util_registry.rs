@@ -339,6 +339,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    pub body: String,
 }
 
 /// What the proxy does with a request.
@@ -346,6 +347,8 @@ pub enum Act {
     Forward,
     /// Forward, adding these headers to the answer.
     ForwardWith(Vec<(String, String)>),
+    /// Forward, dropping this header (lower-case) from the answer.
+    ForwardWithout(String),
     /// Forward, then flip the last byte of the body (content no longer matches its digest).
     Corrupt,
     Reply(u16, Vec<(String, String)>, Vec<u8>),
@@ -422,6 +425,7 @@ fn serve(mut conn: TcpStream, upstream: u16, log: &Mutex<Vec<Seen>>, script: &Sc
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
             .map(|(_, v)| v.clone()),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
     let n = {
         let mut l = log.lock().unwrap();
@@ -434,7 +438,7 @@ fn serve(mut conn: TcpStream, upstream: u16, log: &Mutex<Vec<Seen>>, script: &Sc
             return;
         }
         Act::Reply(s, h, b) => (s, h, b),
-        act @ (Act::Forward | Act::ForwardWith(_) | Act::Corrupt) => {
+        act @ (Act::Forward | Act::ForwardWith(_) | Act::ForwardWithout(_) | Act::Corrupt) => {
             let fwd: Vec<(String, String)> = headers
                 .into_iter()
                 .filter(|(k, _)| {
@@ -460,8 +464,10 @@ fn serve(mut conn: TcpStream, upstream: u16, log: &Mutex<Vec<Seen>>, script: &Sc
                     )
                 })
                 .collect();
-            if let Act::ForwardWith(extra) = act {
-                hs.extend(extra);
+            match act {
+                Act::ForwardWith(extra) => hs.extend(extra),
+                Act::ForwardWithout(name) => hs.retain(|(k, _)| *k != name),
+                _ => {}
             }
             (a.status, hs, b)
         }

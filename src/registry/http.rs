@@ -226,11 +226,10 @@ impl Transport {
                     "the registry wants a user name and password; the docker config has none for it (docker login)".into(),
                 ))
             }
-            ("bearer", Creds::IdentityToken(_)) => {
-                return Err(fail(
-                    "identity tokens from credential helpers are not supported yet; use a user name and password".into(),
-                ))
-            }
+            ("bearer", Creds::IdentityToken(token)) => self
+                .refresh(challenge, repository, token)
+                .await
+                .map_err(fail)?,
             ("bearer", _) => self.bearer(host, repository, &creds).await.map_err(fail)?,
             _ => return Err(fail(format!("unsupported challenge {scheme:?}"))),
         };
@@ -261,6 +260,53 @@ impl Transport {
         }
     }
 
+    /// Exchanges an identity (refresh) token for an access token, as Docker does: an OAuth2
+    /// POST to the challenge's realm. oci-client has no such path. The answer's body is not
+    /// quoted in errors: a token endpoint may echo what it was sent.
+    async fn refresh(
+        &self,
+        challenge: &str,
+        repository: &str,
+        token: &str,
+    ) -> Result<String, String> {
+        let params = challenge_params(challenge);
+        let realm = params.get("realm").ok_or("the challenge names no realm")?;
+        let scope = format!("repository:{repository}:pull");
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", "prodiff"),
+            ("scope", scope.as_str()),
+            ("refresh_token", token),
+        ];
+        if let Some(service) = params.get("service") {
+            form.push(("service", service));
+        }
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect();
+        let resp = self
+            .http
+            .post(realm.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+            .send()
+            .await
+            .map_err(|e| format!("token endpoint: {}", transport_message(&e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("token endpoint answered HTTP {}", status.as_u16()));
+        }
+        let not_json = || "token endpoint answered something that is not JSON".to_string();
+        let bytes = resp.bytes().await.map_err(|_| not_json())?;
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+        answer["access_token"]
+            .as_str()
+            .or(answer["token"].as_str())
+            .map(|t| format!("Bearer {t}"))
+            .ok_or_else(|| "token endpoint gave no access_token".to_string())
+    }
+
     fn note_rate_limit(&self, host: &str, headers: &HeaderMap) {
         let remaining = header(headers, "ratelimit-remaining");
         let Some(n) = remaining
@@ -274,6 +320,48 @@ impl Transport {
         let low = all.entry(host.to_string()).or_insert(n);
         *low = (*low).min(n);
     }
+}
+
+/// The `key="value"` parameters of a `Bearer` challenge (values may hold commas).
+fn challenge_params(challenge: &str) -> HashMap<String, String> {
+    let rest = challenge.split_once(' ').map(|(_, r)| r).unwrap_or("");
+    let mut out = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars
+            .by_ref()
+            .skip_while(|c| *c == ',' || c.is_whitespace())
+            .take_while(|c| *c != '=')
+            .collect();
+        if key.is_empty() {
+            return out;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '"' {
+                    break;
+                }
+                value.push(c);
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        out.insert(key.trim().to_ascii_lowercase(), value);
+    }
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -364,5 +452,21 @@ fn transport_message(e: &reqwest::Error) -> String {
         what.to_string()
     } else {
         format!("{what}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse_with_commas_inside_quotes() {
+        let p = challenge_params(
+            r#"Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "reg");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        assert_eq!(form_encode("a b/c:d"), "a%20b%2Fc%3Ad");
     }
 }
