@@ -141,16 +141,16 @@ async fn ask(registry: &Registry, t: &Target) -> Result<RegistryFacts, RegistryE
         let same: BTreeSet<Digest> = facts.digests().into_iter().chain(running).collect();
         sibling_tags(registry, t, &same, &mut out).await?;
     }
-    out.digest = facts.manifest.clone().or(facts.index.clone());
     out.labels = facts.labels;
     out.annotations = facts.annotations;
     Ok(out)
 }
 
 /// HEADs the tag. When it names the running image, returns that image's facts; when it
-/// names another image, that is `tag-moved`. The whole image (index, manifest and config
-/// digests) is compared with every running digest, so that an index digest on one side
-/// and a manifest or config digest on the other is not mistaken for a move.
+/// names another image, that is `tag-moved`. The whole image (index, the manifest and
+/// config digests of the platform that runs) is compared with every running digest, so an
+/// index digest on one side and a manifest or config digest on the other, or an arm64
+/// host, is not mistaken for a move.
 async fn tag_check(
     registry: &Registry,
     t: &Target,
@@ -161,13 +161,10 @@ async fn tag_check(
     let Some(now) = registry.tag_digest(&t.image, tag).await? else {
         return Ok(None);
     };
-    if running.contains(&now) {
-        return registry.image(&t.image, &now).await;
-    }
-    let Some(facts) = registry.image(&t.image, &now).await? else {
+    let Some(facts) = registry.image_for(&t.image, &now, running).await? else {
         return Ok(None);
     };
-    if facts.digests().iter().any(|d| running.contains(d)) {
+    if running.contains(&now) || facts.digests().iter().any(|d| running.contains(d)) {
         return Ok(Some(facts));
     }
     let was: Vec<&str> = running.iter().map(Digest::short).collect();
@@ -194,9 +191,10 @@ async fn running_image(
     t: &Target,
     out: &mut RegistryFacts,
 ) -> Result<Option<ImageFacts>, RegistryError> {
+    let running: BTreeSet<Digest> = t.pinned.iter().chain(&t.image_id).cloned().collect();
     for d in &t.pinned {
         if registry.exists(&t.image, d).await? {
-            return registry.image(&t.image, d).await;
+            return registry.image_for(&t.image, d, &running).await;
         }
     }
     if !t.pinned.is_empty() {
@@ -211,7 +209,9 @@ async fn running_image(
         return Ok(None);
     }
     match &t.image_id {
-        Some(id) if registry.exists(&t.image, id).await? => registry.image(&t.image, id).await,
+        Some(id) if registry.exists(&t.image, id).await? => {
+            registry.image_for(&t.image, id, &running).await
+        }
         _ => Ok(None),
     }
 }

@@ -150,8 +150,6 @@ pub struct CommitRecord {
 /// `findings` have no environment or service yet; the deployment they end up in adds them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RegistryFacts {
-    /// The digest the labels were read from.
-    pub digest: Option<Digest>,
     /// Labels of the image config.
     pub labels: BTreeMap<String, String>,
     /// Annotations of the manifest and its index.

@@ -35,10 +35,11 @@ fn workload(
 #[test]
 fn a_multi_arch_image_without_labels_resolves_through_its_registry_labels() {
     let r = history();
-    let c3 = r.rev("three");
+    let (c2, c3) = (r.rev("two"), r.rev("three"));
     let reg = TestRegistry::start();
     let amd = reg.push_image("shop/api", "linux/amd64", &[(REV, &c3)], "a");
-    let arm = reg.push_image("shop/api", "linux/arm64", &[(REV, &c3)], "a");
+    // Labelled differently only to show which platform's labels are read.
+    let arm = reg.push_image("shop/api", "linux/arm64", &[(REV, &c2)], "a");
     let index = reg.push_index("shop/api", &[("linux/amd64", &amd), ("linux/arm64", &arm)]);
     reg.tag("shop/api", "main-build", &index, OCI_INDEX);
 
@@ -85,19 +86,21 @@ fn a_multi_arch_image_without_labels_resolves_through_its_registry_labels() {
             ),
             // Classic Docker: only the amd64 config digest as image ID. Not a moved tag.
             workload("staging", "api", &image, &[], Some(&amd.config)),
+            // An arm64 host: its config digest is in the index, under another platform.
+            workload("edge", "api", &image, &[], Some(&arm.config)),
         ],
     );
     let run = status(&home, r.path(), &inv, &[]);
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["complete"], true, "{}", run.context);
-    for env in ["production", "staging"] {
+    for (env, commit) in [("production", &c3), ("staging", &c3), ("edge", &c2)] {
         let row = row(&report, env, "api");
-        assert_eq!(row["commit"], c3.as_str(), "{env}: {}", run.context);
+        assert_eq!(row["commit"], commit.as_str(), "{env}: {}", run.context);
         // Not a release tag: the tags were listed; only main-build names it, no release.
         assert_eq!(
             evidence(row),
-            [("registry-label".to_string(), c3.clone())],
+            [("registry-label".to_string(), commit.clone())],
             "{env}"
         );
         assert_eq!(

@@ -112,6 +112,8 @@ pub enum Manifest {
     /// A multi-platform index; `chosen` is the entry for the wanted platform, if any.
     Index {
         chosen: Option<Digest>,
+        /// Every platform's manifest (attestations, with platform `unknown`, left out).
+        entries: Vec<Digest>,
         annotations: BTreeMap<String, String>,
     },
     Image {
@@ -129,8 +131,14 @@ pub fn parse(bytes: &[u8], platform: &Platform) -> Result<Manifest, String> {
             .find(|e| e.platform.as_ref().is_some_and(|p| platform.matches(p)))
             .map(|e| Digest::parse(&e.digest).map_err(|e| e.to_string()))
             .transpose()?;
+        let entries = entries
+            .iter()
+            .filter(|e| e.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+            .map(|e| Digest::parse(&e.digest).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
         return Ok(Manifest::Index {
             chosen,
+            entries,
             annotations: raw.annotations,
         });
     }

@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use crate::reference::{Digest, ImageRef};
 use cache::Cache;
 use http::{Answer, Transport};
+use manifest::Manifest;
 pub use manifest::Platform;
 
 /// The largest manifest or index prodiff reads.
@@ -196,53 +197,116 @@ impl Registry {
         image: &ImageRef,
         digest: &Digest,
     ) -> Result<Option<ImageFacts>, RegistryError> {
+        self.image_for(image, digest, &BTreeSet::new()).await
+    }
+
+    /// `image`, but from an index the platform that runs: the entry whose manifest or config
+    /// digest is in `running` (a workload on arm64 runs the arm64 image), else the
+    /// configured platform.
+    pub async fn image_for(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        running: &BTreeSet<Digest>,
+    ) -> Result<Option<ImageFacts>, RegistryError> {
         let Some(body) = self.manifest(image, digest).await? else {
             return Ok(None);
         };
-        let mut facts = ImageFacts::default();
-        let parsed = self.parse(image, digest, &body)?;
-        let (config, annotations) = match parsed {
-            manifest::Manifest::Image {
+        match self.parse(image, digest, &body)? {
+            Manifest::Image {
                 config,
                 annotations,
             } => {
-                facts.manifest = Some(digest.clone());
-                (config, annotations)
+                let facts = ImageFacts {
+                    manifest: Some(digest.clone()),
+                    annotations,
+                    ..ImageFacts::default()
+                };
+                self.with_config(image, facts, config).await.map(Some)
             }
-            manifest::Manifest::Index {
+            Manifest::Index {
                 chosen,
+                entries,
                 annotations,
             } => {
-                facts.index = Some(digest.clone());
-                facts.annotations = annotations;
-                let Some(chosen) = chosen else {
-                    return Ok(Some(facts));
+                let facts = ImageFacts {
+                    index: Some(digest.clone()),
+                    annotations,
+                    ..ImageFacts::default()
                 };
-                let Some(body) = self.manifest(image, &chosen).await? else {
-                    return Ok(Some(facts));
+                let running_entry = if running.contains(digest) {
+                    None
+                } else {
+                    self.running_entry(image, &entries, running).await?
                 };
-                facts.manifest = Some(chosen.clone());
-                match self.parse(image, &chosen, &body)? {
-                    manifest::Manifest::Image {
-                        config,
-                        annotations,
-                    } => (config, annotations),
-                    manifest::Manifest::Index { .. } => {
-                        return Err(self.invalid(
-                            image,
-                            chosen.as_str(),
-                            "an index inside an index",
-                        ))
-                    }
+                match running_entry.or(chosen) {
+                    Some(m) => self.platform(image, facts, &m).await.map(Some),
+                    None => Ok(Some(facts)),
                 }
             }
+        }
+    }
+
+    /// The index entry that runs: its manifest digest, or its config digest, is in `running`.
+    async fn running_entry(
+        &self,
+        image: &ImageRef,
+        entries: &[Digest],
+        running: &BTreeSet<Digest>,
+    ) -> Result<Option<Digest>, RegistryError> {
+        if running.is_empty() {
+            return Ok(None);
+        }
+        if let Some(e) = entries.iter().find(|e| running.contains(*e)) {
+            return Ok(Some(e.clone()));
+        }
+        for e in entries {
+            let Some(body) = self.manifest(image, e).await? else {
+                continue;
+            };
+            if let Ok(Manifest::Image { config, .. }) = manifest::parse(&body, &self.platform) {
+                if running.contains(&config) {
+                    return Ok(Some(e.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds one platform's manifest `m` (from an index) to `facts`.
+    async fn platform(
+        &self,
+        image: &ImageRef,
+        mut facts: ImageFacts,
+        m: &Digest,
+    ) -> Result<ImageFacts, RegistryError> {
+        let Some(body) = self.manifest(image, m).await? else {
+            return Ok(facts);
         };
+        let Manifest::Image {
+            config,
+            annotations,
+        } = self.parse(image, m, &body)?
+        else {
+            return Err(self.invalid(image, m.as_str(), "an index inside an index"));
+        };
+        facts.manifest = Some(m.clone());
         facts.annotations.extend(annotations);
+        self.with_config(image, facts, config).await
+    }
+
+    /// Reads the config blob's labels into `facts`.
+    async fn with_config(
+        &self,
+        image: &ImageRef,
+        mut facts: ImageFacts,
+        config: Digest,
+    ) -> Result<ImageFacts, RegistryError> {
         let blob = self.blob(image, &config).await?;
         facts.labels =
             manifest::labels(&blob).map_err(|e| self.invalid(image, config.as_str(), e))?;
         facts.config = Some(config);
-        Ok(Some(facts))
+        Ok(facts)
     }
 
     /// Every tag of the repository, following `Link` pages (cycles and runaway lists stop).
@@ -389,7 +453,7 @@ impl Registry {
         image: &ImageRef,
         digest: &Digest,
         body: &[u8],
-    ) -> Result<manifest::Manifest, RegistryError> {
+    ) -> Result<Manifest, RegistryError> {
         manifest::parse(body, &self.platform).map_err(|e| self.invalid(image, digest.as_str(), e))
     }
 
