@@ -622,6 +622,36 @@ mod tests {
     }
 
     #[test]
+    fn registry_labels_and_tags_join_the_evidence_without_repeating_the_runtime() {
+        let w = Workload {
+            environment: "prod".into(),
+            service: None,
+            image: ImageSpec::parse("api:latest").unwrap(),
+            image_id: None,
+            repo_digests: vec![],
+            labels: [(REVISION_LABELS[0].to_string(), A.to_string())].into(),
+            instance: None,
+            started_at: None,
+            origin: "test".into(),
+        };
+        let facts = RegistryFacts {
+            labels: [(REVISION_LABELS[0].to_string(), A.to_string())].into(),
+            annotations: [(REVISION_LABELS[0].to_string(), B.to_string())].into(),
+            tags: vec!["latest".into(), "1.0.0".into(), "nightly".into()],
+            findings: vec![Finding::new(Code::TagMoved, "moved")],
+        };
+        let tags = vec!["v{tag}".to_string()];
+        let (c, e, f) = resolve_with(&w, Some(&facts), "prod", "api", &tags, &Fake, false);
+        let kinds: Vec<String> = e.iter().map(|e| e.kind.to_string()).collect();
+        // The runtime label is not repeated; the annotation disagrees; 1.0.0 is v1.0.0.
+        assert_eq!(kinds, ["label", "registry-label", "registry-tag"]);
+        assert_eq!(c.unwrap().0, A);
+        let codes: Vec<Code> = f.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [Code::TagMoved, Code::EvidenceConflict]);
+        assert_eq!(f[0].environment.as_deref(), Some("prod"));
+    }
+
+    #[test]
     fn a_foreign_label_falls_back_to_the_tag_and_says_so() {
         let (c, _, f) = run("api:1.0.0", &[(REVISION_LABELS[1], "cccccccccccc")]);
         assert_eq!(c.unwrap().0, A);

@@ -859,3 +859,48 @@ fn tag_lists_follow_link_pages_and_stop_on_cycles() {
     assert_eq!(paged.count("GET", "/tags/list"), 3, "{}", paged.log());
     assert_eq!(cyclic.count("GET", "/tags/list"), 2, "{}", cyclic.log());
 }
+
+#[test]
+fn at_most_four_requests_at_once_per_registry_host() {
+    let r = history();
+    let c3 = r.rev("three");
+    let reg = TestRegistry::start();
+    let images: Vec<Image> = (0..10)
+        .map(|i| {
+            let img = reg.push_image("shop/api", "linux/amd64", &[(REV, &c3)], &i.to_string());
+            reg.tag("shop/api", &format!("1.1.{i}"), &img.manifest, OCI_MANIFEST);
+            img
+        })
+        .collect();
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (now, max) = (in_flight.clone(), most.clone());
+    let proxy = Proxy::start(reg.port, move |_, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = now.fetch_add(1, SeqCst) + 1;
+        max.fetch_max(n, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        now.fetch_sub(1, SeqCst);
+        Act::Forward
+    });
+    let host = proxy.host();
+    let home = Home::new();
+    let rows = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            workload(
+                &format!("env{i}"),
+                "api",
+                &format!("{host}/shop/api:1.1.{i}"),
+                &[format!("{host}/shop/api@{}", img.manifest)],
+                None,
+            )
+        })
+        .collect();
+    let inv = write_inventory(home.dir.path(), rows);
+    let run = status(&home, r.path(), &inv, &[]);
+    assert_eq!(run.json()["complete"], true, "{}", run.context);
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} requests at once");
+}

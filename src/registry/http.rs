@@ -369,11 +369,17 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {b}")
 }
 
-/// Removes the secret from a message that may echo it (a token endpoint's error body).
+/// Removes the secret, and the basic-auth header made of it, from a message that may echo
+/// them (a token endpoint's error body).
 fn scrub(message: &str, creds: &Creds) -> String {
+    let mut out = message.to_string();
+    if let Creds::Basic { user, password } = creds {
+        let header = basic(user, password);
+        out = out.replace(header.trim_start_matches("Basic "), "<redacted>");
+    }
     match creds.secret().filter(|s| !s.is_empty()) {
-        Some(s) => message.replace(s, "<redacted>"),
-        None => message.to_string(),
+        Some(s) => out.replace(s, "<redacted>"),
+        None => out,
     }
 }
 
@@ -458,6 +464,18 @@ fn transport_message(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubbing_removes_the_password_and_its_basic_header() {
+        let creds = Creds::Basic {
+            user: "ada".into(),
+            password: "pw-123".into(),
+        };
+        let header = basic("ada", "pw-123");
+        let echoed = format!("bad password pw-123 in {header}");
+        let clean = scrub(&echoed, &creds);
+        assert!(!clean.contains("pw-123") && !clean.contains(header.trim_start_matches("Basic ")));
+    }
 
     #[test]
     fn challenges_parse_with_commas_inside_quotes() {
