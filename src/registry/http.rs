@@ -20,7 +20,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::credentials::{self, Creds};
 use super::RegistryError;
@@ -53,7 +53,8 @@ pub struct Transport {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// `Authorization` header values per (host, repository), once a challenge was answered.
     auth: Mutex<HashMap<(String, String), String>>,
-    creds: Mutex<HashMap<String, Result<Creds, credentials::CredsError>>>,
+    /// Credentials per host, looked up once (helpers are processes: run off the executor).
+    creds: Mutex<HashMap<String, Arc<OnceCell<Result<Creds, credentials::CredsError>>>>>,
     /// The lowest `ratelimit-remaining` each host reported.
     pub rate_limit: Mutex<HashMap<String, u64>>,
 }
@@ -190,12 +191,23 @@ impl Transport {
             .expect("semaphores are never closed")
     }
 
-    fn creds(&self, host: &str) -> Result<Creds, RegistryError> {
-        let mut all = self.creds.lock().unwrap();
-        let c = all
+    async fn creds(&self, host: &str) -> Result<Creds, RegistryError> {
+        let cell = self
+            .creds
+            .lock()
+            .unwrap()
             .entry(host.to_string())
-            .or_insert_with(|| credentials::lookup(host));
-        c.clone().map_err(|e| RegistryError::Credentials {
+            .or_default()
+            .clone();
+        let found = cell
+            .get_or_init(|| async {
+                let h = host.to_string();
+                tokio::task::spawn_blocking(move || credentials::lookup(&h))
+                    .await
+                    .expect("credential lookups do not panic")
+            })
+            .await;
+        found.clone().map_err(|e| RegistryError::Credentials {
             registry: host.to_string(),
             message: e.to_string(),
         })
@@ -208,7 +220,7 @@ impl Transport {
         repository: &str,
         challenge: &str,
     ) -> Result<(), RegistryError> {
-        let creds = self.creds(host)?;
+        let creds = self.creds(host).await?;
         let fail = |message: String| RegistryError::Auth {
             registry: host.to_string(),
             repository: repository.to_string(),
