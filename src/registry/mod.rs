@@ -45,7 +45,7 @@ pub const MAX_TAG_PAGES: usize = 100;
 pub enum RegistryError {
     #[error("registry {registry}: {message}")]
     Connect { registry: String, message: String },
-    #[error("registry {registry}: {path} answered HTTP {status}")]
+    #[error("registry {registry}: {path} answered HTTP {status}{}", status_reason(.status))]
     Status {
         registry: String,
         path: String,
@@ -477,6 +477,16 @@ impl Registry {
     }
 }
 
+/// What an error status means for the user, when it is not obvious.
+fn status_reason(status: &u16) -> &'static str {
+    match status {
+        401 => " (credentials refused or missing: docker login)",
+        403 => " (access denied)",
+        429 => " (rate limited, still after retries)",
+        _ => "",
+    }
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
@@ -555,6 +565,33 @@ mod tests {
         ] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn only_loopback_and_listed_hosts_get_plain_http() {
+        let options = Options {
+            insecure: vec!["r.example:5000".into()],
+            timeout: Duration::from_secs(1),
+            platform: Platform::default(),
+            cache: Cache::none(),
+        };
+        let hosts = [
+            "r.example:5000",
+            "other.example:5000",
+            "127.0.0.1:5000",
+            "docker.io",
+        ];
+        let r = Registry::new(&options, hosts).unwrap();
+        let bases: Vec<String> = hosts.iter().map(|h| r.transport.base(h)).collect();
+        assert_eq!(
+            bases,
+            [
+                "http://r.example:5000",
+                "https://other.example:5000",
+                "http://127.0.0.1:5000",
+                "https://registry-1.docker.io"
+            ]
+        );
     }
 
     #[test]
