@@ -33,6 +33,8 @@ pub const RETRIES: u32 = 3;
 /// The longest prodiff waits on retries for one request, whatever `Retry-After` says.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
+type CredsAnswer = Result<Creds, credentials::CredsError>;
+
 /// One answer. The body is empty for HEAD.
 pub struct Answer {
     pub status: StatusCode,
@@ -54,7 +56,7 @@ pub struct Transport {
     /// `Authorization` header values per (host, repository), once a challenge was answered.
     auth: Mutex<HashMap<(String, String), String>>,
     /// Credentials per host, looked up once (helpers are processes: run off the executor).
-    creds: Mutex<HashMap<String, Arc<OnceCell<Result<Creds, credentials::CredsError>>>>>,
+    creds: Mutex<HashMap<String, Arc<OnceCell<CredsAnswer>>>>,
     /// The lowest `ratelimit-remaining` each host reported.
     pub rate_limit: Mutex<HashMap<String, u64>>,
 }
