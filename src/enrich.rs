@@ -227,7 +227,9 @@ async fn sibling_tags(
     let mut tags = registry.tags(&t.image).await?;
     let complete = tags.len() <= MAX_TAG_HEADS;
     if !complete {
+        // Too many to ask about each: the newest releases are the likeliest to match.
         tags.retain(|t| is_release_tag(t));
+        tags.sort_by_key(|t| std::cmp::Reverse(version_key(t)));
         tags.truncate(MAX_TAG_HEADS);
     }
     for tag in tags {
@@ -250,6 +252,14 @@ async fn sibling_tags(
         );
     }
     Ok(())
+}
+
+/// `v1.10.2-rc.1` → [1, 10, 2, 1]: numbers in order, for sorting releases newest first.
+fn version_key(tag: &str) -> Vec<u64> {
+    tag.split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(u64::MAX))
+        .collect()
 }
 
 fn unreachable(e: &RegistryError) -> RegistryFacts {
@@ -305,4 +315,51 @@ fn rate_limit_findings(registry: &Registry) -> Vec<Finding> {
             .hint("wait for the window to reset, or docker login for a higher limit")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageSpec;
+
+    #[test]
+    fn releases_sort_newest_first() {
+        let mut tags = vec!["1.9.0", "v1.10.0", "1.2.10", "1.2.9"];
+        tags.sort_by_key(|t| std::cmp::Reverse(version_key(t)));
+        assert_eq!(tags, ["v1.10.0", "1.9.0", "1.2.10", "1.2.9"]);
+    }
+
+    #[test]
+    fn only_digests_of_the_same_repository_are_pinned_and_digestless_workloads_are_skipped() {
+        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let w = |image: &str, repo_digests: Vec<String>, image_id: Option<Digest>| Workload {
+            environment: "prod".into(),
+            service: None,
+            image: ImageSpec::parse(image).unwrap(),
+            image_id,
+            repo_digests: repo_digests
+                .iter()
+                .map(|r| ImageRef::parse(r).unwrap())
+                .collect(),
+            labels: Default::default(),
+            instance: None,
+            started_at: None,
+            origin: "test".into(),
+        };
+        let workloads = [
+            w(
+                "r.example/shop/api:1.0",
+                vec![
+                    format!("r.example/shop/api@{}", d('a')),
+                    format!("mirror.example/shop/api@{}", d('b')),
+                ],
+                Some(d('c')),
+            ),
+            w("r.example/shop/web:1.0", vec![], None),
+        ];
+        let t = targets(&workloads);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].pinned, [d('a')]);
+        assert_eq!(t[0].image_id, Some(d('c')));
+    }
 }
