@@ -402,6 +402,27 @@ fn basic_auth_from_the_docker_config_and_the_password_never_shows() {
     let run = status(&home, r.path(), &inv, &[]);
     run.expect_code(0);
     assert!(!run.stdout.contains(password) && !run.stderr.contains(password));
+
+    // A default store that has nothing for this registry: the `auths` entry is used.
+    std::fs::write(
+        home.bin().join("docker-credential-emptystore"),
+        "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        home.bin().join("docker-credential-emptystore"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("ada:{password}"));
+    std::fs::write(
+        home.docker().join("config.json"),
+        json!({"credsStore": "emptystore", "auths": {format!("http://{}", reg.host()): {"auth": b}}}).to_string(),
+    )
+    .unwrap();
+    let run = status(&home, r.path(), &inv, &[]);
+    run.expect_code(0);
 }
 
 /// A registry holding `shop/api:1.1.0` (a two-platform index labelled with `three`).
@@ -508,6 +529,13 @@ fn server_errors_hangs_and_corrupt_bodies_are_reported_per_registry() {
             Act::Forward
         }
     });
+    let huge = Proxy::start(reg.port, |req, _| {
+        if req.method == "GET" && req.path.contains("/manifests/sha256:") {
+            Act::Reply(200, vec![], vec![b' '; 5 << 20])
+        } else {
+            Act::Forward
+        }
+    });
     let home = Home::new();
     let config = home.dir.path().join("prodiff.toml");
     std::fs::write(&config, "[registry]\ntimeout_ms = 1000\n").unwrap();
@@ -515,6 +543,7 @@ fn server_errors_hangs_and_corrupt_bodies_are_reported_per_registry() {
         ("failing", &failing),
         ("hanging", &hanging),
         ("corrupt", &corrupt),
+        ("huge", &huge),
     ]
     .iter()
     .map(|(name, p)| {
@@ -561,6 +590,11 @@ fn server_errors_hangs_and_corrupt_bodies_are_reported_per_registry() {
         run.context
     );
     assert!(message("corrupt").contains(&corrupt.host()));
+    assert!(
+        message("huge").contains("larger than 4194304 bytes"),
+        "{}",
+        run.context
+    );
     // Content is addressed by digest: through a healthy path in the same run, the corrupt
     // mirror's answer would never be needed, which is why this run has no healthy path.
 }

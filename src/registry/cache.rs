@@ -65,3 +65,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_verified_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache {
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let digest = Digest::parse(&super::super::sha256(b"manifest")).unwrap();
+        assert_eq!(cache.get(&digest), None);
+        cache.put(&digest, b"manifest");
+        assert_eq!(cache.get(&digest).as_deref(), Some(&b"manifest"[..]));
+        std::fs::write(cache.path(&digest).unwrap(), b"tampered").unwrap();
+        assert_eq!(cache.get(&digest), None, "a corrupt entry is a miss");
+        assert_eq!(Cache::none().get(&digest), None);
+    }
+}

@@ -123,8 +123,9 @@ pub struct Registry {
     platform: Platform,
     cache: Cache,
     heads: Mutex<HashMap<String, Arc<OnceCell<TagAnswer>>>>,
-    /// Content fetched this run, by digest: concurrent lookups of one image fetch it once.
-    contents: Mutex<HashMap<Digest, Arc<OnceCell<Content>>>>,
+    /// Content fetched this run, by registry and digest: concurrent lookups of one image
+    /// fetch it once. Keyed by registry too, so one registry's failure is not another's.
+    contents: Mutex<HashMap<(String, Digest), Arc<OnceCell<Content>>>>,
 }
 
 impl Registry {
@@ -350,6 +351,7 @@ impl Registry {
     /// Content by digest, once per run: from the cache, else from `fetch`.
     async fn content(
         &self,
+        image: &ImageRef,
         digest: &Digest,
         fetch: impl std::future::Future<Output = Content>,
     ) -> Content {
@@ -357,7 +359,7 @@ impl Registry {
             .contents
             .lock()
             .unwrap()
-            .entry(digest.clone())
+            .entry((image.registry.clone(), digest.clone()))
             .or_default()
             .clone();
         cell.get_or_init(|| async {
@@ -372,7 +374,7 @@ impl Registry {
 
     /// A manifest body by digest: from the cache, else fetched and verified.
     async fn manifest(&self, image: &ImageRef, digest: &Digest) -> Content {
-        self.content(digest, self.fetch_manifest(image, digest))
+        self.content(image, digest, self.fetch_manifest(image, digest))
             .await
     }
 
@@ -388,7 +390,7 @@ impl Registry {
 
     async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
         let fetch = async { self.fetch_blob(image, digest).await.map(Some) };
-        let body = self.content(digest, fetch).await?;
+        let body = self.content(image, digest, fetch).await?;
         Ok(body.expect("a blob fetch answers content or an error"))
     }
 
