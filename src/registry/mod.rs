@@ -117,6 +117,8 @@ impl ImageFacts {
 
 type TagAnswer = Result<Option<Digest>, RegistryError>;
 type Content = Result<Option<Vec<u8>>, RegistryError>;
+/// (registry host, digest)
+type ContentKey = (String, Digest);
 
 pub struct Registry {
     transport: Transport,
@@ -125,7 +127,7 @@ pub struct Registry {
     heads: Mutex<HashMap<String, Arc<OnceCell<TagAnswer>>>>,
     /// Content fetched this run, by registry and digest: concurrent lookups of one image
     /// fetch it once. Keyed by registry too, so one registry's failure is not another's.
-    contents: Mutex<HashMap<(String, Digest), Arc<OnceCell<Content>>>>,
+    contents: Mutex<HashMap<ContentKey, Arc<OnceCell<Content>>>>,
 }
 
 impl Registry {
