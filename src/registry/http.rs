@@ -4,7 +4,9 @@
 //!
 //! oci-client does the one thing it does well here: the bearer-token dance (`Client::auth`,
 //! which, unlike its internal token path, returns token-endpoint failures instead of
-//! swallowing them). A 401 with a `Basic` challenge gets basic auth from the docker config.
+//! swallowing them). A 401 with a `Basic` challenge gets basic auth from the docker config;
+//! identity tokens are exchanged at the realm here (oci-client has no refresh-token path).
+//! Token requests are not counted against the per-host bound.
 //!
 //! Bounded: at most `CONCURRENCY` requests per registry host at once, at most `RETRIES`
 //! retries on 429/5xx with backoff that honours `Retry-After`, never waiting more than
