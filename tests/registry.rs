@@ -938,3 +938,73 @@ fn at_most_four_requests_at_once_per_registry_host() {
     let most = most.load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=4).contains(&most), "{most} requests at once");
 }
+
+#[test]
+fn docker_v2_manifest_lists_resolve_like_oci_indexes() {
+    let r = history();
+    let c3 = r.rev("three");
+    let reg = TestRegistry::start();
+    let amd = reg.push_image_in(
+        Format::Docker,
+        "shop/api",
+        "linux/amd64",
+        &[(REV, &c3)],
+        "d",
+    );
+    let arm = reg.push_image_in(
+        Format::Docker,
+        "shop/api",
+        "linux/arm64",
+        &[(REV, &c3)],
+        "d",
+    );
+    let list = reg.push_index_in(
+        Format::Docker,
+        "shop/api",
+        &[("linux/amd64", &amd), ("linux/arm64", &arm)],
+    );
+    reg.tag("shop/api", "1.1.0", &list, DOCKER_LIST);
+    let host = reg.host();
+    let home = Home::new();
+    let inv = write_inventory(
+        home.dir.path(),
+        vec![
+            workload(
+                "production",
+                "api",
+                &format!("{host}/shop/api:1.1.0"),
+                &[format!("{host}/shop/api@{list}")],
+                None,
+            ),
+            // The per-platform manifest digest (what `docker pull` on amd64 records by some tools).
+            workload(
+                "staging",
+                "api",
+                &format!("{host}/shop/api:1.1.0"),
+                &[format!("{host}/shop/api@{}", amd.manifest)],
+                None,
+            ),
+        ],
+    );
+    let run = status(&home, r.path(), &inv, &[]);
+    run.expect_code(0);
+    let report = run.json();
+    for env in ["production", "staging"] {
+        let row = row(&report, env, "api");
+        assert_eq!(
+            registry_codes(row),
+            Vec::<String>::new(),
+            "{env}: {}",
+            run.context
+        );
+        let ev = evidence(row);
+        assert!(
+            ev.contains(&("registry-label".into(), c3.clone())),
+            "{env}: {ev:?}"
+        );
+        assert!(
+            ev.contains(&("git-tag".into(), c3.clone())),
+            "{env}: {ev:?}"
+        );
+    }
+}

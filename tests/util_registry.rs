@@ -19,6 +19,35 @@ use crate::util::Run;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Which family of media types an image is pushed with.
+#[derive(Clone, Copy)]
+pub enum Format {
+    Oci,
+    Docker,
+}
+
+impl Format {
+    /// (manifest, index, config, layer) media types.
+    fn types(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Format::Oci => (
+                OCI_MANIFEST,
+                OCI_INDEX,
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.oci.image.layer.v1.tar",
+            ),
+            Format::Docker => (
+                DOCKER_MANIFEST,
+                DOCKER_LIST,
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            ),
+        }
+    }
+}
 pub const REV: &str = "org.opencontainers.image.revision";
 const INSTALL: &str = "apt-get install docker-registry skopeo";
 
@@ -185,7 +214,7 @@ impl TestRegistry {
         assert_eq!(a.status, 202, "manifest delete: {a:?}");
     }
 
-    /// Pushes a one-layer image for `platform` with `labels`; `salt` makes it unique.
+    /// Pushes a one-layer OCI image for `platform` with `labels`; `salt` makes it unique.
     pub fn push_image(
         &self,
         repo: &str,
@@ -193,6 +222,19 @@ impl TestRegistry {
         labels: &[(&str, &str)],
         salt: &str,
     ) -> Image {
+        self.push_image_in(Format::Oci, repo, platform, labels, salt)
+    }
+
+    /// `push_image` with the media types of `format`.
+    pub fn push_image_in(
+        &self,
+        format: Format,
+        repo: &str,
+        platform: &str,
+        labels: &[(&str, &str)],
+        salt: &str,
+    ) -> Image {
+        let (manifest_type, _, config_type, layer_type) = format.types();
         let (os, arch) = platform.split_once('/').unwrap();
         let layer = format!("layer {repo} {platform} {salt}").into_bytes();
         let layer_digest = self.push_blob(repo, &layer);
@@ -205,36 +247,43 @@ impl TestRegistry {
         .unwrap();
         let config_digest = self.push_blob(repo, &config);
         let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+            "schemaVersion": 2, "mediaType": manifest_type,
+            "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len()}],
         }))
         .unwrap();
         let digest = sha256(&manifest);
-        self.push_manifest(repo, &digest, OCI_MANIFEST, &manifest);
+        self.push_manifest(repo, &digest, manifest_type, &manifest);
         Image {
             manifest: digest,
             config: config_digest,
             bytes: manifest,
+            media_type: manifest_type,
         }
     }
 
-    /// Pushes an index over `images` (platform, image); returns the index digest.
+    /// Pushes an OCI index over `images` (platform, image); returns the index digest.
     pub fn push_index(&self, repo: &str, images: &[(&str, &Image)]) -> String {
+        self.push_index_in(Format::Oci, repo, images)
+    }
+
+    /// `push_index` with the media types of `format` (a Docker manifest list).
+    pub fn push_index_in(&self, format: Format, repo: &str, images: &[(&str, &Image)]) -> String {
+        let (_, index_type, _, _) = format.types();
         let manifests: Vec<Value> = images
             .iter()
             .map(|(platform, img)| {
                 let (os, arch) = platform.split_once('/').unwrap();
-                json!({"mediaType": OCI_MANIFEST, "digest": img.manifest, "size": img.bytes.len(),
+                json!({"mediaType": img.media_type, "digest": img.manifest, "size": img.bytes.len(),
                        "platform": {"os": os, "architecture": arch}})
             })
             .collect();
         let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
+            "schemaVersion": 2, "mediaType": index_type, "manifests": manifests,
         }))
         .unwrap();
         let digest = sha256(&index);
-        self.push_manifest(repo, &digest, OCI_INDEX, &index);
+        self.push_manifest(repo, &digest, index_type, &index);
         digest
     }
 
@@ -256,6 +305,7 @@ pub struct Image {
     pub manifest: String,
     pub config: String,
     pub bytes: Vec<u8>,
+    pub media_type: &'static str,
 }
 
 #[derive(Debug)]
