@@ -122,7 +122,7 @@ async fn ask_all(registry: Arc<Registry>, targets: Vec<Target>) -> HashMap<Strin
 }
 
 /// What the registry says about one target.
-async fn ask(registry: &Registry, t: &Target) -> Result<RegistryFacts, RegistryError> {
+async fn ask(registry: &Arc<Registry>, t: &Target) -> Result<RegistryFacts, RegistryError> {
     let mut out = RegistryFacts::default();
     let running: BTreeSet<Digest> = t.pinned.iter().chain(&t.image_id).cloned().collect();
     let via_tag = match &t.image.tag {
@@ -219,7 +219,7 @@ async fn running_image(
 /// Lists the repository's tags and HEADs them to find the ones naming the running image.
 /// `untagged-digest` only when every tag was checked.
 async fn sibling_tags(
-    registry: &Registry,
+    registry: &Arc<Registry>,
     t: &Target,
     image: &BTreeSet<Digest>,
     out: &mut RegistryFacts,
@@ -232,13 +232,22 @@ async fn sibling_tags(
         tags.sort_by_key(|t| std::cmp::Reverse(version_key(t)));
         tags.truncate(MAX_TAG_HEADS);
     }
+    // Asked at once; the per-host bound in `registry` keeps this polite.
+    let mut set = JoinSet::new();
     for tag in tags {
-        if let Some(d) = registry.tag_digest(&t.image, &tag).await? {
-            if image.contains(&d) {
-                out.tags.push(tag);
-            }
+        let (registry, repo) = (registry.clone(), t.image.clone());
+        set.spawn(async move {
+            let digest = registry.tag_digest(&repo, &tag).await;
+            (tag, digest)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let (tag, digest) = joined.expect("registry tasks do not panic");
+        if digest?.is_some_and(|d| image.contains(&d)) {
+            out.tags.push(tag);
         }
     }
+    out.tags.sort();
     if complete && out.tags.is_empty() {
         out.findings.push(
             Finding::new(
