@@ -3,6 +3,11 @@
 //! labels and annotations, other tags of the same image) and findings (`tag-moved`,
 //! `image-not-in-registry`, `untagged-digest`, `registry-unreachable`, rate limits).
 //!
+//! Registry answers become evidence of their own kinds (`registry-label`, `registry-tag`,
+//! weighed in `resolve`) rather than being copied into the workload's labels: the report
+//! then says where a commit came from, and a registry label that disagrees with the git
+//! tag (or with a runtime label) is an `evidence-conflict`, not a silent overwrite.
+//!
 //! Runs in one async phase on the runtime `main` built; no git work happens here, so git2
 //! stays off the executor. Facts are only read from digests the workload runs: without a
 //! digest prodiff cannot know what runs, and it does not guess from what a tag names now.
