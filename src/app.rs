@@ -15,6 +15,7 @@ use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, Snapsho
 use crate::compare::Comparison;
 use crate::config::Config;
 use crate::crosscheck;
+use crate::enrich;
 use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history;
@@ -201,13 +202,16 @@ impl Audit {
                 (r, commit)
             })
             .collect();
-        let mut deployments = resolve::deployments(&workloads, &config, &repo, shallow);
+        let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
+        let registry = enrich::enrich(&rt, &workloads, &config, g.offline);
+        let mut deployments = resolve::deployments_with(&workloads, &registry.facts, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
         let rank = |env: &str| config.promotion.iter().position(|p| p == env).unwrap_or(usize::MAX);
         for list in [&mut deployments, &mut declared] {
             list.sort_by(|a, b| (rank(&a.environment), &a.environment).cmp(&(rank(&b.environment), &b.environment)));
         }
         let mut findings = observed;
+        findings.extend(registry.findings);
         if shallow {
             findings.push(
                 Finding::new(

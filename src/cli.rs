@@ -31,6 +31,10 @@ pub struct Global {
     /// The mainline branch or ref [default: config, else origin/HEAD, main, master].
     #[arg(long, global = true, value_name = "REF")]
     pub mainline: Option<String>,
+    /// Ask no registry: tag moves, deleted images and registry labels are then not checked
+    /// (a `registry-not-checked` finding says which images).
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::model::{Code, Level};
 use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
+use crate::registry::Platform;
 use crate::source::declared::DeclaredSource;
 use crate::source::kubernetes::PodSource;
 use crate::source::versions::VersionSource;
@@ -49,6 +50,28 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     pub environments: Vec<EnvironmentConfig>,
     pub policy: Policy,
+    pub registry: RegistryConfig,
+}
+
+/// `[registry]`: how registries are asked (see `registry`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryConfig {
+    /// Registry hosts (`host:port`) reached over plain HTTP; loopback ones need no entry.
+    pub insecure: Vec<String>,
+    /// Connect and request timeout.
+    pub timeout: std::time::Duration,
+    /// The platform picked from multi-platform indexes.
+    pub platform: Platform,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> RegistryConfig {
+        RegistryConfig {
+            insecure: Vec::new(),
+            timeout: std::time::Duration::from_secs(10),
+            platform: Platform::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +128,7 @@ impl Default for Config {
             services: Vec::new(),
             environments: Vec::new(),
             policy: Policy::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -121,6 +145,16 @@ struct RawConfig {
     #[serde(default)]
     environments: BTreeMap<String, RawEnvironment>,
     policy: Option<RawPolicy>,
+    registry: Option<RawRegistry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    #[serde(default)]
+    insecure: Vec<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
+    platform: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -418,8 +452,14 @@ impl Config {
             Some(p) => parse_policy(p, &at, path, &promotion)?,
         };
 
+        let registry = match raw.registry {
+            None => RegistryConfig::default(),
+            Some(r) => registry_config(r, &at)?,
+        };
+
         Ok(Config {
             policy,
+            registry,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,
@@ -582,6 +622,45 @@ fn parse_repository(s: &str) -> Result<ImageRef, String> {
     Ok(r)
 }
 
+fn registry_config(
+    r: RawRegistry,
+    at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<RegistryConfig, ConfigError> {
+    let mut out = RegistryConfig::default();
+    for host in r.insecure {
+        let ok = ImageRef::parse(&format!("{}/x", host.get_ref()))
+            .is_ok_and(|i| &i.registry == host.get_ref() && host.get_ref().contains(['.', ':']));
+        if !ok {
+            return Err(at(
+                host.span(),
+                format!(
+                    "registry.insecure: {:?} is not a registry host (host:port, no scheme or path)",
+                    host.get_ref()
+                ),
+            ));
+        }
+        out.insecure.push(host.into_inner());
+    }
+    if let Some(t) = r.timeout_ms {
+        if *t.get_ref() == 0 || *t.get_ref() > 600_000 {
+            return Err(at(t.span(), "registry.timeout_ms: must be 1 to 600000".into()));
+        }
+        out.timeout = std::time::Duration::from_millis(*t.get_ref());
+    }
+    if let Some(p) = r.platform {
+        out.platform = Platform::parse(p.get_ref()).ok_or_else(|| {
+            at(
+                p.span(),
+                format!(
+                    "registry.platform: {:?} is not os/architecture[/variant] (for example \"linux/arm64\")",
+                    p.get_ref()
+                ),
+            )
+        })?;
+    }
+    Ok(out)
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -642,6 +721,24 @@ mod tests {
         assert_eq!(c.policy.lag[0].origin, "p.toml:3");
         assert_eq!(c.policy.exceptions[0].expires.unwrap().to_string(), "2026-12-31");
         assert_eq!(c.policy.exceptions[0].origin, "p.toml:5");
+    }
+
+    #[test]
+    fn registry_settings_are_validated() {
+        let e = err("[registry]\ninsecure = [\"http://r.example:5000\"]\n");
+        assert!(e.starts_with("prodiff.toml:2:13: registry.insecure"), "{e}");
+        let e = err("[registry]\nplatform = \"amd64\"\n");
+        assert!(e.starts_with("prodiff.toml:2:12: registry.platform"), "{e}");
+        let e = err("[registry]\ntimeout = 3\n");
+        assert!(e.contains("unknown field `timeout`"), "{e}");
+        let c = Config::parse(
+            "[registry]\ninsecure = [\"r.example:5000\"]\ntimeout_ms = 500\nplatform = \"linux/arm64/v8\"\n",
+            Path::new("prodiff.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.registry.insecure, ["r.example:5000"]);
+        assert_eq!(c.registry.timeout.as_millis(), 500);
+        assert_eq!(c.registry.platform.to_string(), "linux/arm64/v8");
     }
 
     #[test]

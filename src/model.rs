@@ -75,6 +75,12 @@ pub enum EvidenceKind {
     GitTag,
     /// A version store (file, command, endpoint) reports this commit for the service.
     Reported,
+    /// A revision label of the image config, or a revision annotation of its manifest or
+    /// index, read from the registry (the runtime did not report it).
+    RegistryLabel,
+    /// Another tag of the same image in the registry (`latest` is also `1.4.2`), matched to
+    /// a git tag.
+    RegistryTag,
 }
 
 impl fmt::Display for EvidenceKind {
@@ -84,6 +90,8 @@ impl fmt::Display for EvidenceKind {
             EvidenceKind::ShaTag => "sha-tag",
             EvidenceKind::GitTag => "git-tag",
             EvidenceKind::Reported => "reported",
+            EvidenceKind::RegistryLabel => "registry-label",
+            EvidenceKind::RegistryTag => "registry-tag",
         })
     }
 }
@@ -102,13 +110,17 @@ pub struct Evidence {
 impl Evidence {
     pub fn describe(&self) -> String {
         match self.kind {
-            EvidenceKind::Label => {
+            EvidenceKind::Label | EvidenceKind::RegistryLabel => {
                 let full_sha = self.value.len() == 40 && self.value.bytes().all(|b| b.is_ascii_hexdigit());
                 let value = if full_sha { &self.value[..10] } else { &self.value };
-                format!("label {}={value}", self.name)
+                let source = if self.kind == EvidenceKind::Label { "label" } else { "registry label" };
+                format!("{source} {}={value}", self.name)
             }
             EvidenceKind::ShaTag => format!("tag {}", self.value),
             EvidenceKind::GitTag => format!("tag {} (git tag {})", self.value, self.name),
+            EvidenceKind::RegistryTag => {
+                format!("registry tag {} (git tag {})", self.value, self.name)
+            }
             EvidenceKind::Reported => format!("{} says {}", self.name, self.value),
         }
     }
@@ -129,6 +141,19 @@ pub struct CommitRecord {
     pub merge: bool,
     /// The commit on the other side with the same patch (a cherry-pick), if any.
     pub equivalent: Option<CommitId>,
+}
+
+/// What a registry said about the image a workload runs, for resolution (see `enrich`).
+/// `findings` have no environment or service yet; the deployment they end up in adds them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegistryFacts {
+    /// Labels of the image config.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the manifest and its index.
+    pub annotations: BTreeMap<String, String>,
+    /// Other tags naming the same image (only known when tags were listed).
+    pub tags: Vec<String>,
+    pub findings: Vec<Finding>,
 }
 
 /// How bad a finding is under the policy in force.
@@ -242,6 +267,18 @@ codes! {
         "A Swarm task runs another digest than its service specifies (an update or rollback in progress or stuck).";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
+    TagMoved = "tag-moved", Warn, false,
+        "The registry's tag now names another image than the one running: it was re-pushed after the deployment.";
+    ImageNotInRegistry = "image-not-in-registry", Warn, false,
+        "The registry no longer has the running digest (deleted or garbage-collected): it cannot be pulled again.";
+    UntaggedDigest = "untagged-digest", Allow, false,
+        "No tag of the repository names the running image any more (checked only when tags were listed).";
+    RegistryUnreachable = "registry-unreachable", Warn, true,
+        "A registry could not be asked (down, timed out, denied, or answered content that failed verification).";
+    RegistryRateLimit = "registry-rate-limit", Warn, false,
+        "A registry reported few requests left in its rate limit (Docker Hub's ratelimit-remaining).";
+    RegistryNotChecked = "registry-not-checked", Allow, false,
+        "--offline: registry answers (tag moves, deleted images, registry labels) were not checked.";
 }
 
 impl fmt::Display for Code {

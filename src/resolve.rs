@@ -3,7 +3,7 @@
 //! to git tags). Disagreeing evidence is a finding, never a silent choice; no evidence is an
 //! `unresolved` finding, never a guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::git::{Lookup, Repo};
-use crate::model::{Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, Workload};
+use crate::model::{Code, CommitId, Digest, Evidence, EvidenceKind, Finding, ImageSpec, RegistryFacts, Workload};
 
 /// Revision labels, most specific first.
 pub const REVISION_LABELS: &[&str] = &["org.opencontainers.image.revision", "org.label-schema.vcs-ref"];
@@ -111,6 +111,33 @@ pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Opt
 /// Groups workloads into deployments (environment × service × distinct image), resolves
 /// each, and adds a `mixed-versions` finding where one service runs several images.
 pub fn deployments(workloads: &[Workload], config: &Config, repo: &impl Commits, shallow: bool) -> Vec<Deployment> {
+    deployments_with(workloads, &HashMap::new(), config, repo, shallow)
+}
+
+/// The key registry facts are stored under for a workload: its image and running digests.
+pub fn registry_key(w: &Workload) -> String {
+    let mut key = w.image.to_string();
+    for d in w.digests() {
+        key.push('|');
+        key.push_str(d.as_str());
+    }
+    key
+}
+
+/// Whether an image tag names a release (`1.4.2`, `v2.0.0-rc.1`), as opposed to `latest`
+/// or a build tag.
+pub fn is_release_tag(tag: &str) -> bool {
+    VERSION_TAG.is_match(tag)
+}
+
+/// `deployments`, with what registries said about each workload's image (by `registry_key`).
+pub fn deployments_with(
+    workloads: &[Workload],
+    registry: &HashMap<String, RegistryFacts>,
+    config: &Config,
+    repo: &impl Commits,
+    shallow: bool,
+) -> Vec<Deployment> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Workload>> = BTreeMap::new();
     for w in workloads {
         let key = (w.environment.clone(), service_name(w, config), identity(w));
@@ -121,7 +148,8 @@ pub fn deployments(workloads: &[Workload], config: &Config, repo: &impl Commits,
         .map(|((env, service, _), replicas)| {
             let first = replicas[0];
             let git_tags = config.git_tags(&service);
-            let (commit, evidence, findings) = resolve(first, &env, &service, &git_tags, repo, shallow);
+            let facts = registry.get(&registry_key(first));
+            let (commit, evidence, findings) = resolve_with(first, facts, &env, &service, &git_tags, repo, shallow);
             Deployment {
                 instances: replicas
                     .iter()
@@ -189,6 +217,21 @@ pub fn resolve(
     repo: &impl Commits,
     shallow: bool,
 ) -> (Option<CommitId>, Vec<Evidence>, Vec<Finding>) {
+    resolve_with(w, None, env, service, git_tags, repo, shallow)
+}
+
+/// `resolve`, also weighing what the registry said (`facts`): its revision labels and
+/// annotations, and its other tags of the same image. Its findings join the deployment's.
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_with(
+    w: &Workload,
+    facts: Option<&RegistryFacts>,
+    env: &str,
+    service: &str,
+    git_tags: &[String],
+    repo: &impl Commits,
+    shallow: bool,
+) -> (Option<CommitId>, Vec<Evidence>, Vec<Finding>) {
     let mut evidence = Vec::new();
     let mut findings = Vec::new();
     let fetch_hint = |what: &str| {
@@ -211,6 +254,17 @@ pub fn resolve(
             value: value.to_string(),
             commit: found,
         });
+    }
+
+    if let Some(f) = facts {
+        for (key, value) in registry_labels(w, f) {
+            let what = format!("registry label {key}={value}");
+            let found = lookup(repo, &value, &mut findings, &what, &fetch_hint(&value), env, service);
+            evidence.push(Evidence { kind: EvidenceKind::RegistryLabel, name: key, value, commit: found });
+        }
+        let own = w.image.named().and_then(|r| r.tag.as_deref());
+        evidence.extend(registry_tags(f, own, git_tags, repo));
+        findings.extend(f.findings.iter().cloned().map(|x| x.at(env, service)));
     }
 
     if let Some(tag) = w.image.named().and_then(|r| r.tag.as_deref()) {
@@ -263,6 +317,42 @@ pub fn resolve(
             (Some(chosen), evidence, findings)
         }
     }
+}
+
+/// Revision labels and annotations from the registry that the runtime did not already report.
+fn registry_labels(w: &Workload, f: &RegistryFacts) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for key in REVISION_LABELS {
+        for source in [&f.labels, &f.annotations] {
+            let Some(value) = source.get(*key).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let known = w.labels.get(*key).is_some_and(|v| v.trim() == value);
+            let pair = (key.to_string(), value.to_string());
+            if !known && !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// Release-shaped tags the registry gives the same image, matched to git tags.
+fn registry_tags(f: &RegistryFacts, own: Option<&str>, git_tags: &[String], repo: &impl Commits) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for tag in &f.tags {
+        if Some(tag.as_str()) == own || !VERSION_TAG.is_match(tag) {
+            continue;
+        }
+        let found = git_tags.iter().find_map(|t| {
+            let name = t.replace("{tag}", tag);
+            repo.tag_commit(&name).map(|c| (name, c))
+        });
+        if let Some((name, commit)) = found {
+            out.push(Evidence { kind: EvidenceKind::RegistryTag, name, value: tag.clone(), commit: Some(commit) });
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -428,6 +518,36 @@ mod tests {
         assert_eq!(run("api:abcabca", &[]).2, [Code::AmbiguousCommit, Code::Unresolved]);
         // An all-digit tag is a build number, not a missing commit.
         assert_eq!(run("api:12345678", &[]).2, [Code::GitTagMissing, Code::Unresolved]);
+    }
+
+    #[test]
+    fn registry_labels_and_tags_join_the_evidence_without_repeating_the_runtime() {
+        let w = Workload {
+            environment: "prod".into(),
+            service: None,
+            image: ImageSpec::parse("api:latest").unwrap(),
+            image_id: None,
+            repo_digests: vec![],
+            labels: [(REVISION_LABELS[0].to_string(), A.to_string())].into(),
+            instance: None,
+            started_at: None,
+            origin: "test".into(),
+        };
+        let facts = RegistryFacts {
+            labels: [(REVISION_LABELS[0].to_string(), A.to_string())].into(),
+            annotations: [(REVISION_LABELS[0].to_string(), B.to_string())].into(),
+            tags: vec!["latest".into(), "1.0.0".into(), "nightly".into()],
+            findings: vec![Finding::new(Code::TagMoved, "moved")],
+        };
+        let tags = vec!["v{tag}".to_string()];
+        let (c, e, f) = resolve_with(&w, Some(&facts), "prod", "api", &tags, &Fake, false);
+        let kinds: Vec<String> = e.iter().map(|e| e.kind.to_string()).collect();
+        // The runtime label is not repeated; the annotation disagrees; 1.0.0 is v1.0.0.
+        assert_eq!(kinds, ["label", "registry-label", "registry-tag"]);
+        assert_eq!(c.unwrap().0, A);
+        let codes: Vec<Code> = f.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [Code::TagMoved, Code::EvidenceConflict]);
+        assert_eq!(f[0].environment.as_deref(), Some("prod"));
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub fn run_demo(args: &[&str], env: &[(&str, &str)]) -> Run {
     let repo = dir.path().join("shop");
     let config = demo_dir().join("prodiff.toml");
     let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--repo", repo.to_str().unwrap()]);
+    // The demo's registry.example.com does not exist: the demo is about git, not registries.
+    all.extend(["--offline", "--repo", repo.to_str().unwrap()]);
     if !args.contains(&"--config") {
         all.extend(["--config", config.to_str().unwrap()]);
     }

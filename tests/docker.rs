@@ -145,8 +145,15 @@ fn repo() -> TestRepo {
     r
 }
 
+/// `--offline`: images built here are named like Docker Hub images, and this machine must
+/// not ask Docker Hub; the registry test passes its own 127.0.0.1 registry instead.
 fn status(r: &TestRepo, config: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["status", "--format", "json", "--config", config.to_str().unwrap()];
+    if !extra.contains(&"--online") {
+        args.push("--offline");
+    }
+    let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "--online").collect();
+    let extra = extra.as_slice();
     args.extend_from_slice(extra);
     prodiff(r.path(), &args, None)
 }
@@ -317,7 +324,7 @@ fn pushed_and_pulled_images_carry_real_repo_digests_and_swarm_tasks_are_audited(
             registry.port, lab.name
         ),
     );
-    let run = status(&r, &cfg, &[]);
+    let run = status(&r, &cfg, &["--online"]);
     let report = run.json();
     let local_rows: Vec<&Value> =
         report["results"].as_array().unwrap().iter().filter(|r| r["environment"] == "local").collect();
@@ -360,7 +367,7 @@ fn an_unreachable_host_is_a_finding_and_the_others_are_still_audited() {
             lab.name
         ),
     );
-    let args = ["status", "--format", "json", "--config", cfg.to_str().unwrap()];
+    let args = ["status", "--offline", "--format", "json", "--config", cfg.to_str().unwrap()];
     let run = prodiff_env(r.path(), &args, None, &[("PRODIFF_DOCKER_TIMEOUT", "1")]);
     run.expect_code(3);
     let report = run.json();
@@ -397,7 +404,7 @@ fn zero_config_finds_the_containers_built_from_this_repository() {
     let theirs = lab.image("other", "dev", &[(REV, "0123456789abcdef0123456789abcdef01234567")], "theirs");
     lab.run("ours", &ours, &[]);
     lab.run("theirs", &theirs, &[]);
-    let run = prodiff(r.path(), &["status", "--format", "json"], None);
+    let run = prodiff(r.path(), &["status", "--offline", "--format", "json"], None);
     let report = run.json();
     let rows: Vec<&Value> = report["results"]
         .as_array()

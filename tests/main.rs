@@ -6,6 +6,8 @@ mod docker;
 mod gate;
 mod history;
 mod kubernetes;
+mod registry;
 mod release;
 mod sources;
 mod util;
+mod util_registry;

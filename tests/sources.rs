@@ -61,7 +61,7 @@ fn declared_running_and_reported_commits_that_disagree_are_named() {
     );
     let cfg = g.scratch().join("prodiff.toml");
     std::fs::write(&cfg, config).unwrap();
-    let run = prodiff(&shop, &["status", "--config", cfg.to_str().unwrap(), "--format", "json"], None);
+    let run = prodiff(&shop, &["status", "--offline", "--config", cfg.to_str().unwrap(), "--format", "json"], None);
     run.expect_code(1);
     let report = run.json();
 
@@ -107,7 +107,7 @@ fn declared_running_and_reported_commits_that_disagree_are_named() {
             .collect::<Vec<_>>()
     );
 
-    let table = prodiff(&shop, &["status", "--config", cfg.to_str().unwrap()], None);
+    let table = prodiff(&shop, &["status", "--offline", "--config", cfg.to_str().unwrap()], None);
     assert!(table.stdout.contains("Declared (GitOps):"), "{}", table.stdout);
 }
 
@@ -122,6 +122,7 @@ fn a_version_command_that_fails_is_unreachable_and_bad_config_is_named() {
         &shop,
         &[
             "status",
+            "--offline",
             "--config",
             cfg.to_str().unwrap(),
             "--format",
@@ -143,7 +144,7 @@ fn a_version_command_that_fails_is_unreachable_and_bad_config_is_named() {
     assert!(f["message"].as_str().unwrap().contains("exited with exit status: 7: nope"), "{f}");
 
     std::fs::write(&cfg, "[environments.production]\nversions = [{ file = \"a\", command = \"b\" }]\n").unwrap();
-    let run = prodiff(&shop, &["status", "--config", cfg.to_str().unwrap()], None);
+    let run = prodiff(&shop, &["status", "--offline", "--config", cfg.to_str().unwrap()], None);
     run.expect_code(2);
     assert!(
         run.stderr.contains("prodiff.toml:2:13: environments.production.versions: give either `file` or `command`"),
