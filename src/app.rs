@@ -23,7 +23,7 @@ use crate::model::{Code, CommitId, Finding, Level};
 use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
 use crate::source::versions::{self, Reported};
-use crate::source::{declared as declared_source, docker, inventory, kubernetes, Observation};
+use crate::source::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
 
 /// Runs the command and returns its exit code (see `exit`).
 /// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
@@ -444,6 +444,9 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
         for d in &env.declared {
             seen.declared.extend(declared_source::read(d, &env.name)?);
         }
+        let (reported, findings) = http::read(&env.endpoints, &env.name);
+        seen.reported.extend(reported);
+        seen.findings.extend(findings);
         for v in &env.versions {
             let (reported, findings) = versions::read(v, &env.name)?;
             seen.reported.extend(reported);

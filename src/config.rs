@@ -16,6 +16,7 @@ use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
 use crate::registry::Platform;
 use crate::source::declared::DeclaredSource;
+use crate::source::http::Endpoint;
 use crate::source::kubernetes::PodSource;
 use crate::source::versions::VersionSource;
 use crate::tickets::TicketMatcher;
@@ -104,6 +105,8 @@ pub struct EnvironmentConfig {
     pub declared: Vec<DeclaredSource>,
     /// Version stores: service -> commit, from a file or a command.
     pub versions: Vec<VersionSource>,
+    /// Version endpoints: a URL per service that answers with its build commit.
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl EnvironmentConfig {
@@ -114,6 +117,7 @@ impl EnvironmentConfig {
             || !self.swarm.is_empty()
             || !self.declared.is_empty()
             || !self.versions.is_empty()
+            || !self.endpoints.is_empty()
     }
 }
 
@@ -241,6 +245,8 @@ struct RawEnvironment {
     declared: Vec<RawDeclared>,
     #[serde(default)]
     versions: Vec<Spanned<RawVersions>>,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
 }
 
 /// `{ repo = "../gitops", ref = "main", path = "apps/shop/production" }`
@@ -260,6 +266,17 @@ struct RawDeclared {
 struct RawVersions {
     file: Option<String>,
     command: Option<String>,
+}
+
+/// `{ service = "api", url = "https://api.example.com/__version__", pointer = "/commit" }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    service: String,
+    url: Spanned<String>,
+    pointer: Option<String>,
+    regex: Option<Spanned<String>>,
+    timeout_ms: Option<u64>,
 }
 
 /// `{ file = "pods.json" }` or `{ context = "prod", namespace = "shop", selector = "tier=web" }`.
@@ -405,6 +422,29 @@ impl Config {
                     }
                 });
             }
+            let mut endpoints = Vec::new();
+            for ep in e.endpoints {
+                let url = ep.url.get_ref();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(at(
+                        ep.url.span(),
+                        format!("environments.{name}.endpoints: {url:?} is not an http:// or https:// URL"),
+                    ));
+                }
+                let regex = match &ep.regex {
+                    None => None,
+                    Some(r) => Some(Regex::new(r.get_ref()).map_err(|err| {
+                        at(r.span(), format!("environments.{name}.endpoints: invalid regular expression: {err}"))
+                    })?),
+                };
+                endpoints.push(Endpoint {
+                    service: ep.service,
+                    url: ep.url.into_inner(),
+                    pointer: ep.pointer,
+                    regex,
+                    timeout: std::time::Duration::from_millis(ep.timeout_ms.unwrap_or(5000).clamp(1, 600_000)),
+                });
+            }
             let mut docker = Vec::new();
             let mut swarm = Vec::new();
             for (list, key, out) in [(e.docker, "docker", &mut docker), (e.swarm, "swarm", &mut swarm)] {
@@ -429,6 +469,7 @@ impl Config {
                 kubernetes,
                 declared,
                 versions,
+                endpoints,
             });
         }
 

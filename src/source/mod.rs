@@ -3,6 +3,7 @@
 
 pub mod declared;
 pub mod docker;
+pub mod http;
 pub mod inventory;
 pub mod kubernetes;
 pub mod versions;
