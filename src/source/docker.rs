@@ -92,6 +92,30 @@ struct ImageFacts {
     labels: BTreeMap<String, String>,
 }
 
+impl ImageFacts {
+    /// Whether `reference` (as a container was started with it) is one of this image's tags.
+    fn tagged(&self, reference: &str) -> bool {
+        let key = |s: &str| {
+            ImageRef::parse(s).ok().map(|r| (r.registry, r.repository, r.tag.unwrap_or_else(|| "latest".into())))
+        };
+        let want = key(reference);
+        want.is_some() && self.tags.iter().any(|t| key(t) == want)
+    }
+}
+
+/// Inspects each distinct reference once (bounded); references that no longer exist are
+/// left out.
+async fn inspect_all(docker: &Docker, mut refs: Vec<String>) -> Result<HashMap<String, ImageFacts>, String> {
+    refs.sort();
+    refs.dedup();
+    let facts = bounded(refs.clone(), |r| {
+        let docker = docker.clone();
+        async move { Ok(inspect_image(&docker, &r).await.ok()) }
+    })
+    .await?;
+    Ok(refs.into_iter().zip(facts).filter_map(|(r, f)| f.map(|f| (r, f))).collect())
+}
+
 async fn inspect_image(docker: &Docker, reference: &str) -> Result<ImageFacts, String> {
     let i = docker.inspect_image(reference).await.map_err(|e| describe(&e))?;
     Ok(ImageFacts {
@@ -127,22 +151,15 @@ async fn containers(host: &str, environment: &str, config: &Config) -> Result<Ob
     .await?;
     let running: Vec<Container> = inspected.into_iter().flatten().collect();
 
-    // Each distinct image once, and each tag string a container was started with once.
-    let mut images: HashMap<String, ImageFacts> = HashMap::new();
-    let mut refs: Vec<String> = running.iter().map(|c| c.image_id.clone()).collect();
-    refs.extend(running.iter().filter(|c| !is_image_id(&c.image)).map(|c| c.image.clone()));
-    refs.sort();
-    refs.dedup();
-    let facts = bounded(refs.clone(), |r| {
-        let docker = docker.clone();
-        async move { Ok(inspect_image(&docker, &r).await.ok()) }
-    })
-    .await?;
-    for (r, f) in refs.into_iter().zip(facts) {
-        if let Some(f) = f {
-            images.insert(r, f);
-        }
-    }
+    // Each distinct image once; a tag string only when its image's RepoTags do not list
+    // it any more (it moved, or was removed), to learn what it names now.
+    let mut images = inspect_all(&docker, running.iter().map(|c| c.image_id.clone()).collect()).await?;
+    let moved: Vec<String> = running
+        .iter()
+        .filter(|c| !is_image_id(&c.image) && !images.get(&c.image_id).is_some_and(|f| f.tagged(&c.image)))
+        .map(|c| c.image.clone())
+        .collect();
+    images.extend(inspect_all(&docker, moved).await?);
 
     let mut obs = Observation::default();
     for c in &running {
