@@ -3,6 +3,8 @@
 //! drift), with cherry-picks recognised by patch-id on both sides, like
 //! `git rev-list --cherry-mark --left-right`. Pure: no I/O, no async; `history` feeds it.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::model::{Code, CommitId, CommitRecord, Finding};
@@ -96,15 +98,24 @@ impl Comparison {
 
 /// Pairs commits across the two sides by patch-id. Returns the records with `equivalent` set.
 fn mark_equivalents(behind: Vec<Side>, ahead: Vec<Side>) -> (Vec<CommitRecord>, Vec<CommitRecord>) {
-    let find = |sides: &[Side], pid: &Option<String>| -> Option<CommitId> {
-        let pid = pid.as_ref()?;
-        sides.iter().find(|s| s.patch_id.as_ref() == Some(pid)).map(|s| s.record.sha.clone())
+    // patch-id -> the first commit with it, per side: one pass each, no pairwise search.
+    let index = |sides: &[Side]| {
+        let mut map: HashMap<String, CommitId> = HashMap::new();
+        for s in sides {
+            if let Some(p) = &s.patch_id {
+                map.entry(p.clone()).or_insert_with(|| s.record.sha.clone());
+            }
+        }
+        map
     };
-    let behind_out =
-        behind.iter().map(|s| CommitRecord { equivalent: find(&ahead, &s.patch_id), ..s.record.clone() }).collect();
-    let ahead_out =
-        ahead.iter().map(|s| CommitRecord { equivalent: find(&behind, &s.patch_id), ..s.record.clone() }).collect();
-    (behind_out, ahead_out)
+    let (in_behind, in_ahead) = (index(&behind), index(&ahead));
+    let mark = |sides: Vec<Side>, other: &HashMap<String, CommitId>| -> Vec<CommitRecord> {
+        sides
+            .into_iter()
+            .map(|s| CommitRecord { equivalent: s.patch_id.as_ref().and_then(|p| other.get(p).cloned()), ..s.record })
+            .collect()
+    };
+    (mark(behind, &in_ahead), mark(ahead, &in_behind))
 }
 
 fn plural(n: usize) -> &'static str {
