@@ -65,6 +65,8 @@ impl Fleet {
             std::fs::write(&cfg, text).unwrap();
             all.extend(["--config", cfg.to_str().unwrap()]);
         }
+        // registry.example.com does not exist: these fleets are about git.
+        all.push("--offline");
         prodiff_env(self.repo.path(), &all, None, &[("PRODIFF_NOW", "2026-11-22T12:00:00Z")])
     }
 
@@ -229,4 +231,56 @@ fn seasoning_is_satisfied_or_violated_by_deployment_times() {
     assert_eq!(codes(&us), ["behind-mainline", "unpromoted-change", "seasoning-violated"]);
     assert_eq!(us["promotion"]["environment"], "uk");
     assert_eq!(shas(&us["promotion"]["ahead"]), vec![branch.sha("picked SHOP-5")]);
+}
+
+#[test]
+fn rollback_asks_the_registry_skips_images_that_are_gone_and_pins_the_pick_by_digest() {
+    use crate::util_registry::{Home, TestRegistry};
+    let registry = TestRegistry::start();
+    let home = Home::new();
+    let r = regions();
+    let host = registry.host();
+    let mut digests = std::collections::HashMap::new();
+    for (tag, git) in [("1.0.0", "v1.0.0"), ("1.1.0", "v1.1.0"), ("1.1.1", "v1.1.1"), ("1.2.0", "v1.2.0")] {
+        let img =
+            registry.push_image("shop/api", "linux/amd64", &[("org.opencontainers.image.revision", &r.rev(git))], tag);
+        registry.tag("shop/api", tag, &img.manifest, img.media_type);
+        digests.insert(tag, img.manifest);
+    }
+    // 1.1.1 was garbage-collected: rolling back to it would fail to pull.
+    registry.delete_manifest("shop/api", &digests["1.1.1"]);
+    let inv = r.scratch().join("uk.json");
+    std::fs::write(&inv, serde_json::json!({"workloads": [{"environment": "uk", "service": "api", "image": format!("{host}/shop/api:1.2.0")}]}).to_string()).unwrap();
+    let env = [
+        ("PRODIFF_CACHE_DIR", home.cache().display().to_string()),
+        ("DOCKER_CONFIG", home.docker().display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = prodiff_env(
+        r.path(),
+        &["rollback", "uk", "--exclude", "SHOP-3", "--format", "json", "--inventory", inv.to_str().unwrap()],
+        None,
+        &env,
+    );
+    run.expect_code(0);
+    let api = &run.json()["services"][0];
+    let by_tag = |t: &str| api["candidates"].as_array().unwrap().iter().find(|c| c["git_tag"] == t).unwrap().clone();
+    assert_eq!(by_tag("v1.1.1")["image_exists"], false);
+    assert_eq!(by_tag("v1.1.1")["recommended"], false, "its image is gone");
+    assert_eq!(by_tag("v1.1.0")["image_exists"], true);
+    assert_eq!(by_tag("v1.1.0")["recommended"], true);
+    assert_eq!(by_tag("v1.1.0")["digest"], digests["1.1.0"].as_str());
+    assert_eq!(api["recommendation"], format!("{host}/shop/api:1.1.0@{}", digests["1.1.0"]));
+    let skopeo = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--no-tags",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{host}/shop/api:1.1.0"),
+        ])
+        .output()
+        .expect("skopeo is installed (apt-get install skopeo)");
+    assert_eq!(String::from_utf8_lossy(&skopeo.stdout).trim(), digests["1.1.0"], "skopeo agrees on the pinned digest");
 }

@@ -12,7 +12,7 @@ use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
 use crate::contains::{self, PatchIds, Presence, State};
 use crate::git::Lookup;
 use crate::history;
-use crate::model::{Code, CommitId, Finding, Level};
+use crate::model::{Code, CommitId, Finding, ImageRef, Level};
 use crate::release::{self, Version};
 use crate::report::workflows::{
     self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
@@ -323,6 +323,8 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
         };
         services.push(service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?);
     }
+    check_images(&mut services, &audit.config, g.offline)?;
+    services.iter_mut().for_each(recommend);
     for s in &mut services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
@@ -351,48 +353,90 @@ fn service_rollback(
     for (git_tag, image_tag, commit) in earlier_releases(audit, d, running)?.into_iter().take(limit) {
         candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
     }
-    let pick = candidates
-        .iter()
-        .position(|c| c.contains.iter().all(|(_, p)| matches!(p, Presence::Missing)) && c.image_exists != Some(false));
-    let mut findings = Vec::new();
-    let recommendation = match pick {
-        Some(i) => {
-            candidates[i].recommended = true;
-            let c = &candidates[i];
-            if !c.risky_files.is_empty() {
-                findings.push(
-                    Finding::new(
-                        Code::RiskyChange,
-                        format!("rolling back to {} reverts {}", c.git_tag, c.risky_files.join(", ")),
-                    )
-                    .hint("a reverted migration does not undo the schema: check the down-migration first")
-                    .at(&d.environment, &d.service),
-                );
-            }
-            Some(format!("{} (not pinned by digest: no registry was asked)", c.image))
-        }
-        None => {
-            let why = if candidates.is_empty() {
-                "there is no earlier release".to_string()
-            } else {
-                format!("each of the {} earlier releases contains an excluded change", candidates.len())
-            };
-            findings.push(
-                Finding::new(Code::NoRollbackTarget, why)
-                    .hint("fix forward, or widen --limit")
-                    .at(&d.environment, &d.service),
-            );
-            None
-        }
-    };
     Ok(ServiceRollback {
         service: d.service.clone(),
+        environment: d.environment.clone(),
         image: d.image.to_string(),
         running: running.clone(),
         candidates,
-        recommendation,
-        findings,
+        recommendation: None,
+        findings: Vec::new(),
     })
+}
+
+/// Asks the registry, once per candidate tag, whether the image still exists and which
+/// digest it has now; the recommendation is then pinned by that digest. `--offline` (or an
+/// image without a repository) leaves it "not checked".
+fn check_images(services: &mut [ServiceRollback], config: &crate::config::Config, offline: bool) -> Result<()> {
+    let refs: Vec<ImageRef> =
+        services.iter().flat_map(|s| &s.candidates).filter_map(|c| ImageRef::parse(&c.image).ok()).collect();
+    if offline || refs.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
+    let answers = crate::enrich::tag_digests(&rt, &refs, config);
+    for s in services.iter_mut() {
+        for c in &mut s.candidates {
+            match answers.get(&c.image) {
+                Some(Ok(Some(digest))) => {
+                    c.image_exists = Some(true);
+                    c.digest = Some(digest.clone());
+                }
+                Some(Ok(None)) => c.image_exists = Some(false),
+                Some(Err(message)) => {
+                    let f = Finding::new(
+                        Code::RegistryUnreachable,
+                        format!("cannot check {} in its registry: {message}", c.image),
+                    )
+                    .key(c.image.clone())
+                    .at(&s.environment, &s.service);
+                    s.findings.push(f);
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest candidate free of every excluded change whose image is not known to be gone.
+fn recommend(s: &mut ServiceRollback) {
+    let pick = s
+        .candidates
+        .iter()
+        .position(|c| c.contains.iter().all(|(_, p)| matches!(p, Presence::Missing)) && c.image_exists != Some(false));
+    let Some(i) = pick else {
+        let gone = s.candidates.iter().filter(|c| c.image_exists == Some(false)).count();
+        let why = match (s.candidates.len(), gone) {
+            (0, _) => "there is no earlier release".to_string(),
+            (n, 0) => format!("each of the {n} earlier releases contains an excluded change"),
+            (n, g) => format!(
+                "of the {n} earlier releases, {g} no longer have an image and the others contain an excluded change"
+            ),
+        };
+        s.findings.push(
+            Finding::new(Code::NoRollbackTarget, why)
+                .hint("fix forward, or widen --limit")
+                .at(&s.environment, &s.service),
+        );
+        return;
+    };
+    s.candidates[i].recommended = true;
+    let c = &s.candidates[i];
+    if !c.risky_files.is_empty() {
+        s.findings.push(
+            Finding::new(
+                Code::RiskyChange,
+                format!("rolling back to {} reverts {}", c.git_tag, c.risky_files.join(", ")),
+            )
+            .hint("a reverted migration does not undo the schema: check the down-migration first")
+            .at(&s.environment, &s.service),
+        );
+    }
+    s.recommendation = Some(match &c.digest {
+        Some(d) => format!("{}@{d}", c.image),
+        None => format!("{} (not pinned by digest: the registry was not asked)", c.image),
+    });
 }
 
 /// Releases of the service older than what runs, newest first: (git tag, image tag, commit).
@@ -462,6 +506,7 @@ fn candidate(
         None => format!("{image_tag} (image repository unknown)"),
     };
     Ok(Candidate {
+        digest: None,
         git_tag,
         image_tag,
         commit,

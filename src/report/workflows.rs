@@ -274,6 +274,8 @@ pub struct Excluded {
 #[derive(Debug, Serialize)]
 pub struct ServiceRollback {
     pub service: String,
+    #[serde(skip)]
+    pub environment: String,
     pub image: String,
     pub running: CommitId,
     /// Newest first.
@@ -291,6 +293,8 @@ pub struct Candidate {
     pub image: String,
     /// Whether the image is still in the registry: null when no registry was asked.
     pub image_exists: Option<bool>,
+    /// What the tag names in the registry now, when it was asked.
+    pub digest: Option<crate::model::Digest>,
     /// Running commits this candidate lacks: what rolling back reverts.
     pub reverts: Vec<CommitRecord>,
     /// Risky paths rolling back would revert (undoing a migration).
