@@ -306,6 +306,40 @@ fn rate_limit_findings(registry: &Registry) -> Vec<Finding> {
         .collect()
 }
 
+/// What each tag names now in its registry (for rollback targets): `Ok(Some(digest))`,
+/// `Ok(None)` when the registry has no such tag, `Err` when it could not be asked. One HEAD
+/// per reference, within the per-host bound.
+pub fn tag_digests(rt: &Handle, refs: &[ImageRef], config: &Config) -> HashMap<String, Result<Option<Digest>, String>> {
+    let options = Options {
+        insecure: config.registry.insecure.clone(),
+        timeout: config.registry.timeout,
+        platform: config.registry.platform.clone(),
+        cache: Cache::from_env(),
+    };
+    let hosts: BTreeSet<&str> = refs.iter().map(|r| r.registry.as_str()).collect();
+    let registry = match Registry::new(&options, hosts.iter().copied()) {
+        Ok(r) => Arc::new(r),
+        Err(message) => return refs.iter().map(|r| (r.familiar(), Err(message.clone()))).collect(),
+    };
+    rt.block_on(async {
+        let mut set = JoinSet::new();
+        for r in refs.iter().filter(|r| r.tag.is_some()).cloned() {
+            let registry = registry.clone();
+            set.spawn(async move {
+                let tag = r.tag.clone().expect("filtered on tags");
+                let answer = registry.tag_digest(&r, &tag).await.map_err(|e| e.to_string());
+                (r.familiar(), answer)
+            });
+        }
+        let mut out = HashMap::new();
+        while let Some(joined) = set.join_next().await {
+            let (key, answer) = joined.expect("registry tasks do not panic");
+            out.insert(key, answer);
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,38 +379,4 @@ mod tests {
         assert_eq!(t[0].pinned, [d('a')]);
         assert_eq!(t[0].image_id, Some(d('c')));
     }
-}
-
-/// What each tag names now in its registry (for rollback targets): `Ok(Some(digest))`,
-/// `Ok(None)` when the registry has no such tag, `Err` when it could not be asked. One HEAD
-/// per reference, within the per-host bound.
-pub fn tag_digests(rt: &Handle, refs: &[ImageRef], config: &Config) -> HashMap<String, Result<Option<Digest>, String>> {
-    let options = Options {
-        insecure: config.registry.insecure.clone(),
-        timeout: config.registry.timeout,
-        platform: config.registry.platform.clone(),
-        cache: Cache::from_env(),
-    };
-    let hosts: BTreeSet<&str> = refs.iter().map(|r| r.registry.as_str()).collect();
-    let registry = match Registry::new(&options, hosts.iter().copied()) {
-        Ok(r) => Arc::new(r),
-        Err(message) => return refs.iter().map(|r| (r.familiar(), Err(message.clone()))).collect(),
-    };
-    rt.block_on(async {
-        let mut set = JoinSet::new();
-        for r in refs.iter().filter(|r| r.tag.is_some()).cloned() {
-            let registry = registry.clone();
-            set.spawn(async move {
-                let tag = r.tag.clone().expect("filtered on tags");
-                let answer = registry.tag_digest(&r, &tag).await.map_err(|e| e.to_string());
-                (r.familiar(), answer)
-            });
-        }
-        let mut out = HashMap::new();
-        while let Some(joined) = set.join_next().await {
-            let (key, answer) = joined.expect("registry tasks do not panic");
-            out.insert(key, answer);
-        }
-        out
-    })
 }

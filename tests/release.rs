@@ -157,7 +157,7 @@ fn rollback_excluding_a_ticket_picks_the_newest_clean_release() {
     assert_eq!(tags, ["v1.1.1", "v1.1.0", "v1.0.0"], "newest first, the release branch included");
     assert_eq!(
         api["recommendation"],
-        "registry.example.com/shop/api:1.1.1 (not pinned by digest: no registry was asked)"
+        "registry.example.com/shop/api:1.1.1 (not pinned by digest: the registry was not asked)"
     );
     // Reverts: what runs and v1.1.1 lacks.
     let reverts: Vec<String> = api["candidates"][0]["reverts"]
