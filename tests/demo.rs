@@ -9,14 +9,17 @@ pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
 }
 
+/// Builds the demo repository as `DIR/shop` and returns its path.
+pub fn make_demo_repo(dir: &Path) -> PathBuf {
+    let out =
+        std::process::Command::new("bash").arg(demo_dir().join("make-repo.sh")).arg(dir.join("shop")).output().unwrap();
+    assert!(out.status.success(), "make-repo.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join("shop")
+}
+
 fn demo_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .arg(demo_dir().join("make-repo.sh"))
-        .arg(dir.path().join("shop"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "make-repo.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    make_demo_repo(dir.path());
     dir
 }
 

@@ -372,13 +372,7 @@ fn an_unreachable_host_is_a_finding_and_the_others_are_still_audited() {
     run.expect_code(3);
     let report = run.json();
     assert_eq!(report["complete"], false);
-    let unreachable: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == "source-unreachable")
-        .map(|f| f["message"].as_str().unwrap())
-        .collect();
+    let unreachable = messages(&report, "source-unreachable");
     assert_eq!(unreachable.len(), 2, "{report:#}");
     assert!(
         unreachable

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::demo::demo_dir;
+use crate::demo::{demo_dir, make_demo_repo};
 use crate::util::*;
 
 fn pods() -> PathBuf {
@@ -15,12 +15,7 @@ fn pods() -> PathBuf {
 /// The demo repository (shop: api, web, worker), audited with `config`.
 fn audit(config: &str, args: &[&str], env: &[(&str, &str)]) -> (Run, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .arg(demo_dir().join("make-repo.sh"))
-        .arg(dir.path().join("shop"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    make_demo_repo(dir.path());
     let cfg = dir.path().join("prodiff.toml");
     std::fs::write(&cfg, config).unwrap();
     let repo = dir.path().join("shop");

@@ -1,9 +1,7 @@
 //! Declared state read from a GitOps repository at a ref (compose, Kubernetes manifests,
 //! Helm values), version stores (file and command), and a disagreement across three sources.
 
-use std::path::Path;
-
-use crate::demo::demo_dir;
+use crate::demo::{demo_dir, make_demo_repo};
 use crate::util::*;
 
 /// A GitOps repository: staging as compose, production as manifests plus Helm values.
@@ -30,17 +28,10 @@ fn gitops() -> TestRepo {
     g
 }
 
-fn demo(dir: &Path) -> std::path::PathBuf {
-    let out =
-        std::process::Command::new("bash").arg(demo_dir().join("make-repo.sh")).arg(dir.join("shop")).output().unwrap();
-    assert!(out.status.success());
-    dir.join("shop")
-}
-
 #[test]
 fn declared_running_and_reported_commits_that_disagree_are_named() {
     let g = gitops();
-    let shop = demo(g.scratch());
+    let shop = make_demo_repo(g.scratch());
     let main = git_in(&shop, &["rev-parse", "main"], 0).trim().to_string();
     let running_api = git_in(&shop, &["rev-parse", "v1.4.1^{commit}"], 0).trim().to_string();
     std::fs::write(
@@ -114,7 +105,7 @@ fn declared_running_and_reported_commits_that_disagree_are_named() {
 #[test]
 fn a_version_command_that_fails_is_unreachable_and_bad_config_is_named() {
     let g = gitops();
-    let shop = demo(g.scratch());
+    let shop = make_demo_repo(g.scratch());
     let cfg = g.scratch().join("prodiff.toml");
     let inv = demo_dir().join("production.json");
     std::fs::write(&cfg, format!("[environments.production]\ninventory = [{inv:?}]\nversions = [{{ command = \"echo nope >&2; exit 7\" }}]\n")).unwrap();
@@ -189,7 +180,7 @@ fn version_server(routes: Vec<(&'static str, u16, String, u64)>) -> u16 {
 #[test]
 fn version_endpoints_right_wrong_slow_failing_and_garbage() {
     let g = gitops();
-    let shop = demo(g.scratch());
+    let shop = make_demo_repo(g.scratch());
     let api = git_in(&shop, &["rev-parse", "v1.4.1^{commit}"], 0).trim().to_string();
     let main = git_in(&shop, &["rev-parse", "main"], 0).trim().to_string();
     let port = version_server(vec![
@@ -239,13 +230,7 @@ fn version_endpoints_right_wrong_slow_failing_and_garbage() {
         "{f}"
     );
     // Slow, failing and garbage: unreachable, naming the URL, and the run is incomplete.
-    let unreachable: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == "source-unreachable")
-        .map(|f| f["message"].as_str().unwrap())
-        .collect();
+    let unreachable = messages(&report, "source-unreachable");
     assert_eq!(unreachable.len(), 3, "{unreachable:?}");
     assert!(
         unreachable.iter().any(|m| m.contains(&url("/slow")) && m.contains("no answer within 300 ms")),

@@ -258,3 +258,14 @@ pub fn row<'a>(report: &'a Value, env: &str, service: &str) -> &'a Value {
         .find(|r| r["environment"] == env && r["service"] == service)
         .unwrap_or_else(|| panic!("no row {env}/{service} in {report:#}"))
 }
+
+/// The messages of the run-level findings with `code`.
+pub fn messages<'a>(report: &'a Value, code: &str) -> Vec<&'a str> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .map(|f| f["message"].as_str().unwrap())
+        .collect()
+}

@@ -359,15 +359,5 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(bollard::errors::Error::RequestTimeoutError) = e.downcast_ref::<bollard::errors::Error>() {
         return format!("no answer within {}s", timeout().as_secs());
     }
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cause = c.source();
-    }
-    s
+    super::error_chain(e)
 }

@@ -61,14 +61,14 @@ async fn ask(e: &Endpoint) -> Result<String, String> {
         if err.is_timeout() {
             format!("no answer within {} ms", e.timeout.as_millis())
         } else {
-            describe(&err)
+            super::error_chain(&err)
         }
     })?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("answered {status}"));
     }
-    let bytes = response.bytes().await.map_err(|err| describe(&err))?;
+    let bytes = response.bytes().await.map_err(|err| super::error_chain(&err))?;
     if bytes.len() > MAX_BODY {
         return Err(format!("answered {} bytes, more than a version endpoint should ({MAX_BODY})", bytes.len()));
     }
@@ -92,20 +92,6 @@ pub fn commit_in(body: &str, pointer: Option<&str>, regex: Option<&Regex>) -> Op
     }
     let bare = body.trim();
     (pointer.is_none() && is_sha(bare)).then(|| bare.to_string())
-}
-
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

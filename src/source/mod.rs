@@ -56,3 +56,19 @@ pub(crate) fn invalid_json(path: &Path, e: &serde_json::Error) -> SourceError {
     };
     SourceError::Invalid { path: PathBuf::from(path), line: e.line(), column: e.column(), message }
 }
+
+/// An error with its causes (`client error (Connect): Connection refused`): the clients'
+/// own top-level messages rarely say what went wrong.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
+}
