@@ -1,6 +1,5 @@
 //! Declared state read from a GitOps repository at a ref (compose, Kubernetes manifests,
 //! Helm values), version stores (file and command), and a disagreement across three sources.
-
 use crate::demo::{demo_dir, make_demo_repo};
 use crate::util::*;
 
