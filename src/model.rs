@@ -259,7 +259,7 @@ codes! {
         "Workloads run images that no configured service claims (sidecars, databases): they are not audited.";
     SourcesDisagree = "sources-disagree", Deny, false,
         "Sources name different commits for one service: running images, declared (GitOps) state, version stores.";
-    StaleTag = "stale-tag", Warn, false,
+    StaleTag = "stale-tag", Deny, false,
         "A container's tag now names another image on its host: it still runs the old one (reported by digest).";
     UntaggedImage = "untagged-image", Warn, false,
         "A container runs an image no tag names any more (dangling).";
@@ -267,7 +267,7 @@ codes! {
         "A Swarm task runs another digest than its service specifies (an update or rollback in progress or stuck).";
     EmptyEnvironment = "empty-environment", Warn, true,
         "An environment declared in the config has no workloads in any source.";
-    TagMoved = "tag-moved", Warn, false,
+    TagMoved = "tag-moved", Deny, false,
         "The registry's tag now names another image than the one running: it was re-pushed after the deployment.";
     ImageNotInRegistry = "image-not-in-registry", Warn, false,
         "The registry no longer has the running digest (deleted or garbage-collected): it cannot be pulled again.";

@@ -153,7 +153,8 @@ fn a_digest_no_tag_names_any_more_is_reported_when_tags_were_listed() {
         vec![workload("production", "job", &image, &[format!("{}/shop/job@{}", reg.host(), a.manifest)], None)],
     );
     let run = status(&home, r.path(), &inv, &[]);
-    run.expect_code(0);
+    // A moved tag is denied by default (the gate's defaults).
+    run.expect_code(1);
     let report = run.json();
     let job = row(&report, "production", "job");
     assert_eq!(registry_codes(job), ["tag-moved", "untagged-digest"], "{}", run.context);
