@@ -283,4 +283,16 @@ fn rollback_asks_the_registry_skips_images_that_are_gone_and_pins_the_pick_by_di
         .output()
         .expect("skopeo is installed (apt-get install skopeo)");
     assert_eq!(String::from_utf8_lossy(&skopeo.stdout).trim(), digests["1.1.0"], "skopeo agrees on the pinned digest");
+
+    // A plan to an image tag names the image to deploy, pinned; a tag whose image is gone
+    // is a finding before anyone tries to pull it.
+    let plan = |to: &str| {
+        let args = ["plan", "uk", "--to", to, "--format", "json", "--inventory", inv.to_str().unwrap()];
+        prodiff_env(r.path(), &args, None, &env)
+    };
+    let run = plan("1.1.0");
+    assert_eq!(run.json()["services"][0]["target_image"], format!("{host}/shop/api:1.1.0@{}", digests["1.1.0"]));
+    let run = plan("1.1.1");
+    let api = &run.json()["services"][0];
+    assert!(api["findings"].as_array().unwrap().iter().any(|f| f["code"] == "image-not-in-registry"), "{api:#}");
 }

@@ -149,13 +149,26 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
         let Some(running) = &d.commit else {
             bail!("{}/{} runs {}, which resolves to no commit: nothing to plan from", d.environment, d.service, d.image)
         };
-        let (name, target) = match &env_targets {
-            Some(t) => t.get(&d.service).cloned().ok_or_else(|| {
-                anyhow::anyhow!("{} does not run {} on one resolved commit: nothing to plan to", args.to, d.service)
-            })?,
+        let (name, target, image_tag) = match &env_targets {
+            Some(t) => {
+                let (name, commit) = t.get(&d.service).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("{} does not run {} on one resolved commit: nothing to plan to", args.to, d.service)
+                })?;
+                (name, commit, false)
+            }
             None => plan_target(&audit, &d.service, &args.to)?,
         };
-        services.push(service_plan(&audit, d, running, name, target, &args.patch)?);
+        let mut plan = service_plan(&audit, d, running, name, target, &args.patch)?;
+        // `--to 1.5.0` names an image: the one to deploy, pinned by the digest its tag has now.
+        plan.target_image = d
+            .image
+            .named()
+            .filter(|_| image_tag)
+            .map(|r| ImageRef { tag: Some(args.to.clone()), digest: None, ..r.clone() }.familiar());
+        services.push(plan);
+    }
+    if !g.offline {
+        check_target_images(&mut services, &audit.config, &args.environment)?;
     }
     let mut report = PlanReport {
         schema_version: SCHEMA_VERSION,
@@ -180,16 +193,17 @@ fn running_per_service(audit: &Audit) -> Vec<&Deployment> {
     audit.deployments.iter().filter(|d| seen.insert(d.service.clone())).collect()
 }
 
-/// `--to` for one service: an image tag through the service's git_tags, else a git ref.
-fn plan_target(audit: &Audit, service: &str, to: &str) -> Result<(String, CommitId)> {
+/// `--to` for one service: an image tag through the service's git_tags (true), else a git
+/// ref (false).
+fn plan_target(audit: &Audit, service: &str, to: &str) -> Result<(String, CommitId, bool)> {
     for template in audit.config.git_tags(service) {
         let tag = template.replace("{tag}", to);
         if let Some(c) = audit.repo.tag_commit(&tag) {
-            return Ok((tag, c));
+            return Ok((tag, c, true));
         }
     }
     match audit.repo.resolve_rev(to) {
-        Ok(c) => Ok((to.to_string(), c)),
+        Ok(c) => Ok((to.to_string(), c, false)),
         Err(e) => bail!(
             "--to {to:?} is neither an environment, an image tag of {service} (git tags {}) nor a git ref: {e}",
             audit.config.git_tags(service).join(", ")
@@ -230,6 +244,7 @@ fn service_plan(
     tickets.dedup();
     let findings = plan_findings(d, &cmp, rollback, &files);
     Ok(ServicePlan {
+        target_image: None,
         service: d.service.clone(),
         image: d.image.to_string(),
         running: running.clone(),
@@ -394,6 +409,40 @@ fn check_images(services: &mut [ServiceRollback], config: &crate::config::Config
                 }
                 None => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// Asks each plan's target image of its registry: pinned by its digest when it is there, an
+/// `image-not-in-registry` finding when the tag is missing (the deploy would fail to pull).
+fn check_target_images(plans: &mut [ServicePlan], config: &crate::config::Config, env: &str) -> Result<()> {
+    let refs: Vec<ImageRef> =
+        plans.iter().filter_map(|p| p.target_image.as_deref()).filter_map(|i| ImageRef::parse(i).ok()).collect();
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
+    let answers = crate::enrich::tag_digests(&rt, &refs, config);
+    for p in plans.iter_mut() {
+        let Some(image) = p.target_image.clone() else { continue };
+        match answers.get(&image) {
+            Some(Ok(Some(digest))) => p.target_image = Some(format!("{image}@{digest}")),
+            Some(Ok(None)) => p.findings.push(
+                Finding::new(
+                    Code::ImageNotInRegistry,
+                    format!("the registry has no {image}: deploying it would fail to pull"),
+                )
+                .hint("push the release image first")
+                .key(image.clone())
+                .at(env, &p.service),
+            ),
+            Some(Err(message)) => p.findings.push(
+                Finding::new(Code::RegistryUnreachable, format!("cannot check {image} in its registry: {message}"))
+                    .key(image.clone())
+                    .at(env, &p.service),
+            ),
+            None => {}
         }
     }
     Ok(())

@@ -140,6 +140,8 @@ pub struct ServicePlan {
     pub running: CommitId,
     /// What the target is called for this service (`v1.5.0`, `env:staging`, `main`).
     pub target: String,
+    /// With `--to IMAGE_TAG`: the image to deploy, pinned by digest when the registry was asked.
+    pub target_image: Option<String>,
     pub target_commit: CommitId,
     /// The target is an ancestor of what runs: deploying it reverts commits.
     pub rollback: bool,
@@ -187,6 +189,9 @@ fn plan_table(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
             s.target_commit.short(),
             s.target
         )?;
+        if let Some(image) = &s.target_image {
+            writeln!(out, "  deploy {image}")?;
+        }
         writeln!(out, "\n  Ships {} commit{}:", s.added.len(), plural(s.added.len()))?;
         commit_lines(&s.added, out)?;
         writeln!(out, "\n  Removes {} running commit{}:", s.removed.len(), plural(s.removed.len()))?;
