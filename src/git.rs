@@ -7,9 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
-use git2::{DiffOptions, ErrorCode, ObjectType, Oid, Repository, Sort};
+use git2::{DiffOptions, ErrorCode, ObjectType, Oid, Repository};
 
 use crate::model::CommitId;
+
+mod commit;
+mod graph;
+mod walk;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -49,24 +53,64 @@ pub struct CommitInfo {
     pub parents: usize,
 }
 
+/// A range's commits, and whether its excluded end is an ancestor of the included one (so the
+/// opposite range is empty).
+pub struct Log {
+    pub commits: Vec<CommitInfo>,
+    pub includes_exclude: bool,
+}
+
 pub struct Repo {
     repo: Repository,
     path: PathBuf,
+    graph: std::cell::OnceCell<Option<graph::Graph>>,
+}
+
+/// Loads commits for the walk: from the commit-graph when it has them, else from objects.
+struct Loader<'r> {
+    repo: &'r Repo,
+    odb: git2::Odb<'r>,
+    graph: Option<&'r graph::Graph>,
+    positions: Vec<u32>,
+}
+
+impl walk::Load for Loader<'_> {
+    type Error = GitError;
+
+    fn load(&mut self, oid: Oid, parents: &mut Vec<Oid>) -> Result<(i64, Option<Vec<u8>>), GitError> {
+        if let Some((g, pos)) = self.graph.and_then(|g| Some((g, g.position(oid.as_bytes())?))) {
+            self.positions.clear();
+            let date = g.commit(pos, &mut self.positions);
+            parents.extend(self.positions.iter().map(|&p| Oid::from_bytes(g.oid(p)).expect("20-byte ids")));
+            return Ok((date, None));
+        }
+        let obj = read_commit(&self.repo.path, &self.odb, oid)?;
+        let date = commit::parents_and_date(obj.data(), parents).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        Ok((date, Some(obj.data().to_vec())))
+    }
 }
 
 impl Repo {
     /// Opens the repository containing `path` (like git, it looks upwards).
     pub fn open(path: &Path) -> Result<Repo, GitError> {
-        // Every object read is re-hashed by default; git does not do that on reads, and on a
-        // 150k-commit walk it costs ~10%. prodiff only reads, so corruption shows up as a
-        // parse error instead.
-        git2::opts::strict_hash_verification(false);
+        static SETUP: std::sync::Once = std::sync::Once::new();
+        SETUP.call_once(|| {
+            // Every object read is re-hashed by default; git does not do that on reads, and on
+            // a 150k-commit walk it costs ~10%. prodiff only reads, so corruption shows up as a
+            // parse error instead.
+            git2::opts::strict_hash_verification(false);
+            // The walk reads each commit once and keeps what it needs: caching commits too only
+            // costs (~30% of a 137k-commit walk, benches/README.md). Trees and blobs, read
+            // again by neighbouring diffs, stay cached.
+            // SAFETY: libgit2's global settings; set once, before this process reads any object.
+            unsafe { git2::opts::set_cache_object_limit(ObjectType::Commit, 0) }.ok();
+        });
         let repo = Repository::discover(path)
             .map_err(|e| GitError::Open { path: path.to_path_buf(), message: e.message().to_string() })?;
         let path = repo.workdir().unwrap_or_else(|| repo.path());
         // `/tmp/x/` and `/tmp/x` are one repository; print it without the trailing slash.
         let path = path.components().collect::<PathBuf>();
-        Ok(Repo { repo, path })
+        Ok(Repo { repo, path, graph: Default::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -148,23 +192,78 @@ impl Repo {
         Ok(out)
     }
 
-    /// `git rev-list include ^exclude`: newest first (commit time, parents after children).
+    /// `git rev-list include ^exclude`, in git's order.
     pub fn range(&self, include: &CommitId, exclude: &CommitId) -> Result<Vec<CommitId>, GitError> {
         self.walk(std::slice::from_ref(include), std::slice::from_ref(exclude))
     }
 
     /// `git rev-list TIPS ^HIDDEN...`: every commit reachable from a tip and from no hidden one.
     pub fn walk(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<Vec<CommitId>, GitError> {
-        let doing = || format!("walking history from {} tip(s)", tips.len());
-        let mut walk = self.repo.revwalk().map_err(|e| self.read_err(&doing(), e))?;
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(|e| self.read_err(&doing(), e))?;
-        for t in tips {
-            walk.push(self.oid(t)?).map_err(|e| self.read_err(&doing(), e))?;
+        Ok(self.rev_list(tips, hidden)?.commits.into_iter().map(|w| CommitId(w.oid.to_string())).collect())
+    }
+
+    /// `git log include ^exclude`: the commits of `range`, each with what a report needs.
+    pub fn log(&self, include: &CommitId, exclude: &CommitId) -> Result<Log, GitError> {
+        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
+        Ok(Log { commits: self.infos(walk.commits)?, includes_exclude: walk.reached_hidden })
+    }
+
+    fn rev_list(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<walk::Walk, GitError> {
+        let tips = tips.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
+        let hidden = hidden.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let mut loader = Loader { repo: self, odb, graph: self.graph(), positions: Vec::new() };
+        walk::rev_list(&mut loader, &tips, &hidden)
+    }
+
+    /// The commit-graph, read on first use; `None` where git would not use one either.
+    fn graph(&self) -> Option<&graph::Graph> {
+        self.graph
+            .get_or_init(|| {
+                let off = self.repo.config().and_then(|c| c.get_bool("core.commitGraph")).ok() == Some(false);
+                if off || self.repo.is_shallow() || self.repo.commondir().join("info/grafts").exists() {
+                    return None;
+                }
+                match graph::Graph::open(&self.repo.commondir().join("objects")) {
+                    Ok(g) => g,
+                    Err(why) => {
+                        eprintln!("prodiff: warning: not using the commit-graph ({why}); reading commits instead");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The report's view of walked commits, read (where the walk did not) and parsed on as
+    /// many threads as there are cores for long lists, in order.
+    fn infos(&self, walked: Vec<walk::Walked>) -> Result<Vec<CommitInfo>, GitError> {
+        const PER_THREAD: usize = 4096;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(walked.len() / PER_THREAD);
+        if threads <= 1 {
+            let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+            return walked.iter().map(|w| info(&self.path, &odb, w)).collect();
         }
-        for h in hidden {
-            walk.hide(self.oid(h)?).map_err(|e| self.read_err(&doing(), e))?;
-        }
-        walk.map(|r| r.map(|oid| CommitId(oid.to_string())).map_err(|e| self.read_err(&doing(), e))).collect()
+        let part = walked.len().div_ceil(threads);
+        let (git_dir, path) = (self.repo.path(), self.path.as_path());
+        std::thread::scope(|s| {
+            let parts: Vec<_> = walked
+                .chunks(part)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let repo =
+                            Repository::open(git_dir).map_err(|e| read_err(path, "opening the repository again", e))?;
+                        let odb = repo.odb().map_err(|e| read_err(path, "opening the object database", e))?;
+                        chunk.iter().map(|w| info(path, &odb, w)).collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(walked.len());
+            for p in parts {
+                out.extend(p.join().expect("reading commits does not panic")?);
+            }
+            Ok(out)
+        })
     }
 
     /// True when `ancestor` is `descendant` or one of its ancestors.
@@ -240,19 +339,10 @@ impl Repo {
     }
 
     pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, GitError> {
-        let c = self.find_commit(id)?;
-        let author = c.author();
-        let time = |t: git2::Time| Utc.timestamp_opt(t.seconds(), 0).single().unwrap_or_default();
-        Ok(CommitInfo {
-            id: id.clone(),
-            subject: lossy(c.summary_bytes()),
-            message: lossy(Some(c.message_bytes())),
-            author: lossy(Some(author.name_bytes())),
-            email: lossy(Some(author.email_bytes())),
-            date: time(author.when()),
-            committed: time(c.time()),
-            parents: c.parent_count(),
-        })
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let oid = self.oid(id)?;
+        let obj = read_commit(&self.path, &odb, oid)?;
+        parse_info(&self.path, oid, obj.data())
     }
 
     /// `git patch-id --stable` of a commit's change against its parent; `None` for merges
@@ -331,8 +421,49 @@ impl Repo {
     }
 
     fn read_err(&self, doing: &str, e: git2::Error) -> GitError {
-        GitError::Read { path: self.path.clone(), doing: doing.to_string(), message: e.message().to_string() }
+        read_err(&self.path, doing, e)
     }
+}
+
+/// One walked commit as the report sees it, read first if the walk did not read it.
+fn info(path: &Path, odb: &git2::Odb<'_>, w: &walk::Walked) -> Result<CommitInfo, GitError> {
+    match &w.raw {
+        Some(raw) => parse_info(path, w.oid, raw),
+        None => parse_info(path, w.oid, read_commit(path, odb, w.oid)?.data()),
+    }
+}
+
+fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError> {
+    let c = commit::parse(raw).map_err(|m| malformed(path, oid, m))?;
+    let time = |t: i64| Utc.timestamp_opt(t, 0).single().unwrap_or_default();
+    Ok(CommitInfo {
+        id: CommitId(oid.to_string()),
+        subject: lossy(Some(&commit::summary(c.message))),
+        message: lossy(Some(c.message)),
+        author: lossy(Some(c.author_name)),
+        email: lossy(Some(c.author_email)),
+        date: time(c.author_time),
+        committed: time(c.committer_time),
+        parents: c.parents.len(),
+    })
+}
+
+fn read_commit<'o>(path: &Path, odb: &'o git2::Odb<'_>, oid: Oid) -> Result<git2::OdbObject<'o>, GitError> {
+    let doing = || format!("reading commit {oid}");
+    let obj = odb.read(oid).map_err(|e| read_err(path, &doing(), e))?;
+    if obj.kind() != ObjectType::Commit {
+        let message = format!("the object is a {}, not a commit", obj.kind());
+        return Err(GitError::Read { path: path.to_path_buf(), doing: doing(), message });
+    }
+    Ok(obj)
+}
+
+fn malformed(path: &Path, oid: Oid, m: commit::Malformed) -> GitError {
+    GitError::Read { path: path.to_path_buf(), doing: format!("reading commit {oid}"), message: m.0.to_string() }
+}
+
+fn read_err(path: &Path, doing: &str, e: git2::Error) -> GitError {
+    GitError::Read { path: path.to_path_buf(), doing: doing.to_string(), message: e.message().to_string() }
 }
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.

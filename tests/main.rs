@@ -11,3 +11,4 @@ mod release;
 mod sources;
 mod util;
 mod util_registry;
+mod walk;

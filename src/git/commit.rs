@@ -1,0 +1,154 @@
+//! Reading a raw commit object, so that one read of each commit serves both the walk
+//! (parents, committer date) and the report (author, dates, message). Pure: bytes in,
+//! borrowed fields out. Follows git's and libgit2's parsing: headers up to the first blank
+//! line (continuation lines of `gpgsig` and `mergetag` start with a space), the message after
+//! it with leading newlines dropped, identities as `Name <email> seconds zone`.
+
+use git2::Oid;
+
+/// The parts of a commit object prodiff uses, borrowed from its bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Commit<'a> {
+    pub parents: Vec<Oid>,
+    pub author_name: &'a [u8],
+    pub author_email: &'a [u8],
+    pub author_time: i64,
+    pub committer_time: i64,
+    pub message: &'a [u8],
+}
+
+/// What is wrong with an object that should be a commit.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Malformed(pub &'static str);
+
+/// Only what the walk needs: the parents and the committer date. Stops at the committer line.
+pub(super) fn parents_and_date(raw: &[u8], parents: &mut Vec<Oid>) -> Result<i64, Malformed> {
+    for line in headers(raw) {
+        if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(oid(hex)?);
+        } else if let Some(ident) = line.strip_prefix(b"committer ") {
+            return Ok(identity(ident)?.2);
+        }
+    }
+    Err(Malformed("no committer"))
+}
+
+pub(super) fn parse(raw: &[u8]) -> Result<Commit<'_>, Malformed> {
+    let mut parents = Vec::new();
+    let mut author = None;
+    let mut committer_time = None;
+    for line in headers(raw) {
+        if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(oid(hex)?);
+        } else if let Some(ident) = line.strip_prefix(b"author ") {
+            author.get_or_insert(identity(ident)?);
+        } else if let Some(ident) = line.strip_prefix(b"committer ") {
+            committer_time.get_or_insert(identity(ident)?.2);
+        }
+    }
+    let (author_name, author_email, author_time) = author.ok_or(Malformed("no author"))?;
+    let committer_time = committer_time.ok_or(Malformed("no committer"))?;
+    let message = match find(raw, b"\n\n") {
+        Some(i) => &raw[i + 2..],
+        None => &[],
+    };
+    let start = message.iter().position(|&b| b != b'\n').unwrap_or(message.len());
+    Ok(Commit { parents, author_name, author_email, author_time, committer_time, message: &message[start..] })
+}
+
+/// The first paragraph of a message on one line, as `git log --format=%s` and libgit2's
+/// summary print it: its lines joined by single spaces, trailing whitespace dropped.
+pub(super) fn summary(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, line) in message.split(|&b| b == b'\n').enumerate() {
+        if i > 0 && line.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let start = if out.is_empty() { 0 } else { line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0) };
+        out.extend_from_slice(&line[start..end]);
+    }
+    out
+}
+
+/// The header lines, without continuation lines, up to the blank line before the message.
+fn headers(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let end = find(raw, b"\n\n").map_or(raw.len(), |i| i + 1);
+    raw[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b' ')
+}
+
+fn oid(hex: &[u8]) -> Result<Oid, Malformed> {
+    let hex = std::str::from_utf8(hex).map_err(|_| Malformed("a parent id is not hex"))?;
+    Oid::from_str(hex.trim_end()).map_err(|_| Malformed("a parent id is not hex"))
+}
+
+/// `Name <email> seconds zone` into name, email and seconds (the zone is not needed: dates
+/// are reported in UTC).
+fn identity(ident: &[u8]) -> Result<(&[u8], &[u8], i64), Malformed> {
+    let open = ident.iter().rposition(|&b| b == b'<').ok_or(Malformed("an identity has no <email>"))?;
+    let close = ident.iter().rposition(|&b| b == b'>').filter(|&c| c > open);
+    let close = close.ok_or(Malformed("an identity has no <email>"))?;
+    let name = trim(&ident[..open]);
+    let email = trim(&ident[open + 1..close]);
+    let rest = trim(&ident[close + 1..]);
+    let seconds = rest.split(|&b| b == b' ').next().unwrap_or_default();
+    let seconds = std::str::from_utf8(seconds).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((name, email, seconds))
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIGNED: &[u8] = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
+parent 1111111111111111111111111111111111111111\n\
+parent 2222222222222222222222222222222222222222\n\
+author Ana Lima <ana@example.com> 1700000000 +0100\n\
+committer CI Bot <ci@example.com> 1700000100 -0500\n\
+gpgsig -----BEGIN PGP SIGNATURE-----\n \n parent 3333333333333333333333333333333333333333\n -----END PGP SIGNATURE-----\n\
+\n\n  Fix the thing\n  across lines  \n\nBody KEY-1\n";
+
+    #[test]
+    fn reads_parents_identities_and_message_but_not_signature_lines() {
+        let c = parse(SIGNED).unwrap();
+        assert_eq!(c.parents.len(), 2);
+        assert_eq!(c.parents[1], Oid::from_str("2222222222222222222222222222222222222222").unwrap());
+        assert_eq!(
+            (c.author_name, c.author_email, c.author_time),
+            (&b"Ana Lima"[..], &b"ana@example.com"[..], 1700000000)
+        );
+        assert_eq!(c.committer_time, 1700000100);
+        assert_eq!(c.message, b"  Fix the thing\n  across lines  \n\nBody KEY-1\n");
+        assert_eq!(summary(c.message), b"  Fix the thing across lines");
+        let mut parents = Vec::new();
+        assert_eq!(parents_and_date(SIGNED, &mut parents), Ok(1700000100));
+        assert_eq!(parents, c.parents);
+    }
+
+    #[test]
+    fn a_commit_without_a_committer_is_malformed() {
+        assert_eq!(parse(b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nmsg\n"), Err(Malformed("no author")));
+        assert!(parents_and_date(b"tree x\nparent zz\n\n", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn an_empty_message_has_an_empty_summary() {
+        let raw =
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@b> 1 +0000\ncommitter A <a@b> 2 +0000\n\n";
+        let c = parse(raw).unwrap();
+        assert_eq!((c.message, summary(c.message)), (&b""[..], vec![]));
+    }
+}
