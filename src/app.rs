@@ -18,7 +18,7 @@ use crate::crosscheck;
 use crate::enrich;
 use crate::git::Lookup;
 use crate::git::Repo;
-use crate::history;
+use crate::history::{self, Detail};
 use crate::model::{Code, CommitId, Finding, Level};
 use crate::report::{self, Check, Format, Mainline, Report, Row, View};
 use crate::resolve::{self, Deployment};
@@ -106,6 +106,11 @@ fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
 fn status_report(g: &Global, environments: &[String], command: &str) -> Result<Report> {
     let mut audit = Audit::load(g)?;
     audit.only(environments)?;
+    // The status table shows how many commits each row lacks, never which: those need not
+    // be read. Every other format lists them.
+    if g.format == Format::Table && command != "snapshot" {
+        audit.detail = Detail::Counts;
+    }
     let mut rows = audit.compare_with_mainline()?;
     audit.add_promotions(&mut rows)?;
     let declared = audit.cross_check(&mut rows)?;
@@ -179,6 +184,9 @@ struct Audit {
     /// What version stores report, with the commit each names here.
     reported: Vec<(Reported, Option<CommitId>)>,
     findings: Vec<Finding>,
+    /// How much of the mainline's side comparisons read: everything, unless the view only
+    /// counts it.
+    detail: Detail,
 }
 
 impl Audit {
@@ -231,7 +239,8 @@ impl Audit {
                 findings.push(f);
             }
         }
-        Ok(Audit { repo, config, mainline, all: deployments.clone(), deployments, declared, reported, findings })
+        let all = deployments.clone();
+        Ok(Audit { repo, config, mainline, all, deployments, declared, reported, findings, detail: Detail::Full })
     }
 
     /// Keeps only these environments (all when the list is empty); an unknown one is an error.
@@ -275,7 +284,9 @@ impl Audit {
             for row in rows.iter_mut().filter(|r| &r.environment == env) {
                 let (Some(running), Some((name, pc))) = (&row.commit, targets.get(&row.service)) else { continue };
                 let paths = self.config.paths(&row.service);
-                let cmp = history::compare(&self.repo, running, name, pc, paths, &self.config.tickets)?;
+                // Only the count of the predecessor's commits is reported, never the list.
+                let cmp =
+                    history::compare(&self.repo, running, (name, pc), paths, &self.config.tickets, Detail::Counts)?;
                 let drift: Vec<_> = cmp.drift().cloned().collect();
                 if !drift.is_empty() {
                     let list: Vec<String> =
@@ -362,7 +373,14 @@ impl Audit {
                     if !cache.contains_key(key) {
                         cache.insert(
                             key,
-                            history::compare(&self.repo, &key.0, name, &key.1, &key.2, &self.config.tickets)?,
+                            history::compare(
+                                &self.repo,
+                                &key.0,
+                                (name, &key.1),
+                                &key.2,
+                                &self.config.tickets,
+                                self.detail,
+                            )?,
                         );
                     }
                     let left = uses.get_mut(key).expect("every key is counted");

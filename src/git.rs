@@ -55,9 +55,18 @@ pub struct CommitInfo {
 
 /// A range's commits, and whether its excluded end is an ancestor of the included one (so the
 /// opposite range is empty).
-pub struct Log {
-    pub commits: Vec<CommitInfo>,
+pub struct Log<T> {
+    pub commits: Vec<T>,
     pub includes_exclude: bool,
+}
+
+/// What the walk knows of a commit without reading its object (with a commit-graph, nothing
+/// is read): enough to count a range and date its oldest commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Brief {
+    pub id: CommitId,
+    pub committed: DateTime<Utc>,
+    pub parents: usize,
 }
 
 pub struct Repo {
@@ -77,15 +86,39 @@ struct Loader<'r> {
 impl walk::Load for Loader<'_> {
     type Error = GitError;
 
-    fn load(&mut self, oid: Oid, parents: &mut Vec<Oid>) -> Result<(i64, Option<Vec<u8>>), GitError> {
-        if let Some((g, pos)) = self.graph.and_then(|g| Some((g, g.position(oid.as_bytes())?))) {
-            self.positions.clear();
-            let date = g.commit(pos, &mut self.positions);
-            parents.extend(self.positions.iter().map(|&p| Oid::from_bytes(g.oid(p)).expect("20-byte ids")));
-            return Ok((date, None));
+    fn key(&self, oid: Oid) -> walk::Key {
+        match self.graph.and_then(|g| g.position(oid.as_bytes())) {
+            Some(pos) => walk::Key::Pos(pos),
+            None => walk::Key::Oid(oid),
         }
+    }
+
+    fn oid(&self, key: walk::Key) -> Oid {
+        match (key, self.graph) {
+            (walk::Key::Oid(oid), _) => oid,
+            (walk::Key::Pos(p), Some(g)) => Oid::from_bytes(g.oid(p)).expect("20-byte ids"),
+            (walk::Key::Pos(_), None) => unreachable!("positions come from the graph"),
+        }
+    }
+
+    fn positions(&self) -> usize {
+        self.graph.map_or(0, |g| g.len())
+    }
+
+    fn load(&mut self, key: walk::Key, parents: &mut Vec<walk::Key>) -> Result<(i64, Option<Vec<u8>>), GitError> {
+        let oid = match (key, self.graph) {
+            (walk::Key::Pos(pos), Some(g)) => {
+                self.positions.clear();
+                let date = g.commit(pos, &mut self.positions);
+                parents.extend(self.positions.iter().map(|&p| walk::Key::Pos(p)));
+                return Ok((date, None));
+            }
+            _ => self.oid(key),
+        };
         let obj = read_commit(&self.repo.path, &self.odb, oid)?;
-        let date = commit::parents_and_date(obj.data(), parents).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        let mut ids = Vec::new();
+        let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        parents.extend(ids.into_iter().map(|id| self.key(id)));
         Ok((date, Some(obj.data().to_vec())))
     }
 }
@@ -203,9 +236,20 @@ impl Repo {
     }
 
     /// `git log include ^exclude`: the commits of `range`, each with what a report needs.
-    pub fn log(&self, include: &CommitId, exclude: &CommitId) -> Result<Log, GitError> {
+    pub fn log(&self, include: &CommitId, exclude: &CommitId) -> Result<Log<CommitInfo>, GitError> {
         let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
         Ok(Log { commits: self.infos(walk.commits)?, includes_exclude: walk.reached_hidden })
+    }
+
+    /// `log` without reading the commits: ids, commit dates and parent counts.
+    pub fn log_brief(&self, include: &CommitId, exclude: &CommitId) -> Result<Log<Brief>, GitError> {
+        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
+        let commits = walk
+            .commits
+            .iter()
+            .map(|w| Brief { id: CommitId(w.oid.to_string()), committed: utc(w.date), parents: w.parents as usize })
+            .collect();
+        Ok(Log { commits, includes_exclude: walk.reached_hidden })
     }
 
     fn rev_list(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<walk::Walk, GitError> {
@@ -235,35 +279,11 @@ impl Repo {
             .as_ref()
     }
 
-    /// The report's view of walked commits, read (where the walk did not) and parsed on as
-    /// many threads as there are cores for long lists, in order.
+    /// The report's view of walked commits, read where the walk did not read them. (Reading
+    /// on several threads was slower: libgit2 serialises pack access behind one lock.)
     fn infos(&self, walked: Vec<walk::Walked>) -> Result<Vec<CommitInfo>, GitError> {
-        const PER_THREAD: usize = 4096;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(walked.len() / PER_THREAD);
-        if threads <= 1 {
-            let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-            return walked.iter().map(|w| info(&self.path, &odb, w)).collect();
-        }
-        let part = walked.len().div_ceil(threads);
-        let (git_dir, path) = (self.repo.path(), self.path.as_path());
-        std::thread::scope(|s| {
-            let parts: Vec<_> = walked
-                .chunks(part)
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let repo =
-                            Repository::open(git_dir).map_err(|e| read_err(path, "opening the repository again", e))?;
-                        let odb = repo.odb().map_err(|e| read_err(path, "opening the object database", e))?;
-                        chunk.iter().map(|w| info(path, &odb, w)).collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(walked.len());
-            for p in parts {
-                out.extend(p.join().expect("reading commits does not panic")?);
-            }
-            Ok(out)
-        })
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        walked.iter().map(|w| info(&self.path, &odb, w)).collect()
     }
 
     /// True when `ancestor` is `descendant` or one of its ancestors.
@@ -435,7 +455,7 @@ fn info(path: &Path, odb: &git2::Odb<'_>, w: &walk::Walked) -> Result<CommitInfo
 
 fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError> {
     let c = commit::parse(raw).map_err(|m| malformed(path, oid, m))?;
-    let time = |t: i64| Utc.timestamp_opt(t, 0).single().unwrap_or_default();
+    let time = utc;
     Ok(CommitInfo {
         id: CommitId(oid.to_string()),
         subject: lossy(Some(&commit::summary(c.message))),
@@ -464,6 +484,10 @@ fn malformed(path: &Path, oid: Oid, m: commit::Malformed) -> GitError {
 
 fn read_err(path: &Path, doing: &str, e: git2::Error) -> GitError {
     GitError::Read { path: path.to_path_buf(), doing: doing.to_string(), message: e.message().to_string() }
+}
+
+fn utc(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(seconds, 0).single().unwrap_or_default()
 }
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.

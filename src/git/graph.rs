@@ -95,6 +95,11 @@ impl Graph {
         (hi << 32) | layer.u32(at + 12) as i64
     }
 
+    /// How many commits the graph has: positions run from 0 to this.
+    pub fn len(&self) -> usize {
+        self.total() as usize
+    }
+
     fn total(&self) -> u32 {
         self.layers.last().map_or(0, |l| l.base + l.count)
     }

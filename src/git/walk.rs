@@ -14,12 +14,26 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use git2::Oid;
 
+/// How the walk names a commit: by its position in the commit-graph when the graph has it
+/// (no hashing, no searching), else by its id. A commit has one key: the loader hands out
+/// positions for every commit the graph has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Key {
+    Pos(u32),
+    Oid(Oid),
+}
+
 /// Where the walk gets a commit's parents and committer date.
 pub(super) trait Load {
     type Error;
-    /// Appends the parents of `oid` to `parents`; returns its committer date and, when the
-    /// commit object was read, its bytes.
-    fn load(&mut self, oid: Oid, parents: &mut Vec<Oid>) -> Result<(i64, Option<Vec<u8>>), Self::Error>;
+    /// The key of a commit id.
+    fn key(&self, oid: Oid) -> Key;
+    fn oid(&self, key: Key) -> Oid;
+    /// How many positions the commit-graph has (0 without one).
+    fn positions(&self) -> usize;
+    /// Appends the keys of the parents of `key` to `parents`; returns its committer date and,
+    /// when the commit object was read, its bytes.
+    fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<(i64, Option<Vec<u8>>), Self::Error>;
 }
 
 /// What a walk found: the commits, and whether a hidden commit is itself reachable from a
@@ -29,9 +43,12 @@ pub(super) struct Walk {
     pub reached_hidden: bool,
 }
 
-/// One commit of the result, with its object bytes when the walk read them.
+/// One commit of the result: its committer date and number of parents, and its object's
+/// bytes when the walk read them.
 pub(super) struct Walked {
     pub oid: Oid,
+    pub date: i64,
+    pub parents: u32,
     pub raw: Option<Vec<u8>>,
 }
 
@@ -46,7 +63,7 @@ const QUEUED: u8 = 16;
 const HIDDEN: u8 = 32;
 
 struct Node {
-    oid: Oid,
+    key: Key,
     date: i64,
     flags: u8,
     /// This commit's parents: `parents[first..first + count]`.
@@ -58,23 +75,27 @@ struct Node {
 struct Walker<'l, L> {
     loader: &'l mut L,
     nodes: Vec<Node>,
-    /// Keyed by the raw bytes: comparing `Oid`s goes through libgit2.
-    index: HashMap<[u8; 20], u32, BuildHasherDefault<OidHasher>>,
+    /// Nodes by graph position (`u32::MAX`: none yet), and by id for commits the graph lacks
+    /// (keyed by the raw bytes: comparing `Oid`s goes through libgit2).
+    by_pos: Vec<u32>,
+    by_oid: HashMap<[u8; 20], u32, BuildHasherDefault<OidHasher>>,
     parents: Vec<u32>,
     queue: BinaryHeap<(i64, Reverse<u64>, u32)>,
     seq: u64,
     /// Queued commits not (yet) known to be uninteresting.
     interesting: usize,
     reached_hidden: bool,
-    scratch: Vec<Oid>,
+    scratch: Vec<Key>,
 }
 
 /// The commits reachable from `tips` and from no `hidden` commit, in `git rev-list` order.
 pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) -> Result<Walk, L::Error> {
+    let positions = loader.positions();
     let mut w = Walker {
         loader,
         nodes: Vec::new(),
-        index: HashMap::default(),
+        by_pos: vec![u32::MAX; positions],
+        by_oid: HashMap::default(),
         parents: Vec::new(),
         queue: BinaryHeap::new(),
         seq: 0,
@@ -85,7 +106,8 @@ pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) ->
     // Like `git rev-list ^hidden tips`: the command line in that order, sorted by date, stably.
     let mut start = Vec::new();
     for (oid, hide) in hidden.iter().map(|o| (o, true)).chain(tips.iter().map(|o| (o, false))) {
-        let n = w.node(*oid);
+        let key = w.loader.key(*oid);
+        let n = w.node(key);
         w.load(n)?;
         if hide {
             w.mark(n);
@@ -104,12 +126,13 @@ pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) ->
     }
     let order = w.limit(!hidden.is_empty())?;
     let reached_hidden = w.reached_hidden;
-    let mut nodes = w.nodes;
+    let (loader, mut nodes) = (w.loader, w.nodes);
     let mut out = Vec::with_capacity(order.len());
     for n in order {
         let node = &mut nodes[n as usize];
         if node.flags & UNINTERESTING == 0 {
-            out.push(Walked { oid: node.oid, raw: node.raw.take() });
+            let oid = loader.oid(node.key);
+            out.push(Walked { oid, date: node.date, parents: node.count, raw: node.raw.take() });
         }
     }
     Ok(Walk { commits: out, reached_hidden })
@@ -217,14 +240,17 @@ impl<L: Load> Walker<'_, L> {
         Some(n)
     }
 
-    fn node(&mut self, oid: Oid) -> u32 {
+    fn node(&mut self, key: Key) -> u32 {
         let next = self.nodes.len() as u32;
-        let key: [u8; 20] = oid.as_bytes().try_into().expect("SHA-1 ids");
-        let n = *self.index.entry(key).or_insert(next);
-        if n == next {
-            self.nodes.push(Node { oid, date: 0, flags: 0, first: 0, count: 0, raw: None });
+        let slot = match key {
+            Key::Pos(p) => &mut self.by_pos[p as usize],
+            Key::Oid(oid) => self.by_oid.entry(oid.as_bytes().try_into().expect("SHA-1 ids")).or_insert(u32::MAX),
+        };
+        if *slot == u32::MAX {
+            *slot = next;
+            self.nodes.push(Node { key, date: 0, flags: 0, first: 0, count: 0, raw: None });
         }
-        n
+        *slot
     }
 
     fn load(&mut self, n: u32) -> Result<(), L::Error> {
@@ -233,10 +259,10 @@ impl<L: Load> Walker<'_, L> {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let (date, raw) = self.loader.load(self.nodes[n as usize].oid, &mut scratch)?;
+        let (date, raw) = self.loader.load(self.nodes[n as usize].key, &mut scratch)?;
         let first = self.parents.len() as u32;
-        for oid in &scratch {
-            let p = self.node(*oid);
+        for key in &scratch {
+            let p = self.node(*key);
             self.parents.push(p);
         }
         self.scratch = scratch;
@@ -286,10 +312,23 @@ mod tests {
 
     impl Load for Mem {
         type Error = String;
-        fn load(&mut self, oid: Oid, parents: &mut Vec<Oid>) -> Result<(i64, Option<Vec<u8>>), String> {
+        fn key(&self, oid: Oid) -> Key {
+            Key::Oid(oid)
+        }
+        fn oid(&self, key: Key) -> Oid {
+            match key {
+                Key::Oid(oid) => oid,
+                Key::Pos(_) => unreachable!("no graph here"),
+            }
+        }
+        fn positions(&self) -> usize {
+            0
+        }
+        fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<(i64, Option<Vec<u8>>), String> {
             self.1 += 1;
+            let oid = self.oid(key);
             let (date, ps) = self.0.get(&oid).ok_or(format!("missing {oid}"))?;
-            parents.extend(ps);
+            parents.extend(ps.iter().map(|p| Key::Oid(*p)));
             Ok((*date, None))
         }
     }
