@@ -45,6 +45,7 @@ bench() { # label
     hyperfine -N --warmup 1 --runs 5 --style basic --export-markdown "$work/$1-$env.md" \
       -n "git rev-list --count" "git -C $repo rev-list --count $sha..main" \
       -n "git rev-list" "git -C $repo rev-list $sha..main" \
+      -n "git log --format (the fields diff lists)" "git -C $repo log --format=%H%x00%s%x00%an%x00%ae%x00%aI%x00%cI%x00%P $sha..main" \
       -n "prodiff status" "$bin status --repo $repo --inventory $work/inventory.json --env $env" \
       -n "prodiff diff --format json" "$bin diff $env --repo $repo --inventory $work/inventory.json --format json"
     cat "$work/$1-$env.md"

@@ -73,6 +73,7 @@ pub struct Repo {
     repo: Repository,
     path: PathBuf,
     graph: std::cell::OnceCell<Option<graph::Graph>>,
+    graph_broken: std::cell::Cell<bool>,
 }
 
 /// Loads commits for the walk: from the commit-graph when it has them, else from objects.
@@ -81,6 +82,8 @@ struct Loader<'r> {
     odb: git2::Odb<'r>,
     graph: Option<&'r graph::Graph>,
     positions: Vec<u32>,
+    /// Set when the graph turned out to be corrupt: the walk is then done again without it.
+    corrupt: Option<graph::Corrupt>,
 }
 
 impl walk::Load for Loader<'_> {
@@ -109,7 +112,15 @@ impl walk::Load for Loader<'_> {
         let oid = match (key, self.graph) {
             (walk::Key::Pos(pos), Some(g)) => {
                 self.positions.clear();
-                let date = g.commit(pos, &mut self.positions);
+                let date = g.commit(pos, &mut self.positions).map_err(|c| {
+                    let e = GitError::Read {
+                        path: self.repo.path.clone(),
+                        doing: "reading the commit-graph".into(),
+                        message: c.0.clone(),
+                    };
+                    self.corrupt = Some(c);
+                    e
+                })?;
                 parents.extend(self.positions.iter().map(|&p| walk::Key::Pos(p)));
                 return Ok((date, None));
             }
@@ -143,7 +154,7 @@ impl Repo {
         let path = repo.workdir().unwrap_or_else(|| repo.path());
         // `/tmp/x/` and `/tmp/x` are one repository; print it without the trailing slash.
         let path = path.components().collect::<PathBuf>();
-        Ok(Repo { repo, path, graph: Default::default() })
+        Ok(Repo { repo, path, graph: Default::default(), graph_broken: Default::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -256,12 +267,20 @@ impl Repo {
         let tips = tips.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
         let hidden = hidden.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
         let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-        let mut loader = Loader { repo: self, odb, graph: self.graph(), positions: Vec::new() };
+        let mut loader = Loader { repo: self, odb, graph: self.graph(), positions: Vec::new(), corrupt: None };
+        let walk = walk::rev_list(&mut loader, &tips, &hidden);
+        let Some(graph::Corrupt(why)) = loader.corrupt.take() else { return walk };
+        eprintln!("prodiff: warning: not using the commit-graph ({why}); reading commits instead");
+        self.graph_broken.set(true);
+        loader.graph = None;
         walk::rev_list(&mut loader, &tips, &hidden)
     }
 
     /// The commit-graph, read on first use; `None` where git would not use one either.
     fn graph(&self) -> Option<&graph::Graph> {
+        if self.graph_broken.get() {
+            return None;
+        }
         self.graph
             .get_or_init(|| {
                 let off = self.repo.config().and_then(|c| c.get_bool("core.commitGraph")).ok() == Some(false);

@@ -4,12 +4,15 @@
 //! Only what the walk needs is read: the commit ids, parents and committer dates. The format
 //! is git's Documentation/gitformat-commit-graph.txt.
 //!
-//! A file that does not parse, or whose parent positions point outside the graph, is not
-//! used (the walk then reads objects, which is slower but right); every position is checked
-//! when the file is opened, so lookups later cannot go out of bounds.
+//! A file whose header, chunk table or fanout does not parse is not used (the walk then reads
+//! objects, which is slower but right). Parent positions and extra-edge lists are checked
+//! as they are read, so that opening costs nothing; one out of bounds is a [`Corrupt`] error,
+//! on which the caller walks again without the graph.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
 
 const HASH_LEN: usize = 20;
 const PARENT_NONE: u32 = 0x7000_0000;
@@ -22,8 +25,12 @@ pub(super) struct Graph {
     layers: Vec<Layer>,
 }
 
+/// A commit-graph entry that points outside the graph.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Corrupt(pub String);
+
 struct Layer {
-    data: Vec<u8>,
+    data: Mmap,
     /// Commits in the layers below this one.
     base: u32,
     count: u32,
@@ -50,13 +57,17 @@ impl Graph {
         let mut layers: Vec<Layer> = Vec::new();
         for path in paths {
             let base = layers.last().map_or(0, |l| l.base + l.count);
-            let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file = fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // SAFETY: git writes commit-graph files to a temporary name and renames them into
+            // place; it never changes one in place, so the mapping stays what was validated.
+            let data = unsafe { Mmap::map(&file) }.map_err(|e| format!("{}: {e}", path.display()))?;
             let layer = Layer::parse(data, base, layers.len()).map_err(|e| format!("{}: {e}", path.display()))?;
             layers.push(layer);
         }
-        let graph = Graph { layers };
-        graph.check().map_err(|e| format!("{}: {e}", objects.join("info").display()))?;
-        Ok(Some(graph))
+        if layers.last().is_some_and(|l| l.base.checked_add(l.count).is_none_or(|n| n == u32::MAX)) {
+            return Err(format!("{}: too many commits", objects.join("info").display()));
+        }
+        Ok(Some(Graph { layers }))
     }
 
     /// The global position of a commit, if the graph has it.
@@ -69,30 +80,43 @@ impl Graph {
         layer.oid(i)
     }
 
-    /// The committer date of the commit at `pos`; its parents' positions go into `parents`.
-    pub fn commit(&self, pos: u32, parents: &mut Vec<u32>) -> i64 {
+    /// The committer date of the commit at `pos` (a position this graph handed out); its
+    /// parents' positions go into `parents`.
+    pub fn commit(&self, pos: u32, parents: &mut Vec<u32>) -> Result<i64, Corrupt> {
         let (layer, i) = self.layer(pos);
+        let limit = layer.base + layer.count;
+        let corrupt = || Corrupt(format!("commit {pos} has a parent position out of range"));
+        let mut parent = |p: u32| {
+            if p >= limit {
+                return Err(corrupt());
+            }
+            parents.push(p);
+            Ok(())
+        };
         let at = layer.cdat + i as usize * (HASH_LEN + 16) + HASH_LEN;
         let (p1, p2) = (layer.u32(at), layer.u32(at + 4));
         if p1 != PARENT_NONE {
-            parents.push(p1);
+            parent(p1)?;
         }
         if p2 & EXTRA_EDGES != 0 {
-            let (start, _) = layer.edges.expect("checked when opened");
+            let (start, end) = layer.edges.ok_or_else(|| Corrupt("an octopus merge but no EDGE chunk".into()))?;
             let mut e = start + (p2 & !EXTRA_EDGES) as usize * 4;
             loop {
+                if e + 4 > end {
+                    return Err(Corrupt("an extra-edge list runs past the EDGE chunk".into()));
+                }
                 let v = layer.u32(e);
-                parents.push(v & !LAST_EDGE);
+                parent(v & !LAST_EDGE)?;
                 if v & LAST_EDGE != 0 {
                     break;
                 }
                 e += 4;
             }
         } else if p2 != PARENT_NONE {
-            parents.push(p2);
+            parent(p2)?;
         }
         let hi = (layer.u32(at + 8) & 0x3) as i64;
-        (hi << 32) | layer.u32(at + 12) as i64
+        Ok((hi << 32) | layer.u32(at + 12) as i64)
     }
 
     /// How many commits the graph has: positions run from 0 to this.
@@ -108,46 +132,10 @@ impl Graph {
         let layer = self.layers.iter().rev().find(|l| pos >= l.base).expect("positions are checked when opened");
         (layer, pos - layer.base)
     }
-
-    /// Every parent position and extra-edge list in bounds, so that `commit` cannot fail.
-    fn check(&self) -> Result<(), String> {
-        for layer in &self.layers {
-            let limit = layer.base + layer.count;
-            for i in 0..layer.count {
-                let at = layer.cdat + i as usize * (HASH_LEN + 16) + HASH_LEN;
-                let (p1, p2) = (layer.u32(at), layer.u32(at + 4));
-                let bad = |p: u32| p != PARENT_NONE && p >= limit;
-                if bad(p1) || (p2 & EXTRA_EDGES == 0 && bad(p2)) {
-                    return Err(format!("commit {i} has a parent position out of range"));
-                }
-                if p2 & EXTRA_EDGES != 0 {
-                    let (start, end) = layer.edges.ok_or("an octopus merge but no EDGE chunk")?;
-                    let mut e = start + (p2 & !EXTRA_EDGES) as usize * 4;
-                    loop {
-                        if e + 4 > end {
-                            return Err("an extra-edge list runs past the EDGE chunk".into());
-                        }
-                        let v = layer.u32(e);
-                        if (v & !LAST_EDGE) >= limit {
-                            return Err(format!("commit {i} has a parent position out of range"));
-                        }
-                        if v & LAST_EDGE != 0 {
-                            break;
-                        }
-                        e += 4;
-                    }
-                }
-            }
-        }
-        if self.total() == u32::MAX {
-            return Err("too many commits".into());
-        }
-        Ok(())
-    }
 }
 
 impl Layer {
-    fn parse(data: Vec<u8>, base: u32, lower_layers: usize) -> Result<Layer, String> {
+    fn parse(data: Mmap, base: u32, lower_layers: usize) -> Result<Layer, String> {
         if data.len() < 8 || &data[..4] != b"CGPH" {
             return Err("not a commit-graph file".into());
         }
@@ -277,7 +265,7 @@ mod tests {
             let parents: Vec<&str> = words.filter(|w| !w.is_empty()).collect();
             let pos = graph.position(oid.as_bytes()).expect("every commit is in the graph");
             let mut got = Vec::new();
-            assert_eq!(graph.commit(pos, &mut got), date);
+            assert_eq!(graph.commit(pos, &mut got), Ok(date));
             let got: Vec<String> =
                 got.iter().map(|&p| git2::Oid::from_bytes(graph.oid(p)).unwrap().to_string()).collect();
             assert_eq!(got, parents, "{line}");
@@ -307,15 +295,23 @@ mod tests {
         assert!(Graph::open(&d.join("no-such-dir")).unwrap().is_none());
     }
 
+    /// Opens `bytes` as the commit-graph of a scratch object directory.
+    fn open_bytes(bytes: &[u8]) -> Result<Option<Graph>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("info")).unwrap();
+        std::fs::write(dir.path().join("info/commit-graph"), bytes).unwrap();
+        Graph::open(dir.path()).map_err(|e| e.rsplit(": ").next().unwrap().to_string())
+    }
+
     #[test]
     fn files_that_are_not_commit_graphs_are_refused_with_a_reason() {
-        assert_eq!(Layer::parse(b"PACK....".to_vec(), 0, 0).err().unwrap(), "not a commit-graph file");
-        assert_eq!(Layer::parse(b"CGPH\x01\x02\x03\x00".to_vec(), 0, 0).err().unwrap(), "not a SHA-1 commit-graph");
-        assert_eq!(Layer::parse(b"CGPH\x01\x01\x03\x00".to_vec(), 0, 0).err().unwrap(), "truncated chunk table");
+        assert_eq!(open_bytes(b"PACK....").err().unwrap(), "not a commit-graph file");
+        assert_eq!(open_bytes(b"CGPH\x01\x02\x03\x00").err().unwrap(), "not a SHA-1 commit-graph");
+        assert_eq!(open_bytes(b"CGPH\x01\x01\x03\x00").err().unwrap(), "truncated chunk table");
         let mut oob = b"CGPH\x01\x01\x01\x00OIDF".to_vec();
         oob.extend_from_slice(&1000u64.to_be_bytes());
         oob.extend_from_slice(&[0; 4]);
         oob.extend_from_slice(&2000u64.to_be_bytes());
-        assert_eq!(Layer::parse(oob, 0, 0).err().unwrap(), "chunk OIDF is out of bounds");
+        assert_eq!(open_bytes(&oob).err().unwrap(), "chunk OIDF is out of bounds");
     }
 }
