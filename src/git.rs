@@ -258,7 +258,7 @@ impl Repo {
         let commits = walk
             .commits
             .iter()
-            .map(|w| Brief { id: CommitId(w.oid.to_string()), committed: utc(w.date), parents: w.parents as usize })
+            .map(|w| Brief { id: hex(w.oid), committed: utc(w.date), parents: w.parents as usize })
             .collect();
         Ok(Log { commits, includes_exclude: walk.reached_hidden })
     }
@@ -476,7 +476,7 @@ fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError>
     let c = commit::parse(raw).map_err(|m| malformed(path, oid, m))?;
     let time = utc;
     Ok(CommitInfo {
-        id: CommitId(oid.to_string()),
+        id: hex(oid),
         subject: lossy(Some(&commit::summary(c.message))),
         message: lossy(Some(c.message)),
         author: lossy(Some(c.author_name)),
@@ -503,6 +503,18 @@ fn malformed(path: &Path, oid: Oid, m: commit::Malformed) -> GitError {
 
 fn read_err(path: &Path, doing: &str, e: git2::Error) -> GitError {
     GitError::Read { path: path.to_path_buf(), doing: doing.to_string(), message: e.message().to_string() }
+}
+
+/// An id as 40 hex digits (`Oid`'s Display goes through libgit2 and the formatter: on lists
+/// of 100k commits that shows).
+fn hex(oid: Oid) -> CommitId {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(40);
+    for b in oid.as_bytes() {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    CommitId(s)
 }
 
 fn utc(seconds: i64) -> DateTime<Utc> {

@@ -75,8 +75,9 @@ struct Node {
 struct Walker<'l, L> {
     loader: &'l mut L,
     nodes: Vec<Node>,
-    /// Nodes by graph position (`u32::MAX`: none yet), and by id for commits the graph lacks
-    /// (keyed by the raw bytes: comparing `Oid`s goes through libgit2).
+    /// Node index + 1 by graph position (0: none yet; zeroed memory comes from the kernel
+    /// page by page, so a short walk in a big graph touches little of it), and by id for
+    /// commits the graph lacks (keyed by the raw bytes: comparing `Oid`s goes through libgit2).
     by_pos: Vec<u32>,
     by_oid: HashMap<[u8; 20], u32, BuildHasherDefault<OidHasher>>,
     parents: Vec<u32>,
@@ -94,7 +95,7 @@ pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) ->
     let mut w = Walker {
         loader,
         nodes: Vec::new(),
-        by_pos: vec![u32::MAX; positions],
+        by_pos: vec![0; positions],
         by_oid: HashMap::default(),
         parents: Vec::new(),
         queue: BinaryHeap::new(),
@@ -241,16 +242,16 @@ impl<L: Load> Walker<'_, L> {
     }
 
     fn node(&mut self, key: Key) -> u32 {
-        let next = self.nodes.len() as u32;
+        let next = self.nodes.len() as u32 + 1;
         let slot = match key {
             Key::Pos(p) => &mut self.by_pos[p as usize],
-            Key::Oid(oid) => self.by_oid.entry(oid.as_bytes().try_into().expect("SHA-1 ids")).or_insert(u32::MAX),
+            Key::Oid(oid) => self.by_oid.entry(oid.as_bytes().try_into().expect("SHA-1 ids")).or_insert(0),
         };
-        if *slot == u32::MAX {
+        if *slot == 0 {
             *slot = next;
             self.nodes.push(Node { key, date: 0, flags: 0, first: 0, count: 0, raw: None });
         }
-        *slot
+        *slot - 1
     }
 
     fn load(&mut self, n: u32) -> Result<(), L::Error> {
