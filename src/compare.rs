@@ -9,12 +9,13 @@ use serde::Serialize;
 
 use crate::model::{Code, CommitId, CommitRecord, Finding};
 
-/// One commit of a range as `history` gathered it: the record and its patch-id (None for
-/// merges and empty commits, which git never treats as cherry-picks either).
-#[derive(Clone, Debug)]
+/// One side of a comparison as `history` gathered it: the records, and beside them each
+/// one's patch-id (None for merges and empty commits, which git never treats as cherry-picks
+/// either). `patch_ids` is empty when none were computed (the other side is empty).
+#[derive(Clone, Debug, Default)]
 pub struct Side {
-    pub record: CommitRecord,
-    pub patch_id: Option<String>,
+    pub records: Vec<CommitRecord>,
+    pub patch_ids: Vec<Option<String>>,
 }
 
 /// The difference between what runs and a target (the mainline, a ref, another environment).
@@ -36,8 +37,8 @@ impl Comparison {
         target: String,
         target_commit: CommitId,
         merge_base: Option<CommitId>,
-        behind: Vec<Side>,
-        ahead: Vec<Side>,
+        behind: Side,
+        ahead: Side,
     ) -> Comparison {
         let (behind, ahead) = mark_equivalents(behind, ahead);
         Comparison { target, target_commit, merge_base, behind, ahead }
@@ -97,23 +98,25 @@ impl Comparison {
 }
 
 /// Pairs commits across the two sides by patch-id. Returns the records with `equivalent` set.
-fn mark_equivalents(behind: Vec<Side>, ahead: Vec<Side>) -> (Vec<CommitRecord>, Vec<CommitRecord>) {
+fn mark_equivalents(behind: Side, ahead: Side) -> (Vec<CommitRecord>, Vec<CommitRecord>) {
     // patch-id -> the first commit with it, per side: one pass each, no pairwise search.
-    let index = |sides: &[Side]| {
+    let index = |side: &Side| {
         let mut map: HashMap<String, CommitId> = HashMap::new();
-        for s in sides {
-            if let Some(p) = &s.patch_id {
-                map.entry(p.clone()).or_insert_with(|| s.record.sha.clone());
+        for (record, pid) in side.records.iter().zip(&side.patch_ids) {
+            if let Some(p) = pid {
+                map.entry(p.clone()).or_insert_with(|| record.sha.clone());
             }
         }
         map
     };
     let (in_behind, in_ahead) = (index(&behind), index(&ahead));
-    let mark = |sides: Vec<Side>, other: &HashMap<String, CommitId>| -> Vec<CommitRecord> {
-        sides
-            .into_iter()
-            .map(|s| CommitRecord { equivalent: s.patch_id.as_ref().and_then(|p| other.get(p).cloned()), ..s.record })
-            .collect()
+    // In place: a side can hold 100k+ records.
+    let mark = |side: Side, other: &HashMap<String, CommitId>| -> Vec<CommitRecord> {
+        let mut records = side.records;
+        for (record, pid) in records.iter_mut().zip(&side.patch_ids) {
+            record.equivalent = pid.as_ref().and_then(|p| other.get(p).cloned());
+        }
+        records
     };
     (mark(behind, &in_ahead), mark(ahead, &in_behind))
 }
@@ -130,27 +133,31 @@ fn plural(n: usize) -> &'static str {
 mod tests {
     use super::*;
 
-    fn side(sha: char, pid: Option<&str>, merge: bool) -> Side {
+    fn side(commits: &[(char, Option<&str>, bool)]) -> Side {
         Side {
-            record: CommitRecord {
-                sha: CommitId(sha.to_string().repeat(40)),
-                subject: format!("commit {sha}"),
-                author: "A".into(),
-                email: "a@example.com".into(),
-                date: "2026-01-01T00:00:00+00:00".into(),
-                committed_at: "2026-01-01T00:00:00+00:00".into(),
-                tickets: vec![],
-                merge,
-                equivalent: None,
-            },
-            patch_id: pid.map(str::to_string),
+            records: commits.iter().map(|&(sha, _, merge)| record(sha, merge)).collect(),
+            patch_ids: commits.iter().map(|(_, pid, _)| pid.map(str::to_string)).collect(),
+        }
+    }
+
+    fn record(sha: char, merge: bool) -> CommitRecord {
+        CommitRecord {
+            sha: CommitId(sha.to_string().repeat(40)),
+            subject: format!("commit {sha}"),
+            author: "A".into(),
+            email: "a@example.com".into(),
+            date: "2026-01-01T00:00:00+00:00".into(),
+            committed_at: "2026-01-01T00:00:00+00:00".into(),
+            tickets: vec![],
+            merge,
+            equivalent: None,
         }
     }
 
     #[test]
     fn cherry_picks_are_equivalent_on_both_sides_and_not_drift() {
-        let behind = vec![side('a', Some("p1"), false), side('b', Some("p2"), false)];
-        let ahead = vec![side('c', Some("p1"), false), side('d', Some("p9"), false), side('e', None, true)];
+        let behind = side(&[('a', Some("p1"), false), ('b', Some("p2"), false)]);
+        let ahead = side(&[('c', Some("p1"), false), ('d', Some("p9"), false), ('e', None, true)]);
         let c = Comparison::new("main".into(), CommitId("f".repeat(40)), None, behind, ahead);
         assert_eq!(c.behind[0].equivalent.as_ref().unwrap().0, "c".repeat(40));
         assert_eq!(c.ahead[0].equivalent.as_ref().unwrap().0, "a".repeat(40));
@@ -163,7 +170,7 @@ mod tests {
 
     #[test]
     fn identical_sides_have_no_findings() {
-        let c = Comparison::new("main".into(), CommitId("f".repeat(40)), None, vec![], vec![]);
+        let c = Comparison::new("main".into(), CommitId("f".repeat(40)), None, Side::default(), Side::default());
         assert!(c.findings("prod", "api").is_empty());
     }
 }

@@ -108,11 +108,15 @@ impl walk::Load for Loader<'_> {
         self.graph.map_or(0, |g| g.len())
     }
 
-    fn load(&mut self, key: walk::Key, parents: &mut Vec<walk::Key>) -> Result<(i64, Option<Vec<u8>>), GitError> {
+    fn levels(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    fn load(&mut self, key: walk::Key, parents: &mut Vec<walk::Key>) -> Result<walk::Loaded, GitError> {
         let oid = match (key, self.graph) {
             (walk::Key::Pos(pos), Some(g)) => {
                 self.positions.clear();
-                let date = g.commit(pos, &mut self.positions).map_err(|c| {
+                let (date, level) = g.commit(pos, &mut self.positions).map_err(|c| {
                     let e = GitError::Read {
                         path: self.repo.path.clone(),
                         doing: "reading the commit-graph".into(),
@@ -122,7 +126,7 @@ impl walk::Load for Loader<'_> {
                     e
                 })?;
                 parents.extend(self.positions.iter().map(|&p| walk::Key::Pos(p)));
-                return Ok((date, None));
+                return Ok(walk::Loaded { date, level, raw: None });
             }
             _ => self.oid(key),
         };
@@ -130,7 +134,7 @@ impl walk::Load for Loader<'_> {
         let mut ids = Vec::new();
         let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
         parents.extend(ids.into_iter().map(|id| self.key(id)));
-        Ok((date, Some(obj.data().to_vec())))
+        Ok(walk::Loaded { date, level: None, raw: Some(obj.data().to_vec()) })
     }
 }
 

@@ -74,14 +74,12 @@ fn filtered(repo: &Repo, commits: Vec<CommitRecord>, paths: &[String]) -> Result
     Ok(out)
 }
 
-fn sides(repo: &Repo, commits: Vec<CommitRecord>, patch_ids: bool) -> Result<Vec<Side>, GitError> {
-    commits
-        .into_iter()
-        .map(|record| {
-            let patch_id = if patch_ids { repo.patch_id(&record.sha)? } else { None };
-            Ok(Side { record, patch_id })
-        })
-        .collect()
+fn sides(repo: &Repo, records: Vec<CommitRecord>, patch_ids: bool) -> Result<Side, GitError> {
+    let patch_ids = match patch_ids {
+        true => records.iter().map(|r| repo.patch_id(&r.sha)).collect::<Result<_, _>>()?,
+        false => Vec::new(),
+    };
+    Ok(Side { records, patch_ids })
 }
 
 /// The report's view of one commit.

@@ -23,16 +23,19 @@ impl Lcg {
 }
 
 /// A fast-import stream of `count` commits starting at mark `first`, continuing `tips`
-/// (branch name, mark of its tip).
-fn stream(rng: &mut Lcg, first: u64, count: u64, tips: &mut Vec<(String, u64)>) -> Vec<u8> {
+/// (branch name, mark of its tip). With `skew`, one commit in ten is dated 20 minutes before
+/// its predecessor.
+fn stream(rng: &mut Lcg, first: u64, count: u64, tips: &mut Vec<(String, u64)>, skew: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut clock: i64 = 1_700_000_000 + first as i64 * 600;
     for mark in first..first + count {
         let roll = rng.below(100);
         // A third share the second of the previous commit; a few are dated two months ahead,
-        // so their children are older than they are. (Children dated before their parents
-        // throughout, git's own walk gets wrong: see `difference`.)
+        // so their children are older than they are.
         clock += if rng.below(3) == 0 { 0 } else { 600 };
+        if skew && rng.below(10) == 0 {
+            clock -= 1800;
+        }
         let date = if rng.below(60) == 0 { clock + 86_400 * 60 } else { clock };
         let b = rng.below(tips.len() as u64) as usize;
         let (target, parents) = if roll < 15 && tips.len() > 1 {
@@ -87,21 +90,23 @@ fn import(repo: &Path, stream: &[u8], marks: &Path) {
     assert!(child.wait().unwrap().success(), "git fast-import failed");
 }
 
+const ROOT: &[u8] = b"commit refs/heads/main\nmark :1\nauthor R <r@example.com> 1700000000 +0000\n\
+committer R <r@example.com> 1700000000 +0000\ndata 5\nroot\nM 644 inline f.txt\ndata 2\nr\n\n";
+
 /// 300 commits, then 120 more; a split commit-graph layer after each part, and a complete
 /// single-file graph of the first part kept aside as the stale one.
 fn history() -> (TestRepo, Vec<u8>) {
     let r = TestRepo::new();
-    let root = b"commit refs/heads/main\nmark :1\nauthor R <r@example.com> 1700000000 +0000\ncommitter R <r@example.com> 1700000000 +0000\ndata 5\nroot\nM 644 inline f.txt\ndata 2\nr\n\n";
     let marks = r.scratch().join("marks");
-    import(r.path(), root, &marks);
+    import(r.path(), ROOT, &marks);
     let mut rng = Lcg(7);
     let mut tips = vec![("main".to_string(), 1)];
-    import(r.path(), &stream(&mut rng, 2, 300, &mut tips), &marks);
+    import(r.path(), &stream(&mut rng, 2, 300, &mut tips, false), &marks);
     r.git(&["commit-graph", "write", "--reachable"]);
     let stale = std::fs::read(r.path().join(".git/objects/info/commit-graph")).unwrap();
     std::fs::remove_file(r.path().join(".git/objects/info/commit-graph")).unwrap();
     r.git(&["commit-graph", "write", "--reachable", "--split=no-merge"]);
-    import(r.path(), &stream(&mut rng, 302, 120, &mut tips), &marks);
+    import(r.path(), &stream(&mut rng, 302, 120, &mut tips, false), &marks);
     r.git(&["commit-graph", "write", "--reachable", "--split=no-merge"]);
     let chain = std::fs::read_to_string(r.path().join(".git/objects/info/commit-graphs/commit-graph-chain")).unwrap();
     assert_eq!(chain.lines().count(), 2, "two layers:\n{chain}");
@@ -251,4 +256,40 @@ fn commit_lists_equal_git_rev_list_with_and_without_commit_graphs() {
     std::fs::remove_file(info.join("commit-graph")).unwrap();
     std::fs::remove_dir_all(info.join("commit-graphs")).unwrap();
     check_against_git(&r, &inv, false, true);
+}
+
+/// Where commits are dated before their parents, git's date-ordered walk can stop before it
+/// has seen everything the hidden side reaches, and `git rev-list` then lists commits that
+/// side has. With a commit-graph prodiff finishes the walk by generation, and lists exactly
+/// the difference; in git's order, without git's extra commits.
+#[test]
+fn with_a_commit_graph_lists_are_exact_where_dates_lie_and_git_rev_list_is_not() {
+    let r = TestRepo::new();
+    let marks = r.scratch().join("marks");
+    import(r.path(), ROOT, &marks);
+    let mut tips = vec![("main".to_string(), 1)];
+    import(r.path(), &stream(&mut Lcg(11), 2, 300, &mut tips, true), &marks);
+    r.git(&["commit-graph", "write", "--reachable"]);
+    let all = r.rev_list(&["--all"]);
+    let rows: Vec<(String, String)> = (0..16)
+        .map(|i| (format!("e{i}"), format!("example.com/app:sha-{}", &all[(i * 19 + 3) % all.len()][..12])))
+        .collect();
+    let rows: Vec<InventoryRow> = rows.iter().map(|(e, i)| (e.as_str(), "app", i.as_str(), &[][..])).collect();
+    let inv = inventory(r.scratch(), "inv.json", &rows);
+    let mut git_wrong = 0;
+    for mainline in ["main", tips[1].0.as_str(), tips[tips.len() / 2].0.as_str()] {
+        let args = ["status", "--format", "json", "--mainline", mainline, "--inventory", inv.to_str().unwrap()];
+        let report = prodiff(r.path(), &args, None).json();
+        for row in report["results"].as_array().unwrap() {
+            let c = row["commit"].as_str().unwrap();
+            for (side, (a, b)) in [("behind", (mainline, c)), ("ahead", (c, mainline))] {
+                let exact = difference(&r, a, b);
+                let git = rev_list(&r, &format!("{b}..{a}"));
+                git_wrong += usize::from(sorted(&git) != exact);
+                let in_git_order: Vec<String> = git.into_iter().filter(|s| exact.contains(s)).collect();
+                assert_eq!(shas(&row[side]), in_git_order, "{b}..{a}");
+            }
+        }
+    }
+    assert!(git_wrong > 0, "this history makes git rev-list list commits the hidden side has");
 }

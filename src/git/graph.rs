@@ -18,6 +18,7 @@ const HASH_LEN: usize = 20;
 const PARENT_NONE: u32 = 0x7000_0000;
 const EXTRA_EDGES: u32 = 0x8000_0000;
 const LAST_EDGE: u32 = 0x8000_0000;
+const LEVEL_MAX: u32 = 0x3fff_ffff;
 
 /// All layers of a repository's commit-graph, base first. Positions are global across layers,
 /// as in git: a layer's commits come after all commits of the layers below it.
@@ -80,9 +81,10 @@ impl Graph {
         layer.oid(i)
     }
 
-    /// The committer date of the commit at `pos` (a position this graph handed out); its
-    /// parents' positions go into `parents`.
-    pub fn commit(&self, pos: u32, parents: &mut Vec<u32>) -> Result<i64, Corrupt> {
+    /// The committer date and topological level of the commit at `pos` (a position this graph
+    /// handed out); its parents' positions go into `parents`. The level is `None` where git
+    /// wrote none (0) or capped it: then it bounds nothing.
+    pub fn commit(&self, pos: u32, parents: &mut Vec<u32>) -> Result<(i64, Option<u32>), Corrupt> {
         let (layer, i) = self.layer(pos);
         let limit = layer.base + layer.count;
         let corrupt = || Corrupt(format!("commit {pos} has a parent position out of range"));
@@ -115,8 +117,10 @@ impl Graph {
         } else if p2 != PARENT_NONE {
             parent(p2)?;
         }
-        let hi = (layer.u32(at + 8) & 0x3) as i64;
-        Ok((hi << 32) | layer.u32(at + 12) as i64)
+        let word = layer.u32(at + 8);
+        let level = Some(word >> 2).filter(|&l| l != 0 && l != LEVEL_MAX);
+        let hi = (word & 0x3) as i64;
+        Ok(((hi << 32) | layer.u32(at + 12) as i64, level))
     }
 
     /// How many commits the graph has: positions run from 0 to this.
@@ -265,7 +269,12 @@ mod tests {
             let parents: Vec<&str> = words.filter(|w| !w.is_empty()).collect();
             let pos = graph.position(oid.as_bytes()).expect("every commit is in the graph");
             let mut got = Vec::new();
-            assert_eq!(graph.commit(pos, &mut got), Ok(date));
+            let (got_date, level) = graph.commit(pos, &mut got).unwrap();
+            assert_eq!(got_date, date);
+            // Levels grow from the roots: every parent is below its child.
+            for &p in &got {
+                assert!(graph.commit(p, &mut Vec::new()).unwrap().1 < level, "{line}");
+            }
             let got: Vec<String> =
                 got.iter().map(|&p| git2::Oid::from_bytes(graph.oid(p)).unwrap().to_string()).collect();
             assert_eq!(got, parents, "{line}");

@@ -23,6 +23,15 @@ pub(super) enum Key {
     Oid(Oid),
 }
 
+/// What loading a commit tells the walk.
+pub(super) struct Loaded {
+    pub date: i64,
+    /// Its topological level (1 for roots, more than any parent's), where a commit-graph has it.
+    pub level: Option<u32>,
+    /// The object's bytes, when it was read.
+    pub raw: Option<Vec<u8>>,
+}
+
 /// Where the walk gets a commit's parents and committer date.
 pub(super) trait Load {
     type Error;
@@ -31,9 +40,10 @@ pub(super) trait Load {
     fn oid(&self, key: Key) -> Oid;
     /// How many positions the commit-graph has (0 without one).
     fn positions(&self) -> usize;
-    /// Appends the keys of the parents of `key` to `parents`; returns its committer date and,
-    /// when the commit object was read, its bytes.
-    fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<(i64, Option<Vec<u8>>), Self::Error>;
+    /// Whether commits can have levels at all (there is a commit-graph).
+    fn levels(&self) -> bool;
+    /// Appends the keys of the parents of `key` to `parents`.
+    fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<Loaded, Self::Error>;
 }
 
 /// What a walk found: the commits, and whether a hidden commit is itself reachable from a
@@ -65,11 +75,15 @@ const HIDDEN: u8 = 32;
 struct Node {
     key: Key,
     date: i64,
+    /// Topological level; `u32::MAX` when unknown.
+    level: u32,
     flags: u8,
     /// This commit's parents: `parents[first..first + count]`.
     first: u32,
     count: u32,
-    raw: Option<Vec<u8>>,
+    /// Index + 1 of its object's bytes in `Walker::raws`; 0 when it was not read. (Kept out
+    /// of the node: walks of 100k+ commits are faster with small nodes.)
+    raw: u32,
 }
 
 struct Walker<'l, L> {
@@ -80,6 +94,7 @@ struct Walker<'l, L> {
     /// commits the graph lacks (keyed by the raw bytes: comparing `Oid`s goes through libgit2).
     by_pos: Vec<u32>,
     by_oid: HashMap<[u8; 20], u32, BuildHasherDefault<OidHasher>>,
+    raws: Vec<Vec<u8>>,
     parents: Vec<u32>,
     queue: BinaryHeap<(i64, Reverse<u64>, u32)>,
     seq: u64,
@@ -97,6 +112,7 @@ pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) ->
         nodes: Vec::new(),
         by_pos: vec![0; positions],
         by_oid: HashMap::default(),
+        raws: Vec::new(),
         parents: Vec::new(),
         queue: BinaryHeap::new(),
         seq: 0,
@@ -126,14 +142,18 @@ pub(super) fn rev_list<L: Load>(loader: &mut L, tips: &[Oid], hidden: &[Oid]) ->
         w.push(n);
     }
     let order = w.limit(!hidden.is_empty())?;
+    if !hidden.is_empty() && w.loader.levels() {
+        w.settle(&order)?;
+    }
     let reached_hidden = w.reached_hidden;
-    let (loader, mut nodes) = (w.loader, w.nodes);
+    let (loader, nodes, mut raws) = (w.loader, w.nodes, w.raws);
     let mut out = Vec::with_capacity(order.len());
     for n in order {
-        let node = &mut nodes[n as usize];
+        let node = &nodes[n as usize];
         if node.flags & UNINTERESTING == 0 {
             let oid = loader.oid(node.key);
-            out.push(Walked { oid, date: node.date, parents: node.count, raw: node.raw.take() });
+            let raw = node.raw.checked_sub(1).map(|i| std::mem::take(&mut raws[i as usize]));
+            out.push(Walked { oid, date: node.date, parents: node.count, raw });
         }
     }
     Ok(Walk { commits: out, reached_hidden })
@@ -159,6 +179,30 @@ impl<L: Load> Walker<'_, L> {
             out.push(n);
         }
         Ok(out)
+    }
+
+    /// Where git's walk ends, dates have decided: a commit dated before its parents can leave
+    /// an ancestor of a hidden commit unvisited, and git then lists commits the hidden side
+    /// has. Levels decide exactly: a commit only reaches commits of a lower level, so the
+    /// uninteresting commits still queued are followed while their level is above the lowest
+    /// level listed, or unknown (newer than the commit-graph). With dates that do not lie this
+    /// follows nothing.
+    fn settle(&mut self, listed: &[u32]) -> Result<(), L::Error> {
+        let floor = listed
+            .iter()
+            .map(|&n| &self.nodes[n as usize])
+            .filter(|node| node.flags & UNINTERESTING == 0)
+            .map(|node| node.level)
+            .min()
+            .unwrap_or(u32::MAX);
+        while let Some(n) = self.pop() {
+            let level = self.nodes[n as usize].level;
+            if level == u32::MAX || level > floor {
+                self.process_parents(n)?;
+                self.mark_parents(n);
+            }
+        }
+        Ok(())
     }
 
     fn still_interesting(&self, date: i64, slop: u32) -> u32 {
@@ -249,7 +293,7 @@ impl<L: Load> Walker<'_, L> {
         };
         if *slot == 0 {
             *slot = next;
-            self.nodes.push(Node { key, date: 0, flags: 0, first: 0, count: 0, raw: None });
+            self.nodes.push(Node { key, date: 0, level: u32::MAX, flags: 0, first: 0, count: 0, raw: 0 });
         }
         *slot - 1
     }
@@ -260,7 +304,7 @@ impl<L: Load> Walker<'_, L> {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let (date, raw) = self.loader.load(self.nodes[n as usize].key, &mut scratch)?;
+        let Loaded { date, level, raw } = self.loader.load(self.nodes[n as usize].key, &mut scratch)?;
         let first = self.parents.len() as u32;
         for key in &scratch {
             let p = self.node(*key);
@@ -269,7 +313,11 @@ impl<L: Load> Walker<'_, L> {
         self.scratch = scratch;
         let node = &mut self.nodes[n as usize];
         node.date = date;
-        node.raw = raw;
+        node.level = level.unwrap_or(u32::MAX);
+        if let Some(raw) = raw {
+            self.raws.push(raw);
+            node.raw = self.raws.len() as u32;
+        }
         node.first = first;
         node.count = self.parents.len() as u32 - first;
         node.flags |= LOADED;
@@ -300,15 +348,16 @@ impl Hasher for OidHasher {
 mod tests {
     use super::*;
 
-    /// A history in memory: commit number -> (date, parents).
-    struct Mem(HashMap<Oid, (i64, Vec<Oid>)>, usize);
+    /// A history in memory: commit number -> (date, parents); loads counted; levels given
+    /// (as a commit-graph would) or not.
+    struct Mem(HashMap<Oid, (i64, Vec<Oid>)>, usize, bool);
 
     fn id(n: u8) -> Oid {
         Oid::from_bytes(&[n; 20]).unwrap()
     }
 
     fn history(commits: &[(u8, i64, &[u8])]) -> Mem {
-        Mem(commits.iter().map(|(n, d, ps)| (id(*n), (*d, ps.iter().map(|p| id(*p)).collect()))).collect(), 0)
+        Mem(commits.iter().map(|(n, d, ps)| (id(*n), (*d, ps.iter().map(|p| id(*p)).collect()))).collect(), 0, false)
     }
 
     impl Load for Mem {
@@ -325,12 +374,22 @@ mod tests {
         fn positions(&self) -> usize {
             0
         }
-        fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<(i64, Option<Vec<u8>>), String> {
+        fn levels(&self) -> bool {
+            self.2
+        }
+        fn load(&mut self, key: Key, parents: &mut Vec<Key>) -> Result<Loaded, String> {
             self.1 += 1;
             let oid = self.oid(key);
             let (date, ps) = self.0.get(&oid).ok_or(format!("missing {oid}"))?;
             parents.extend(ps.iter().map(|p| Key::Oid(*p)));
-            Ok((*date, None))
+            let level = if self.2 { Some(self.level(oid)) } else { None };
+            Ok(Loaded { date: *date, level, raw: None })
+        }
+    }
+
+    impl Mem {
+        fn level(&self, oid: Oid) -> u32 {
+            1 + self.0[&oid].1.iter().map(|p| self.level(*p)).max().unwrap_or(0)
         }
     }
 
@@ -387,6 +446,22 @@ mod tests {
         // 3 (hidden) sits on 2, whose date is later than the tip's: git's slop keeps walking.
         let mut h = history(&[(1, 10, &[]), (2, 100, &[1]), (3, 30, &[2]), (4, 40, &[2]), (5, 50, &[4, 3])]);
         assert_eq!(list(&mut h, &[5], &[3]), vec![5, 4]);
+    }
+
+    #[test]
+    fn levels_finish_the_walk_where_a_commit_dated_too_early_ends_it_too_soon() {
+        // T(100) - B(20) - C(10); the hidden H(90) reaches B through S1(9) .. S7(3), dated
+        // before their parents: git's walk gives up on that chain and lists B and C.
+        let mut commits: Vec<(u8, i64, Vec<u8>)> =
+            vec![(1, 10, vec![]), (2, 20, vec![1]), (3, 100, vec![2]), (10, 90, vec![11])];
+        for s in 11..=17u8 {
+            commits.push((s, 20 - s as i64, vec![if s == 17 { 2 } else { s + 1 }]));
+        }
+        let refs: Vec<(u8, i64, &[u8])> = commits.iter().map(|(n, d, p)| (*n, *d, p.as_slice())).collect();
+        let mut h = history(&refs);
+        assert_eq!(list(&mut h, &[3], &[10]), vec![3, 2, 1], "as git rev-list 3 ^10 answers");
+        h.2 = true;
+        assert_eq!(list(&mut h, &[3], &[10]), vec![3], "with levels, as it is");
     }
 
     #[test]
