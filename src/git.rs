@@ -81,7 +81,9 @@ struct Loader<'r> {
     repo: &'r Repo,
     odb: git2::Odb<'r>,
     graph: Option<&'r graph::Graph>,
+    /// Scratch lists of parents, reused from commit to commit.
     positions: Vec<u32>,
+    ids: Vec<Oid>,
     /// Set when the graph turned out to be corrupt: the walk is then done again without it.
     corrupt: Option<graph::Corrupt>,
 }
@@ -131,9 +133,11 @@ impl walk::Load for Loader<'_> {
             _ => self.oid(key),
         };
         let obj = read_commit(&self.repo.path, &self.odb, oid)?;
-        let mut ids = Vec::new();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
         let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
-        parents.extend(ids.into_iter().map(|id| self.key(id)));
+        parents.extend(ids.iter().map(|&id| self.key(id)));
+        self.ids = ids;
         Ok(walk::Loaded { date, level: None, raw: Some(obj.data().to_vec()) })
     }
 }
@@ -271,7 +275,8 @@ impl Repo {
         let tips = tips.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
         let hidden = hidden.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
         let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-        let mut loader = Loader { repo: self, odb, graph: self.graph(), positions: Vec::new(), corrupt: None };
+        let mut loader =
+            Loader { repo: self, odb, graph: self.graph(), positions: Vec::new(), ids: Vec::new(), corrupt: None };
         let walk = walk::rev_list(&mut loader, &tips, &hidden);
         let Some(graph::Corrupt(why)) = loader.corrupt.take() else { return walk };
         eprintln!("prodiff: warning: not using the commit-graph ({why}); reading commits instead");

@@ -6,7 +6,7 @@
 //!
 //! Each commit is loaded once, through [`Load`]: from the commit-graph when it has the commit,
 //! else from its object, whose bytes are kept so the report can be built without reading
-//! it again.
+//! it again. With a commit-graph the walk then settles what dates could not: see `settle`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
