@@ -124,7 +124,7 @@ impl Transport {
                 continue;
             }
             if retriable(status) && attempt < RETRIES {
-                let wait = retry_after(resp.headers()).unwrap_or(backoff(attempt));
+                let wait = retry_after(resp.headers(), chrono::Utc::now()).unwrap_or(backoff(attempt));
                 if waited + wait <= MAX_WAIT {
                     tokio::time::sleep(wait).await;
                     waited += wait;
@@ -341,10 +341,16 @@ fn retriable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is treated as "use the backoff").
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = header(headers, RETRY_AFTER.as_str()).trim().parse().ok()?;
-    Some(Duration::from_secs(secs))
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 10.2.3), from `now`; a date already
+/// past means at once. Anything else is `None`: the caller backs off on its own.
+fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = header(headers, RETRY_AFTER.as_str());
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.to_utc() - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -411,6 +417,21 @@ mod tests {
         let echoed = format!("bad password pw-123 in {header}");
         let clean = scrub(&echoed, &creds);
         assert!(!clean.contains("pw-123") && !clean.contains(header.trim_start_matches("Basic ")));
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T08:49:07Z").unwrap().to_utc();
+        let after = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(after("Wed, 25 Nov 2026 08:49:37 GMT"), Some(Duration::from_secs(30)));
+        assert_eq!(after("Wed, 25 Nov 2026 08:00:00 GMT"), Some(Duration::ZERO), "a date already past");
+        assert_eq!(after("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
     #[test]
