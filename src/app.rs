@@ -42,12 +42,12 @@ pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Resu
 }
 
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "status")?;
+    let report = status_report(g, &args.environments, "status", counts_only(g))?;
     emit(&report, View::Status, g, out)
 }
 
 fn check(g: &Global, args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut report = status_report(g, &args.environments, "check")?;
+    let mut report = status_report(g, &args.environments, "check", counts_only(g))?;
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     if let Some(b) = &baseline {
         b.apply(&mut report);
@@ -63,7 +63,7 @@ fn check(g: &Global, args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
 }
 
 fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "snapshot")?;
+    let report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
     match &args.output {
         None => report::json::render(&report, out)?,
         Some(path) => {
@@ -103,14 +103,20 @@ fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
 
 /// The status of the chosen environments (all when none), compared with the mainline and
 /// judged by the policy.
-fn status_report(g: &Global, environments: &[String], command: &str) -> Result<Report> {
+/// The status table shows how many commits each row lacks, never which: those need not be
+/// read. Every other format lists them.
+fn counts_only(g: &Global) -> Detail {
+    if g.format == Format::Table {
+        Detail::Counts
+    } else {
+        Detail::Full
+    }
+}
+
+fn status_report(g: &Global, environments: &[String], command: &str, detail: Detail) -> Result<Report> {
     let mut audit = Audit::load(g)?;
     audit.only(environments)?;
-    // The status table shows how many commits each row lacks, never which: those need not
-    // be read. Every other format lists them.
-    if g.format == Format::Table && command != "snapshot" {
-        audit.detail = Detail::Counts;
-    }
+    audit.detail = detail;
     let mut rows = audit.compare_with_mainline()?;
     audit.add_promotions(&mut rows)?;
     let declared = audit.cross_check(&mut rows)?;
