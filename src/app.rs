@@ -30,6 +30,17 @@ use crate::source::{declared as declared_source, docker, http, inventory, kubern
 /// run their async phase on it.
 pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
     let _runtime = rt.enter();
+    if cli.global.format == Format::Junit {
+        let name = match &cli.command {
+            Command::Contains(_) => Some("contains"),
+            Command::Plan(_) => Some("plan"),
+            Command::Rollback(_) => Some("rollback"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            bail!("--format junit reports findings per service and environment: use it with status, diff or check, not {name}");
+        }
+    }
     match &cli.command {
         Command::Status(args) => status(&cli.global, args, out),
         Command::Diff(args) => diff(&cli.global, args, out),

@@ -192,6 +192,10 @@ fn every_format_renders_the_demo() {
     expect_file("check.expected.github", &run.stdout);
     let md = std::fs::read_to_string(summary.path()).unwrap();
     assert!(md.starts_with("## prodiff check") && md.contains("❌ **Check failed**: 2 denied"), "{md}");
+    expect_file("check.expected.junit.xml", &run_demo(&["check", "--format", "junit"], &[]).expect_code(1).stdout);
+    let run = run_demo(&["plan", "production", "--to", "staging", "--format", "junit"], &[]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("use it with status, diff or check, not plan"), "{}", run.context);
     expect_file(
         "diff.expected.md",
         &run_demo(&["diff", "production", "--format", "markdown"], &[]).expect_code(1).stdout,

@@ -6,6 +6,7 @@
 
 pub mod github;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 pub mod table;
 pub mod workflows;
@@ -30,6 +31,9 @@ pub enum Format {
     Markdown,
     /// GitHub Actions annotations, then the table; a job summary when GITHUB_STEP_SUMMARY is set.
     Github,
+    /// JUnit XML for CI test reports: a test case per service in each environment, failed by
+    /// denied findings.
+    Junit,
 }
 
 /// Which picture of the report a command wants.
@@ -48,6 +52,7 @@ pub fn render(report: &Report, view: View, format: Format, color: bool, out: &mu
         Format::Json => json::render(report, out),
         Format::Markdown => markdown::render(report, view, out),
         Format::Github => github::render(report, view, out),
+        Format::Junit => junit::render(report, out),
     }
 }
 

@@ -52,7 +52,8 @@ pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Wr
     match format {
         Format::Json => super::json::to_writer(report, out),
         Format::Markdown => contains_markdown(report, out),
-        Format::Table | Format::Github => contains_table(report, out),
+        // JUnit is refused for this command before it runs (app::run).
+        Format::Table | Format::Github | Format::Junit => contains_table(report, out),
     }
 }
 
@@ -173,7 +174,7 @@ pub fn render_plan(report: &PlanReport, format: Format, out: &mut dyn Write) -> 
     match format {
         Format::Json => super::json::to_writer(report, out),
         Format::Markdown => plan_markdown(report, out),
-        Format::Table | Format::Github => plan_table(report, out),
+        Format::Table | Format::Github | Format::Junit => plan_table(report, out),
     }
 }
 
@@ -312,7 +313,9 @@ pub struct Candidate {
 pub fn render_rollback(report: &RollbackReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Json => super::json::to_writer(report, out),
-        Format::Markdown | Format::Table | Format::Github => rollback_table(report, format == Format::Markdown, out),
+        Format::Markdown | Format::Table | Format::Github | Format::Junit => {
+            rollback_table(report, format == Format::Markdown, out)
+        }
     }
 }
 
