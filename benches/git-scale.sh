@@ -36,6 +36,17 @@ cat > "$work/inventory.json" <<JSON
   {"environment": "old", "image": "bench/api:sha-${old:0:12}"}
 ]}
 JSON
+# A monorepo's view: ten services, each with a path filter (svcN/), all running `recent`.
+{ echo 'mainline = "main"'
+  for i in $(seq 0 9); do printf '[services.svc%d]\nimage = "bench/svc%d"\npaths = ["svc%d/"]\n' "$i" "$i" "$i"; done
+} > "$work/paths.toml"
+{ echo '{"workloads": ['
+  for i in $(seq 0 9); do
+    sep=,; [ "$i" = 9 ] && sep=
+    echo "{\"environment\": \"recent\", \"image\": \"bench/svc$i:sha-${recent:0:12}\"}$sep"
+  done
+  echo ']}'
+} > "$work/inventory-paths.json"
 echo "repository: $(git -C "$repo" rev-list --count --all) commits, $(git -C "$repo" tag | wc -l) tags"
 echo "recent: $(git -C "$repo" rev-list --count "$recent..main") commits behind; old: $(git -C "$repo" rev-list --count "$old..main") behind"
 
@@ -50,6 +61,12 @@ bench() { # label
       -n "prodiff diff --format json" "$bin diff $env --repo $repo --inventory $work/inventory.json --format json"
     cat "$work/$1-$env.md"
   done
+  hyperfine --warmup 1 --runs 5 --style basic --export-markdown "$work/$1-paths.md" \
+    -n "git rev-list --count -- svcN/, once per service" \
+    "for i in 0 1 2 3 4 5 6 7 8 9; do git -C $repo rev-list --count $recent..main -- svc\$i/; done" \
+    -n "prodiff status, 10 services with paths" \
+    "$bin status --repo $repo --config $work/paths.toml --inventory $work/inventory-paths.json --offline"
+  cat "$work/$1-paths.md"
   /usr/bin/time -f "prodiff diff old --format json ($1): peak RSS %M KiB" \
     "$bin" diff old --repo "$repo" --inventory "$work/inventory.json" --format json >/dev/null
 }

@@ -149,21 +149,33 @@ fn diff_lists_the_exact_commits_both_ways_and_against_another_environment() {
 fn path_filters_equal_git_rev_list_with_a_pathspec() {
     let r = release_history();
     let cfg = r.scratch().join("paths.toml");
-    std::fs::write(&cfg, "[services.web]\nimage = \"shop/web\"\npaths = [\"web\"]\n[services.api]\nimage = \"shop/api\"\npaths = [\"api/\"]\n").unwrap();
-    // No service names: they come from the config's image mapping.
+    // Directories with and without a slash, a file, wildcards (matched against each
+    // commit's changed files), and a path no commit touches.
+    let paths = [
+        ("web", "web"),
+        ("api", "api/"),
+        ("search", "web/search.txt"),
+        ("pay", "api/p*.txt"),
+        ("txt", "*.txt"),
+        ("none", "nope/"),
+    ];
+    let mut toml = String::new();
+    let mut workloads = Vec::new();
+    for (service, path) in paths {
+        toml.push_str(&format!("[services.{service}]\nimage = \"shop/{service}\"\npaths = [\"{path}\"]\n"));
+        // No service names: they come from the config's image mapping.
+        workloads.push(serde_json::json!({"environment": "production", "image": format!("shop/{service}:1.0.0")}));
+    }
+    std::fs::write(&cfg, toml).unwrap();
     let inv = r.scratch().join("inv-paths.json");
-    let json = serde_json::json!({"workloads": [
-        {"environment": "production", "image": "shop/web:1.0.0"},
-        {"environment": "production", "image": "docker.io/shop/api:1.0.0"},
-    ]});
-    std::fs::write(&inv, json.to_string()).unwrap();
+    std::fs::write(&inv, serde_json::json!({ "workloads": workloads }).to_string()).unwrap();
     let run = status(&r, &inv, &["--config", cfg.to_str().unwrap()]);
     let report = run.json();
-    for (service, path) in [("web", "web"), ("api", "api/")] {
+    for (service, path) in paths {
         let got = shas(&row(&report, "production", service)["behind"]);
         let want = r.rev_list(&["--full-history", "--no-merges", "v1.0.0..main", "--", path]);
-        assert_eq!(got, want, "{service}");
-        assert!(!want.is_empty());
+        assert_eq!(got, want, "{service}: {path}");
+        assert_eq!(want.is_empty(), service == "none", "{service}: {path}");
     }
 }
 
