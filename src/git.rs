@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use git2::{DiffOptions, ErrorCode, ObjectType, Oid, Repository};
@@ -79,9 +80,13 @@ pub struct Repo {
     /// For `touches`: each commit's tree and first parent's (None: a merge), the files it
     /// changes, and compiled path filters with wildcards.
     trees: RefCell<HashMap<Oid, Trees>>,
+    /// Ranges walked for path-filtered comparisons, by (include, exclude).
+    walks: RefCell<HashMap<(CommitId, CommitId), SharedLog>>,
     changed: RefCell<HashMap<Oid, Vec<String>>>,
     specs: RefCell<HashMap<Vec<String>, git2::Pathspec>>,
 }
+
+type SharedLog = Rc<Log<Brief>>;
 
 /// A commit's tree and its first parent's (None for a root commit); None for a merge.
 type Trees = Option<(Oid, Option<Oid>)>;
@@ -178,6 +183,7 @@ impl Repo {
             graph: Default::default(),
             graph_broken: Default::default(),
             trees: Default::default(),
+            walks: Default::default(),
             changed: Default::default(),
             specs: Default::default(),
         })
@@ -276,6 +282,17 @@ impl Repo {
     pub fn log(&self, include: &CommitId, exclude: &CommitId) -> Result<Log<CommitInfo>, GitError> {
         let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
         Ok(Log { commits: self.infos(walk.commits)?, includes_exclude: walk.reached_hidden })
+    }
+
+    /// `log_brief`, walked once per run for each range: services with path filters share it.
+    pub fn log_brief_shared(&self, include: &CommitId, exclude: &CommitId) -> Result<SharedLog, GitError> {
+        let key = (include.clone(), exclude.clone());
+        if let Some(log) = self.walks.borrow().get(&key) {
+            return Ok(log.clone());
+        }
+        let log = Rc::new(self.log_brief(include, exclude)?);
+        self.walks.borrow_mut().insert(key, log.clone());
+        Ok(log)
     }
 
     /// `log` without reading the commits: ids, commit dates and parent counts.
@@ -457,9 +474,9 @@ impl Repo {
         let mut specs = self.specs.borrow_mut();
         let spec = match specs.entry(paths.to_vec()) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                git2::Pathspec::new(paths).map_err(|e| self.read_err(&format!("reading paths {paths:?}"), e))?,
-            ),
+            Entry::Vacant(e) => {
+                e.insert(git2::Pathspec::new(paths).map_err(|e| self.read_err(&format!("reading paths {paths:?}"), e))?)
+            }
         };
         let changed = self.changed.borrow();
         Ok(changed[&oid].iter().any(|f| spec.matches_path(Path::new(f), git2::PathspecFlags::DEFAULT)))

@@ -29,49 +29,73 @@ pub fn compare(
     tickets: &TicketMatcher,
     detail: Detail,
 ) -> Result<Comparison, GitError> {
-    let (behind, includes_running) = match detail {
-        Detail::Full => {
-            let log = repo.log(target, running)?;
-            (log.commits.into_iter().map(|c| to_record(c, tickets)).collect(), log.includes_exclude)
-        }
-        Detail::Counts => {
-            let log = repo.log_brief(target, running)?;
-            (log.commits.into_iter().map(brief_record).collect(), log.includes_exclude)
-        }
-    };
+    let behind = range(repo, (target, running), paths, tickets, detail)?;
     // When the target contains what runs, nothing runs that the target lacks: no need to walk
     // the target's whole range a second time to find that out.
-    let ahead = match includes_running {
-        true => Vec::new(),
-        false => repo.log(running, target)?.commits.into_iter().map(|c| to_record(c, tickets)).collect(),
+    let ahead = match behind.includes_exclude {
+        true => Range { records: Vec::new(), includes_exclude: false, unfiltered_empty: true },
+        false => range(repo, (running, target), paths, tickets, Detail::Full)?,
     };
-    let behind = filtered(repo, behind, paths)?;
-    let ahead = filtered(repo, ahead, paths)?;
-    // Patch-ids cost a diff each: only worth it when both sides have commits to pair.
-    let pair = !behind.is_empty() && !ahead.is_empty();
-    // When one side is empty the other commit is an ancestor: that is the merge base, and
-    // asking libgit2 would walk the whole range a third time.
-    let merge_base = match (behind.is_empty(), ahead.is_empty()) {
-        (_, true) if paths.is_empty() => Some(running.clone()),
-        (true, _) if paths.is_empty() => Some(target.clone()),
+    // When one side is empty (before any path filter) the other commit is an ancestor: that
+    // is the merge base, and asking libgit2 would walk the whole range again.
+    let merge_base = match (behind.unfiltered_empty, ahead.unfiltered_empty) {
+        (_, true) => Some(running.clone()),
+        (true, _) => Some(target.clone()),
         _ => repo.merge_base(running, target)?,
     };
-    let behind = sides(repo, behind, pair)?;
-    let ahead = sides(repo, ahead, pair)?;
+    // Patch-ids cost a diff each: only worth it when both sides have commits to pair.
+    let pair = !behind.records.is_empty() && !ahead.records.is_empty();
+    let behind = sides(repo, behind.records, pair)?;
+    let ahead = sides(repo, ahead.records, pair)?;
     Ok(Comparison::new(target_name.to_string(), target.clone(), merge_base, behind, ahead))
 }
 
-fn filtered(repo: &Repo, commits: Vec<CommitRecord>, paths: &[String]) -> Result<Vec<CommitRecord>, GitError> {
+/// One side of a comparison: `include ^exclude`, filtered by `paths`.
+struct Range {
+    records: Vec<CommitRecord>,
+    /// `include` contains `exclude`: the opposite range is empty.
+    includes_exclude: bool,
+    /// Nothing in the range even before the path filter.
+    unfiltered_empty: bool,
+}
+
+fn range(
+    repo: &Repo,
+    (include, exclude): (&CommitId, &CommitId),
+    paths: &[String],
+    tickets: &TicketMatcher,
+    detail: Detail,
+) -> Result<Range, GitError> {
+    let range = |records: Vec<CommitRecord>, includes_exclude: bool| Range {
+        unfiltered_empty: records.is_empty(),
+        records,
+        includes_exclude,
+    };
     if paths.is_empty() {
-        return Ok(commits);
+        return Ok(match detail {
+            Detail::Full => {
+                let log = repo.log(include, exclude)?;
+                range(log.commits.into_iter().map(|c| to_record(c, tickets)).collect(), log.includes_exclude)
+            }
+            Detail::Counts => {
+                let log = repo.log_brief(include, exclude)?;
+                range(log.commits.into_iter().map(brief_record).collect(), log.includes_exclude)
+            }
+        });
     }
-    let mut out = Vec::new();
-    for c in commits {
-        if repo.touches(&c.sha, paths)? {
-            out.push(c);
+    // With a path filter the walk is shared by every service on this range, and only the
+    // commits that touch the paths are read.
+    let log = repo.log_brief_shared(include, exclude)?;
+    let mut records = Vec::new();
+    for b in &log.commits {
+        if repo.touches(&b.id, paths)? {
+            records.push(match detail {
+                Detail::Full => to_record(repo.commit_info(&b.id)?, tickets),
+                Detail::Counts => brief_record(b.clone()),
+            });
         }
     }
-    Ok(out)
+    Ok(Range { records, includes_exclude: log.includes_exclude, unfiltered_empty: log.commits.is_empty() })
 }
 
 fn sides(repo: &Repo, records: Vec<CommitRecord>, patch_ids: bool) -> Result<Side, GitError> {

@@ -176,6 +176,9 @@ fn path_filters_equal_git_rev_list_with_a_pathspec() {
         let want = r.rev_list(&["--full-history", "--no-merges", "v1.0.0..main", "--", path]);
         assert_eq!(got, want, "{service}: {path}");
         assert_eq!(want.is_empty(), service == "none", "{service}: {path}");
+        // The merge base does not depend on the filter.
+        let base = r.git(&["merge-base", "v1.0.0", "main"]);
+        assert_eq!(row(&report, "production", service)["merge_base"], base.trim(), "{service}");
     }
 }
 
