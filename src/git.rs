@@ -4,8 +4,8 @@
 //! strings, never a `git2::Commit<'repo>`. Every walk error is returned, never dropped.
 //! This module only reads: it never writes refs, objects or config.
 
-use std::cell::RefCell;
-use std::collections::hash_map::{Entry, HashMap};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -16,6 +16,7 @@ use crate::model::CommitId;
 
 mod commit;
 mod graph;
+mod paths;
 mod walk;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,21 +76,15 @@ pub struct Brief {
 pub struct Repo {
     repo: Repository,
     path: PathBuf,
-    graph: std::cell::OnceCell<Option<graph::Graph>>,
-    graph_broken: std::cell::Cell<bool>,
-    /// For `touches`: each commit's tree and first parent's (None: a merge), the files it
-    /// changes, and compiled path filters with wildcards.
-    trees: RefCell<HashMap<Oid, Trees>>,
+    graph: OnceCell<Option<graph::Graph>>,
+    graph_broken: Cell<bool>,
     /// Ranges walked for path-filtered comparisons, by (include, exclude).
     walks: RefCell<HashMap<(CommitId, CommitId), SharedLog>>,
-    changed: RefCell<HashMap<Oid, Vec<String>>>,
-    specs: RefCell<HashMap<Vec<String>, git2::Pathspec>>,
+    /// What `touches` learnt of each commit.
+    touched: paths::Touched,
 }
 
 type SharedLog = Rc<Log<Brief>>;
-
-/// A commit's tree and its first parent's (None for a root commit); None for a merge.
-type Trees = Option<(Oid, Option<Oid>)>;
 
 /// Loads commits for the walk: from the commit-graph when it has them, else from objects.
 struct Loader<'r> {
@@ -182,10 +177,8 @@ impl Repo {
             path,
             graph: Default::default(),
             graph_broken: Default::default(),
-            trees: Default::default(),
             walks: Default::default(),
-            changed: Default::default(),
-            specs: Default::default(),
+            touched: Default::default(),
         })
     }
 
@@ -442,92 +435,6 @@ impl Repo {
         }
         let pid = diff.patchid(None).map_err(|e| self.read_err(&doing(), e))?;
         Ok(Some(pid.to_string()))
-    }
-
-    /// True when a non-merge commit changes a path under one of `paths` (like
-    /// `git rev-list --no-merges -- paths`). Merges never match. Literal paths are answered
-    /// the way git prunes a tree diff: the entry at that path, in the commit's tree and its
-    /// parent's, differs or not. Patterns with wildcards are matched against the files the
-    /// commit changes, diffed once per run whatever the number of services asking.
-    pub fn touches(&self, id: &CommitId, paths: &[String]) -> Result<bool, GitError> {
-        let doing = || format!("diffing {}", id.short());
-        let oid = self.oid(id)?;
-        let Some((tree, parent)) = self.trees_of(oid)? else { return Ok(false) };
-        if paths.iter().all(|p| !p.contains(['*', '?', '[', '\\']) && !p.starts_with([':', '!'])) {
-            let find = |t: Oid| self.repo.find_tree(t).map_err(|e| self.read_err(&doing(), e));
-            let (tree, parent) = (find(tree)?, parent.map(find).transpose()?);
-            for path in paths {
-                let before = match &parent {
-                    Some(t) => self.entry(t, path)?,
-                    None => None,
-                };
-                if self.entry(&tree, path)? != before {
-                    return Ok(true);
-                }
-            }
-            return Ok(false);
-        }
-        if !self.changed.borrow().contains_key(&oid) {
-            let files = self.changed_files(tree, parent).map_err(|e| self.read_err(&doing(), e))?;
-            self.changed.borrow_mut().insert(oid, files);
-        }
-        let mut specs = self.specs.borrow_mut();
-        let spec = match specs.entry(paths.to_vec()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                e.insert(git2::Pathspec::new(paths).map_err(|e| self.read_err(&format!("reading paths {paths:?}"), e))?)
-            }
-        };
-        let changed = self.changed.borrow();
-        Ok(changed[&oid].iter().any(|f| spec.matches_path(Path::new(f), git2::PathspecFlags::DEFAULT)))
-    }
-
-    /// A commit's tree and its first parent's, read once per run; None for merges.
-    fn trees_of(&self, oid: Oid) -> Result<Trees, GitError> {
-        if let Some(known) = self.trees.borrow().get(&oid) {
-            return Ok(*known);
-        }
-        let doing = || format!("reading commit {oid}");
-        let c = self.repo.find_commit(oid).map_err(|e| self.read_err(&doing(), e))?;
-        let trees = match c.parent_count() {
-            0 => Some((c.tree_id(), None)),
-            1 => Some((c.tree_id(), Some(c.parent(0).map_err(|e| self.read_err(&doing(), e))?.tree_id()))),
-            _ => None,
-        };
-        self.trees.borrow_mut().insert(oid, trees);
-        Ok(trees)
-    }
-
-    /// The id of what is at `path` in `tree` (`""` or `.`: the tree itself); None if nothing.
-    fn entry(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<Oid>, GitError> {
-        let path = path.trim_end_matches('/');
-        if path.is_empty() || path == "." {
-            return Ok(Some(tree.id()));
-        }
-        match tree.get_path(Path::new(path)) {
-            Ok(entry) => Ok(Some(entry.id())),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(self.read_err(&format!("looking up {path}"), e)),
-        }
-    }
-
-    /// The paths a (non-merge) commit changes against its first parent, both sides of each
-    /// change.
-    fn changed_files(&self, tree: Oid, parent: Option<Oid>) -> Result<Vec<String>, git2::Error> {
-        let tree = self.repo.find_tree(tree)?;
-        let parent = parent.map(|p| self.repo.find_tree(p)).transpose()?;
-        let diff = self.repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
-        let mut files = Vec::new();
-        for delta in diff.deltas() {
-            for file in [delta.old_file(), delta.new_file()] {
-                if let Some(path) = file.path().map(|p| p.to_string_lossy().into_owned()) {
-                    if files.last() != Some(&path) {
-                        files.push(path);
-                    }
-                }
-            }
-        }
-        Ok(files)
     }
 
     /// Files changed between two commits with lines added and removed, for plans.

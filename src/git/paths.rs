@@ -1,0 +1,113 @@
+//! Which commits touch a service's paths (`git rev-list --no-merges -- PATHS`), answered
+//! cheaply for many services over the same commits: literal paths the way git prunes a tree
+//! diff (the entry at that path in the commit's tree and its parent's differs or not),
+//! wildcard patterns against the files each commit changes, diffed at most once per run.
+
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
+use std::path::Path;
+
+use git2::{ErrorCode, Oid};
+
+use super::{GitError, Repo};
+use crate::model::CommitId;
+
+/// A commit's tree and its first parent's (None for a root commit); None for a merge.
+type Trees = Option<(Oid, Option<Oid>)>;
+
+/// What `touches` keeps for the run: each commit's trees, the files it changes (for
+/// wildcard patterns) and each compiled pattern list.
+#[derive(Default)]
+pub(super) struct Touched {
+    trees: RefCell<HashMap<Oid, Trees>>,
+    changed: RefCell<HashMap<Oid, Vec<String>>>,
+    specs: RefCell<HashMap<Vec<String>, git2::Pathspec>>,
+}
+
+impl Repo {
+    /// True when a non-merge commit changes a path under one of `paths` (like
+    /// `git rev-list --no-merges -- paths`). Merges never match. Literal paths are answered
+    /// the way git prunes a tree diff: the entry at that path, in the commit's tree and its
+    /// parent's, differs or not. Patterns with wildcards are matched against the files the
+    /// commit changes, diffed once per run whatever the number of services asking.
+    pub fn touches(&self, id: &CommitId, paths: &[String]) -> Result<bool, GitError> {
+        let doing = || format!("diffing {}", id.short());
+        let oid = self.oid(id)?;
+        let Some((tree, parent)) = self.trees_of(oid)? else { return Ok(false) };
+        if paths.iter().all(|p| !p.contains(['*', '?', '[', '\\']) && !p.starts_with([':', '!'])) {
+            let find = |t: Oid| self.repo.find_tree(t).map_err(|e| self.read_err(&doing(), e));
+            let (tree, parent) = (find(tree)?, parent.map(find).transpose()?);
+            for path in paths {
+                let before = match &parent {
+                    Some(t) => self.entry(t, path)?,
+                    None => None,
+                };
+                if self.entry(&tree, path)? != before {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        if !self.touched.changed.borrow().contains_key(&oid) {
+            let files = self.changed_files(tree, parent).map_err(|e| self.read_err(&doing(), e))?;
+            self.touched.changed.borrow_mut().insert(oid, files);
+        }
+        let mut specs = self.touched.specs.borrow_mut();
+        let spec = match specs.entry(paths.to_vec()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                e.insert(git2::Pathspec::new(paths).map_err(|e| self.read_err(&format!("reading paths {paths:?}"), e))?)
+            }
+        };
+        let changed = self.touched.changed.borrow();
+        Ok(changed[&oid].iter().any(|f| spec.matches_path(Path::new(f), git2::PathspecFlags::DEFAULT)))
+    }
+
+    /// A commit's tree and its first parent's, read once per run; None for merges.
+    fn trees_of(&self, oid: Oid) -> Result<Trees, GitError> {
+        if let Some(known) = self.touched.trees.borrow().get(&oid) {
+            return Ok(*known);
+        }
+        let doing = || format!("reading commit {oid}");
+        let c = self.repo.find_commit(oid).map_err(|e| self.read_err(&doing(), e))?;
+        let trees = match c.parent_count() {
+            0 => Some((c.tree_id(), None)),
+            1 => Some((c.tree_id(), Some(c.parent(0).map_err(|e| self.read_err(&doing(), e))?.tree_id()))),
+            _ => None,
+        };
+        self.touched.trees.borrow_mut().insert(oid, trees);
+        Ok(trees)
+    }
+
+    /// The id of what is at `path` in `tree` (`""` or `.`: the tree itself); None if nothing.
+    fn entry(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<Oid>, GitError> {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() || path == "." {
+            return Ok(Some(tree.id()));
+        }
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) => Ok(Some(entry.id())),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(self.read_err(&format!("looking up {path}"), e)),
+        }
+    }
+
+    /// The paths a (non-merge) commit changes against its first parent, both sides of each
+    /// change.
+    fn changed_files(&self, tree: Oid, parent: Option<Oid>) -> Result<Vec<String>, git2::Error> {
+        let tree = self.repo.find_tree(tree)?;
+        let parent = parent.map(|p| self.repo.find_tree(p)).transpose()?;
+        let diff = self.repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
+        let mut files = Vec::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(path) = file.path().map(|p| p.to_string_lossy().into_owned()) {
+                    if files.last() != Some(&path) {
+                        files.push(path);
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+}
