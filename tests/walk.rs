@@ -252,6 +252,10 @@ fn commit_lists_equal_git_rev_list_with_and_without_commit_graphs() {
     std::fs::remove_file(info.join("commit-graph")).unwrap();
     std::fs::write(info.join("commit-graph"), &broken).unwrap();
     check_against_git(&r, &inv, true, false);
+    // Like git, core.commitGraph=false means the graph is not read at all (so no warning).
+    r.git(&["config", "core.commitGraph", "false"]);
+    check_against_git(&r, &inv, false, false);
+    r.git(&["config", "--unset", "core.commitGraph"]);
     // None at all.
     std::fs::remove_file(info.join("commit-graph")).unwrap();
     std::fs::remove_dir_all(info.join("commit-graphs")).unwrap();
