@@ -268,7 +268,7 @@ impl Repo {
 
     /// `git rev-list TIPS ^HIDDEN...`: every commit reachable from a tip and from no hidden one.
     pub fn walk(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<Vec<CommitId>, GitError> {
-        Ok(self.rev_list(tips, hidden)?.commits.into_iter().map(|w| CommitId(w.oid.to_string())).collect())
+        Ok(self.rev_list(tips, hidden)?.commits.into_iter().map(|w| hex(w.oid)).collect())
     }
 
     /// `git log include ^exclude`: the commits of `range`, each with what a report needs.
@@ -307,7 +307,7 @@ impl Repo {
             Loader { repo: self, odb, graph: self.graph(), positions: Vec::new(), ids: Vec::new(), corrupt: None };
         let walk = walk::rev_list(&mut loader, &tips, &hidden);
         let Some(graph::Corrupt(why)) = loader.corrupt.take() else { return walk };
-        eprintln!("prodiff: warning: not using the commit-graph ({why}); reading commits instead");
+        warn_graph_unused(&format!("{}: {why}", self.repo.commondir().join("objects/info").display()));
         self.graph_broken.set(true);
         loader.graph = None;
         walk::rev_list(&mut loader, &tips, &hidden)
@@ -327,7 +327,7 @@ impl Repo {
                 match graph::Graph::open(&self.repo.commondir().join("objects")) {
                     Ok(g) => g,
                     Err(why) => {
-                        eprintln!("prodiff: warning: not using the commit-graph ({why}); reading commits instead");
+                        warn_graph_unused(&why);
                         None
                     }
                 }
@@ -484,6 +484,15 @@ impl Repo {
     }
 }
 
+/// The answer stays right without the graph (commits are read instead), only slower; the
+/// hint is how to get a good one back.
+fn warn_graph_unused(why: &str) {
+    eprintln!(
+        "prodiff: warning: not using the commit-graph ({why}); reading commits instead \
+         (`git commit-graph write --reachable` rewrites it)"
+    );
+}
+
 /// One walked commit as the report sees it, read first if the walk did not read it.
 fn info(path: &Path, odb: &git2::Odb<'_>, w: &walk::Walked) -> Result<CommitInfo, GitError> {
     match &w.raw {
@@ -494,15 +503,14 @@ fn info(path: &Path, odb: &git2::Odb<'_>, w: &walk::Walked) -> Result<CommitInfo
 
 fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError> {
     let c = commit::parse(raw).map_err(|m| malformed(path, oid, m))?;
-    let time = utc;
     Ok(CommitInfo {
         id: hex(oid),
-        subject: lossy(Some(&commit::summary(c.message))),
-        message: lossy(Some(c.message)),
-        author: lossy(Some(c.author_name)),
-        email: lossy(Some(c.author_email)),
-        date: time(c.author_time),
-        committed: time(c.committer_time),
+        subject: lossy(&commit::summary(c.message)),
+        message: lossy(c.message),
+        author: lossy(c.author_name),
+        email: lossy(c.author_email),
+        date: utc(c.author_time),
+        committed: utc(c.committer_time),
         parents: c.parents.len(),
     })
 }
@@ -542,6 +550,6 @@ fn utc(seconds: i64) -> DateTime<Utc> {
 }
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.
-fn lossy(bytes: Option<&[u8]>) -> String {
-    bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

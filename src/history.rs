@@ -66,7 +66,8 @@ fn range(
     tickets: &TicketMatcher,
     detail: Detail,
 ) -> Result<Range, GitError> {
-    let range = |records: Vec<CommitRecord>, includes_exclude: bool| Range {
+    // Without a path filter nothing is filtered out: the records are the whole range.
+    let unfiltered = |records: Vec<CommitRecord>, includes_exclude: bool| Range {
         unfiltered_empty: records.is_empty(),
         records,
         includes_exclude,
@@ -75,11 +76,11 @@ fn range(
         return Ok(match detail {
             Detail::Full => {
                 let log = repo.log(include, exclude)?;
-                range(log.commits.into_iter().map(|c| to_record(c, tickets)).collect(), log.includes_exclude)
+                unfiltered(log.commits.into_iter().map(|c| to_record(c, tickets)).collect(), log.includes_exclude)
             }
             Detail::Counts => {
                 let log = repo.log_brief(include, exclude)?;
-                range(log.commits.into_iter().map(brief_record).collect(), log.includes_exclude)
+                unfiltered(log.commits.into_iter().map(brief_record).collect(), log.includes_exclude)
             }
         });
     }
