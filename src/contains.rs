@@ -128,6 +128,15 @@ pub fn verdict(states: &[State]) -> u8 {
     }
 }
 
+/// The exit code of `contains` when the run may be incomplete (an unreachable source): a
+/// "yes everywhere" or "nowhere" it cannot vouch for becomes 3; a partial answer stays 4.
+pub fn verdict_of(states: &[State], complete: bool) -> u8 {
+    match verdict(states) {
+        crate::exit::CLEAN | crate::exit::VIOLATION if !complete => crate::exit::INCOMPLETE,
+        code => code,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,6 +313,10 @@ pub struct Finding {
     /// Why the level was lowered to `allow`: an exception's reason, or the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<String>,
+    /// The config entry at fault, `FILE:LINE` (a policy rule or exception), so a CI
+    /// annotation can point at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Finding {
@@ -326,7 +330,14 @@ impl Finding {
             hint: None,
             key: String::new(),
             suppressed: None,
+            origin: None,
         }
+    }
+
+    /// The config entry (`FILE:LINE`) this finding is about.
+    pub fn origin(mut self, origin: impl Into<String>) -> Finding {
+        self.origin = Some(origin.into());
+        self
     }
 
     pub fn key(mut self, key: impl Into<String>) -> Finding {

@@ -122,7 +122,8 @@ impl Policy {
                     format!("the exception for {} at {} expired on {d} ({})", e.scope(), e.origin, e.reason),
                 )
                 .hint("fix what it excused, or renew it with a new date and reason")
-                .key(e.origin.clone());
+                .key(e.origin.clone())
+                .origin(e.origin.clone());
                 report.findings.push(f);
             } else if !used[i] {
                 let f = Finding::new(
@@ -130,7 +131,8 @@ impl Policy {
                     format!("the exception for {} at {} matched nothing", e.scope(), e.origin),
                 )
                 .hint("remove it: what it excused is gone")
-                .key(e.origin.clone());
+                .key(e.origin.clone())
+                .origin(e.origin.clone());
                 report.findings.push(f);
             }
         }
@@ -145,7 +147,8 @@ impl Policy {
     fn seasoning_findings(&self, row: &crate::report::Row, now: DateTime<Utc>) -> Vec<Finding> {
         let mut out = Vec::new();
         for rule in self.seasoning.iter().filter(|r| r.environment == row.environment) {
-            let at = |f: Finding| f.key(rule.origin.clone()).at(&row.environment, &row.service);
+            let at =
+                |f: Finding| f.key(rule.origin.clone()).origin(rule.origin.clone()).at(&row.environment, &row.service);
             let Some(p) = &row.promotion else {
                 out.push(at(Finding::new(
                     Code::SeasoningUnverified,
@@ -228,6 +231,7 @@ impl Policy {
                     Finding::new(Code::LagExceeded, format!("{} ({})", over.join("; "), rule.origin))
                         .hint("deploy a newer release, or raise the limit")
                         .key(rule.origin.clone())
+                        .origin(rule.origin.clone())
                         .at(env, service),
                 );
             }

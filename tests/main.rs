@@ -1,6 +1,7 @@
 //! One integration-test binary: modules per area, shared scaffolding in `util`.
 
 mod cli;
+mod contract;
 mod demo;
 mod docker;
 mod gate;

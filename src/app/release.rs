@@ -12,7 +12,7 @@ use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
 use crate::contains::{self, PatchIds, Presence, State};
 use crate::git::Lookup;
 use crate::history::{self, Detail};
-use crate::model::{Code, CommitId, Finding, ImageRef, Level};
+use crate::model::{Code, CommitId, Finding, ImageRef};
 use crate::release::{self, Version};
 use crate::report::workflows::{
     self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
@@ -36,15 +36,19 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
             commits.iter().map(|c| history::record(&audit.repo, c, &audit.config.tickets)).collect::<Result<_, _>>()?;
         queries.push(QueryAnswer { query: item.clone(), commits: records, answers });
     }
+    let findings = run_findings(&audit, None);
+    let complete = crate::report::is_complete(&findings) && !states.contains(&State::Unknown);
     let report = ContainsReport {
         schema_version: SCHEMA_VERSION,
         command: "contains".into(),
         repository: audit.repo.path().display().to_string(),
         mainline: Mainline { name: audit.mainline.0.clone(), commit: audit.mainline.1.clone() },
+        complete,
         queries,
+        findings,
     };
     workflows::render_contains(&report, g.format, out)?;
-    Ok(contains::verdict(&states))
+    Ok(contains::verdict_of(&states, complete || g.allow_incomplete))
 }
 
 /// A SHA stands for itself; anything else is a ticket key, standing for every commit whose
@@ -149,41 +153,65 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
         let Some(running) = &d.commit else {
             bail!("{}/{} runs {}, which resolves to no commit: nothing to plan from", d.environment, d.service, d.image)
         };
-        let (name, target, image_tag) = match &env_targets {
+        let (name, target, image_tags) = match &env_targets {
             Some(t) => {
                 let (name, commit) = t.get(&d.service).cloned().ok_or_else(|| {
                     anyhow::anyhow!("{} does not run {} on one resolved commit: nothing to plan to", args.to, d.service)
                 })?;
-                (name, commit, false)
+                (name, commit, Vec::new())
             }
-            None => plan_target(&audit, &d.service, &args.to)?,
+            None => plan_target(&audit, d, &args.to)?,
         };
         let mut plan = service_plan(&audit, d, running, name, target, &args.patch)?;
-        // `--to 1.5.0` names an image: the one to deploy, pinned by the digest its tag has now.
-        plan.target_image = d
-            .image
-            .named()
-            .filter(|_| image_tag)
-            .map(|r| ImageRef { tag: Some(args.to.clone()), digest: None, ..r.clone() }.familiar());
+        // An image tag (or a git tag mapped back to one) names the image to deploy: the
+        // registry decides which of the candidate tags exists, and pins it by digest.
+        if let Some(r) = d.image.named().filter(|_| !image_tags.is_empty()) {
+            plan.image_tags = image_tags
+                .iter()
+                .map(|t| ImageRef { tag: Some(t.clone()), digest: None, ..r.clone() }.familiar())
+                .collect();
+            plan.target_image = plan.image_tags.first().cloned();
+        }
         services.push(plan);
     }
     if !g.offline {
         check_target_images(&mut services, &audit.config, &args.environment)?;
     }
+    let findings = run_findings(&audit, args.service.as_deref());
     let mut report = PlanReport {
         schema_version: SCHEMA_VERSION,
         command: "plan".into(),
         repository: audit.repo.path().display().to_string(),
         environment: args.environment.clone(),
         to: args.to.clone(),
+        complete: false,
         services,
+        findings,
     };
     for s in &mut report.services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
+    let all = || report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings));
+    report.complete = crate::report::is_complete(all());
+    let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_plan(&report, g.format, out)?;
-    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
-    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+    Ok(code)
+}
+
+/// What the audit found about the run and about what runs (an unreachable source or
+/// registry, a shallow clone, conflicting evidence), for `service` when one is asked
+/// about, at their policy levels: the answer stands on them, as `status` would say.
+fn run_findings(audit: &Audit, service: Option<&str>) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    let about_running = audit.deployments.iter().flat_map(|d| &d.findings);
+    for f in audit.findings.iter().chain(about_running) {
+        let wanted = service.is_none() || f.service.is_none() || f.service.as_deref() == service;
+        if wanted && !findings.contains(f) {
+            findings.push(f.clone());
+        }
+    }
+    findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
+    findings
 }
 
 /// Each service's running deployment in the audited environment (the first image when
@@ -193,22 +221,47 @@ fn running_per_service(audit: &Audit) -> Vec<&Deployment> {
     audit.deployments.iter().filter(|d| seen.insert(d.service.clone())).collect()
 }
 
-/// `--to` for one service: an image tag through the service's git_tags (true), else a git
-/// ref (false).
-fn plan_target(audit: &Audit, service: &str, to: &str) -> Result<(String, CommitId, bool)> {
-    for template in audit.config.git_tags(service) {
+/// `--to` for one service: (name, commit, the image tags it may have, most likely first).
+/// A git tag (`v1.5.0`) maps back through the service's git_tags to image tags (`1.5.0`);
+/// an image tag (`1.5.0`) maps forward to its git tag; any other git ref has no image.
+fn plan_target(audit: &Audit, d: &Deployment, to: &str) -> Result<(String, CommitId, Vec<String>)> {
+    let templates = audit.config.git_tags(&d.service);
+    if let Some(c) = audit.repo.tag_commit(to) {
+        return Ok((to.to_string(), c, image_tags_of(audit, d, to, &templates)));
+    }
+    for template in &templates {
         let tag = template.replace("{tag}", to);
         if let Some(c) = audit.repo.tag_commit(&tag) {
-            return Ok((tag, c, true));
+            return Ok((tag, c, vec![to.to_string()]));
         }
     }
     match audit.repo.resolve_rev(to) {
-        Ok(c) => Ok((to.to_string(), c, false)),
+        Ok(c) => Ok((to.to_string(), c, Vec::new())),
         Err(e) => bail!(
-            "--to {to:?} is neither an environment, an image tag of {service} (git tags {}) nor a git ref: {e}",
-            audit.config.git_tags(service).join(", ")
+            "--to {to:?} is neither an environment, an image tag of {} (git tags {}) nor a git ref: {e}",
+            d.service,
+            templates.join(", ")
         ),
     }
+}
+
+/// The image tags git tag `git_tag` may stand for, through each template in reverse; the
+/// template that maps what runs now to its git tag first (the scheme the registry uses).
+fn image_tags_of(audit: &Audit, d: &Deployment, git_tag: &str, templates: &[String]) -> Vec<String> {
+    let running_tag = d.image.named().and_then(|r| r.tag.clone());
+    let in_use =
+        |t: &String| running_tag.as_ref().is_some_and(|tag| audit.repo.tag_commit(&t.replace("{tag}", tag)).is_some());
+    let mut ordered: Vec<&String> = templates.iter().filter(|t| in_use(t)).collect();
+    ordered.extend(templates.iter().filter(|t| !in_use(t)));
+    let mut tags: Vec<String> = Vec::new();
+    for t in ordered {
+        if let Some(tag) = release::image_tag(git_tag, std::slice::from_ref(t)) {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+    }
+    tags
 }
 
 fn service_plan(
@@ -245,6 +298,7 @@ fn service_plan(
     let findings = plan_findings(d, &cmp, rollback, &files);
     Ok(ServicePlan {
         target_image: None,
+        image_tags: Vec::new(),
         service: d.service.clone(),
         image: d.image.to_string(),
         running: running.clone(),
@@ -339,21 +393,26 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
         services.push(service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?);
     }
     check_images(&mut services, &audit.config, g.offline)?;
-    services.iter_mut().for_each(recommend);
+    services.iter_mut().filter(|s| s.affected).for_each(|s| recommend(s, g.offline));
     for s in &mut services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
-    let report = RollbackReport {
+    let findings = run_findings(&audit, args.service.as_deref());
+    let mut report = RollbackReport {
         schema_version: SCHEMA_VERSION,
         command: "rollback".into(),
         repository: audit.repo.path().display().to_string(),
         environment: args.environment.clone(),
         excluded,
+        complete: false,
         services,
+        findings,
     };
+    let all = || report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings));
+    report.complete = crate::report::is_complete(all());
+    let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_rollback(&report, g.format, out)?;
-    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
-    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+    Ok(code)
 }
 
 fn service_rollback(
@@ -364,19 +423,39 @@ fn service_rollback(
     limit: usize,
     pids: &mut PatchIds,
 ) -> Result<ServiceRollback> {
-    let mut candidates = Vec::new();
-    for (git_tag, image_tag, commit) in earlier_releases(audit, d, running)?.into_iter().take(limit) {
-        candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
-    }
-    Ok(ServiceRollback {
+    let mut rollback = ServiceRollback {
         service: d.service.clone(),
         environment: d.environment.clone(),
         image: d.image.to_string(),
         running: running.clone(),
-        candidates,
+        affected: true,
+        candidates: Vec::new(),
+        earlier: 0,
         recommendation: None,
         findings: Vec::new(),
-    })
+    };
+    // Excluding a change concerns only the services that run it.
+    if !excluded.is_empty() && !runs_any(audit, running, excluded, pids)? {
+        rollback.affected = false;
+        return Ok(rollback);
+    }
+    let releases = earlier_releases(audit, d, running)?;
+    rollback.earlier = releases.len();
+    for (git_tag, image_tag, commit) in releases.into_iter().take(limit) {
+        rollback.candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
+    }
+    Ok(rollback)
+}
+
+/// Whether `running` contains any excluded change, itself or as a cherry-pick (unknown in
+/// a shallow clone counts as yes: it cannot be ruled out).
+fn runs_any(audit: &Audit, running: &CommitId, excluded: &[Excluded], pids: &mut PatchIds) -> Result<bool> {
+    for c in excluded.iter().flat_map(|e| &e.commits) {
+        if !matches!(contains::present(&audit.repo, pids, running, c)?, Presence::Missing) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Asks the registry, once per candidate tag, whether the image still exists and which
@@ -414,42 +493,46 @@ fn check_images(services: &mut [ServiceRollback], config: &crate::config::Config
     Ok(())
 }
 
-/// Asks each plan's target image of its registry: pinned by its digest when it is there, an
-/// `image-not-in-registry` finding when the tag is missing (the deploy would fail to pull).
+/// Asks the registry for each plan's candidate images: the first that exists is the one
+/// to deploy, pinned by its digest; an `image-not-in-registry` finding when none does (the
+/// deploy would fail to pull), `registry-unreachable` when it could not be asked.
 fn check_target_images(plans: &mut [ServicePlan], config: &crate::config::Config, env: &str) -> Result<()> {
     let refs: Vec<ImageRef> =
-        plans.iter().filter_map(|p| p.target_image.as_deref()).filter_map(|i| ImageRef::parse(i).ok()).collect();
+        plans.iter().flat_map(|p| &p.image_tags).filter_map(|i| ImageRef::parse(i).ok()).collect();
     if refs.is_empty() {
         return Ok(());
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
     let answers = crate::enrich::tag_digests(&rt, &refs, config);
-    for p in plans.iter_mut() {
-        let Some(image) = p.target_image.clone() else { continue };
-        match answers.get(&image) {
-            Some(Ok(Some(digest))) => p.target_image = Some(format!("{image}@{digest}")),
-            Some(Ok(None)) => p.findings.push(
-                Finding::new(
-                    Code::ImageNotInRegistry,
-                    format!("the registry has no {image}: deploying it would fail to pull"),
-                )
-                .hint("push the release image first")
-                .key(image.clone())
-                .at(env, &p.service),
-            ),
-            Some(Err(message)) => p.findings.push(
-                Finding::new(Code::RegistryUnreachable, format!("cannot check {image} in its registry: {message}"))
-                    .key(image.clone())
-                    .at(env, &p.service),
-            ),
-            None => {}
+    for p in plans.iter_mut().filter(|p| !p.image_tags.is_empty()) {
+        let found = p.image_tags.iter().find_map(|i| match answers.get(i) {
+            Some(Ok(Some(digest))) => Some(format!("{i}@{digest}")),
+            _ => None,
+        });
+        if found.is_some() {
+            p.target_image = found;
+            continue;
         }
+        let failed: Vec<&String> =
+            p.image_tags.iter().filter_map(|i| answers.get(i).and_then(|a| a.as_ref().err())).collect();
+        let tried = p.image_tags.join(", ");
+        let finding = match failed.first() {
+            Some(message) => {
+                Finding::new(Code::RegistryUnreachable, format!("cannot check {tried} in its registry: {message}"))
+            }
+            None => Finding::new(
+                Code::ImageNotInRegistry,
+                format!("the registry has no {tried}: deploying it would fail to pull"),
+            )
+            .hint("push the release image first"),
+        };
+        p.findings.push(finding.key(tried.clone()).at(env, &p.service));
     }
     Ok(())
 }
 
 /// The newest candidate free of every excluded change whose image is not known to be gone.
-fn recommend(s: &mut ServiceRollback) {
+fn recommend(s: &mut ServiceRollback, offline: bool) {
     let pick = s
         .candidates
         .iter()
@@ -463,11 +546,12 @@ fn recommend(s: &mut ServiceRollback) {
                 "of the {n} earlier releases, {g} no longer have an image and the others contain an excluded change"
             ),
         };
-        s.findings.push(
-            Finding::new(Code::NoRollbackTarget, why)
-                .hint("fix forward, or widen --limit")
-                .at(&s.environment, &s.service),
-        );
+        // A wider --limit helps only when there are earlier releases it left out.
+        let hint = match s.earlier - s.candidates.len() {
+            0 => "fix forward".to_string(),
+            more => format!("fix forward, or widen --limit ({more} earlier release(s) not judged)"),
+        };
+        s.findings.push(Finding::new(Code::NoRollbackTarget, why).hint(hint).at(&s.environment, &s.service));
         return;
     };
     s.candidates[i].recommended = true;
@@ -482,9 +566,12 @@ fn recommend(s: &mut ServiceRollback) {
             .at(&s.environment, &s.service),
         );
     }
+    let asked_and_failed = s.findings.iter().any(|f| f.code == Code::RegistryUnreachable && f.key == c.image);
     s.recommendation = Some(match &c.digest {
         Some(d) => format!("{}@{d}", c.image),
-        None => format!("{} (not pinned by digest: the registry was not asked)", c.image),
+        None if asked_and_failed => format!("{} (not pinned by digest: the registry could not be asked)", c.image),
+        None if offline => format!("{} (not pinned by digest: the registry was not asked)", c.image),
+        None => format!("{} (not pinned by digest: its registry is unknown)", c.image),
     });
 }
 

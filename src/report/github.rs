@@ -5,10 +5,17 @@
 use std::io::{self, Write};
 
 use super::{Report, View};
-use crate::model::Level;
+use crate::model::{Finding, Level};
 
 pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()> {
-    for f in super::table::dedup(report.all_findings()) {
+    annotate(report.all_findings(), out)?;
+    super::table::render(report, view, false, out)
+}
+
+/// One `::error` (denied) or `::warning` per distinct finding; allowed ones are not shown.
+/// A finding about a config entry (a policy rule, an exception) points at its file and line.
+pub fn annotate<'a>(findings: impl Iterator<Item = &'a Finding>, out: &mut dyn Write) -> io::Result<()> {
+    for f in super::table::dedup(findings) {
         let command = match f.level {
             Level::Deny => "error",
             Level::Warn => "warning",
@@ -20,9 +27,33 @@ pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()
         if let Some(h) = &f.hint {
             message.push_str(&format!("\nhint: {h}"));
         }
-        writeln!(out, "::{command} title={}::{}", escape_property(title.trim()), escape_data(&message))?;
+        writeln!(out, "::{command} {}::{}", properties(f, title.trim()), escape_data(&message))?;
     }
-    super::table::render(report, view, false, out)
+    Ok(())
+}
+
+/// A notice (not a failure): what a question-answering command found.
+pub fn notice(title: &str, message: &str, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "::notice title={}::{}", escape_property(title), escape_data(message))
+}
+
+/// `file=F,line=N,title=T` when the finding names a config entry, else `title=T`.
+fn properties(f: &Finding, title: &str) -> String {
+    let located = f.origin.as_deref().and_then(|o| o.rsplit_once(':')).filter(|(_, l)| l.parse::<u32>().is_ok());
+    match located {
+        Some((file, line)) => {
+            format!("file={},line={line},title={}", escape_property(&workspace_relative(file)), escape_property(title))
+        }
+        None => format!("title={}", escape_property(title)),
+    }
+}
+
+/// GitHub resolves `file=` against the workspace: a path under the current directory is
+/// given relative to it.
+fn workspace_relative(file: &str) -> String {
+    let path = std::path::Path::new(file);
+    let cwd = std::env::current_dir().ok();
+    cwd.and_then(|d| path.strip_prefix(&d).ok().map(|p| p.display().to_string())).unwrap_or_else(|| file.to_string())
 }
 
 /// https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts

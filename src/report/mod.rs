@@ -229,12 +229,24 @@ impl Report {
     /// could not be observed (unless that is allowed), else 0. The one place findings
     /// become an exit code.
     pub fn exit_code(&self, allow_incomplete: bool) -> u8 {
-        if self.all_findings().any(|f| f.level == Level::Deny) {
-            crate::exit::VIOLATION
-        } else if !self.complete && !allow_incomplete {
-            crate::exit::INCOMPLETE
-        } else {
-            crate::exit::CLEAN
-        }
+        exit_code(self.all_findings(), self.complete, allow_incomplete)
     }
+}
+
+/// The exit code every judged command earns (status, diff, check, plan, rollback): 1 when a
+/// finding is denied, else 3 when something could not be observed (unless that is allowed),
+/// else 0. The one place findings become an exit code.
+pub fn exit_code<'a>(findings: impl IntoIterator<Item = &'a Finding>, complete: bool, allow_incomplete: bool) -> u8 {
+    if findings.into_iter().any(|f| f.level == Level::Deny) {
+        crate::exit::VIOLATION
+    } else if !complete && !allow_incomplete {
+        crate::exit::INCOMPLETE
+    } else {
+        crate::exit::CLEAN
+    }
+}
+
+/// Whether none of these findings says that something could not be observed.
+pub fn is_complete<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> bool {
+    !findings.into_iter().any(|f| f.code.is_incomplete())
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Format, Mainline};
 use crate::contains::{Presence, State};
-use crate::model::{CommitId, CommitRecord};
+use crate::model::{CommitId, CommitRecord, Finding};
 
 /// `prodiff contains`: one entry per query.
 #[derive(Debug, Serialize)]
@@ -16,7 +16,12 @@ pub struct ContainsReport {
     pub command: String,
     pub repository: String,
     pub mainline: Mainline,
+    /// False when something could not be observed: an answer is `unknown`, or a finding
+    /// (an unreachable source or registry, a shallow clone) says what is missing.
+    pub complete: bool,
     pub queries: Vec<QueryAnswer>,
+    /// Findings about the run (what could not be observed), as in `status`.
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,8 +57,22 @@ pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Wr
     match format {
         Format::Json => super::json::to_writer(report, out),
         Format::Markdown => contains_markdown(report, out),
+        Format::Github => {
+            super::github::annotate(report.findings.iter(), out)?;
+            for q in &report.queries {
+                let places: Vec<String> = q
+                    .answers
+                    .iter()
+                    .map(|a| format!("{}/{} {}", a.environment, a.service, a.state.describe()))
+                    .collect();
+                let summary =
+                    if places.is_empty() { "no service's paths include it".into() } else { places.join("; ") };
+                super::github::notice(&format!("prodiff contains {}", q.query), &summary, out)?;
+            }
+            contains_table(report, out)
+        }
         // JUnit is refused for this command before it runs (app::run).
-        Format::Table | Format::Github | Format::Junit => contains_table(report, out),
+        Format::Table | Format::Junit => contains_table(report, out),
     }
 }
 
@@ -75,7 +94,7 @@ fn contains_table(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()
         }
         writeln!(out)?;
     }
-    Ok(())
+    run_footer(&report.findings, report.complete, out)
 }
 
 fn contains_markdown(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()> {
@@ -91,7 +110,8 @@ fn contains_markdown(report: &ContainsReport, out: &mut dyn Write) -> io::Result
         }
         writeln!(out)?;
     }
-    Ok(())
+    md_findings(&report.findings, out)?;
+    md_incomplete(report.complete, out)
 }
 
 /// `5d09a04506 ×2`, `adb1d1c256 (as 1a2b3c4d5e)`, `unresolved`.
@@ -131,7 +151,12 @@ pub struct PlanReport {
     pub repository: String,
     pub environment: String,
     pub to: String,
+    /// False when something could not be observed (a registry that could not be asked, an
+    /// unreachable source); the findings say what. Then the exit code is 3 unless denied.
+    pub complete: bool,
     pub services: Vec<ServicePlan>,
+    /// Findings about the run, not about one plan (an unreachable source, a shallow clone).
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,8 +166,13 @@ pub struct ServicePlan {
     pub running: CommitId,
     /// What the target is called for this service (`v1.5.0`, `env:staging`, `main`).
     pub target: String,
-    /// With `--to IMAGE_TAG`: the image to deploy, pinned by digest when the registry was asked.
+    /// With `--to IMAGE_TAG` or `--to GIT_TAG`: the image to deploy, pinned by digest when
+    /// the registry was asked.
     pub target_image: Option<String>,
+    /// The image tags the target may have, most likely first (a git tag mapped back
+    /// through the service's `git_tags`); the registry decides which exists.
+    #[serde(skip)]
+    pub image_tags: Vec<String>,
     pub target_commit: CommitId,
     /// The target is an ancestor of what runs: deploying it reverts commits.
     pub rollback: bool,
@@ -174,7 +204,14 @@ pub fn render_plan(report: &PlanReport, format: Format, out: &mut dyn Write) -> 
     match format {
         Format::Json => super::json::to_writer(report, out),
         Format::Markdown => plan_markdown(report, out),
-        Format::Table | Format::Github | Format::Junit => plan_table(report, out),
+        Format::Github => {
+            super::github::annotate(
+                report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings)),
+                out,
+            )?;
+            plan_table(report, out)
+        }
+        Format::Table | Format::Junit => plan_table(report, out),
     }
 }
 
@@ -212,7 +249,7 @@ fn plan_table(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
         findings_lines(&s.findings, out)?;
         writeln!(out)?;
     }
-    Ok(())
+    run_footer(&report.findings, report.complete, out)
 }
 
 fn plan_markdown(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
@@ -251,10 +288,46 @@ fn plan_markdown(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
         for p in &s.patches {
             writeln!(out, "```diff\n{}\n```\n", p.diff.trim_end())?;
         }
-        for f in &s.findings {
-            writeln!(out, "- **{}** `{}` {}", f.level, f.code, f.message)?;
+        md_findings(&s.findings, out)?;
+        writeln!(out)?;
+    }
+    if !report.findings.is_empty() {
+        writeln!(out, "**About the run**\n")?;
+        md_findings(&report.findings, out)?;
+    }
+    md_incomplete(report.complete, out)
+}
+
+fn md_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+    for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
+        writeln!(out, "- **{}** `{}` {}", f.level, f.code, f.message)?;
+    }
+    Ok(())
+}
+
+fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
+    if !complete {
+        writeln!(out, "\n> **Incomplete:** {INCOMPLETE}")?;
+    }
+    Ok(())
+}
+
+const INCOMPLETE: &str = "something could not be observed (see the findings): the answer may be missing parts.";
+
+/// The findings about the whole run, and a line saying the answer is incomplete.
+fn run_footer(findings: &[Finding], complete: bool, out: &mut dyn Write) -> io::Result<()> {
+    if findings.iter().any(|f| f.level > crate::model::Level::Allow) {
+        writeln!(out, "About the run:")?;
+        for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
+            writeln!(out, "  {:<5} {}  {}{}", f.level, f.code, super::table::place(f), f.message)?;
+            if let Some(h) = &f.hint {
+                writeln!(out, "        hint: {h}")?;
+            }
         }
         writeln!(out)?;
+    }
+    if !complete {
+        writeln!(out, "Incomplete: {INCOMPLETE}")?;
     }
     Ok(())
 }
@@ -268,7 +341,12 @@ pub struct RollbackReport {
     pub environment: String,
     /// What the target must not contain, as asked and as commits.
     pub excluded: Vec<Excluded>,
+    /// False when something could not be observed (a registry that could not be asked);
+    /// the findings say what. Then the exit code is 3 unless denied.
+    pub complete: bool,
     pub services: Vec<ServiceRollback>,
+    /// Findings about the run, not about one service.
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -284,8 +362,14 @@ pub struct ServiceRollback {
     pub environment: String,
     pub image: String,
     pub running: CommitId,
-    /// Newest first.
+    /// False when `--exclude` was given and what runs contains none of the excluded
+    /// changes: nothing to roll back, so no candidates are judged.
+    pub affected: bool,
+    /// Newest first, at most `--limit`.
     pub candidates: Vec<Candidate>,
+    /// How many earlier releases there are in all (more than the candidates when `--limit`
+    /// left some out).
+    pub earlier: usize,
     /// The image reference to deploy, when a candidate qualifies.
     pub recommendation: Option<String>,
     pub findings: Vec<crate::model::Finding>,
@@ -313,9 +397,14 @@ pub struct Candidate {
 pub fn render_rollback(report: &RollbackReport, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
         Format::Json => super::json::to_writer(report, out),
-        Format::Markdown | Format::Table | Format::Github | Format::Junit => {
-            rollback_table(report, format == Format::Markdown, out)
+        Format::Github => {
+            super::github::annotate(
+                report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings)),
+                out,
+            )?;
+            rollback_table(report, false, out)
         }
+        Format::Markdown | Format::Table | Format::Junit => rollback_table(report, format == Format::Markdown, out),
     }
 }
 
@@ -324,6 +413,19 @@ fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) 
         writeln!(out, "## Rollback targets for {}\n\n```text", report.environment)?;
     }
     for s in &report.services {
+        if !s.affected {
+            let queries: Vec<&str> = report.excluded.iter().map(|e| e.query.as_str()).collect();
+            writeln!(
+                out,
+                "{} / {}: runs {} ({}): not affected, it runs none of {}\n",
+                report.environment,
+                s.service,
+                s.running.short(),
+                s.image,
+                queries.join(", ")
+            )?;
+            continue;
+        }
         writeln!(out, "{} / {}: runs {} ({})\n", report.environment, s.service, s.running.short(), s.image)?;
         let mut header = vec!["CANDIDATE".to_string(), "COMMIT".into(), "REVERTS".into(), "RISKY".into()];
         header.extend(report.excluded.iter().map(|e| format!("HAS {}", e.query)));
@@ -361,6 +463,7 @@ fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) 
         findings_lines(&s.findings, out)?;
         writeln!(out)?;
     }
+    run_footer(&report.findings, report.complete, out)?;
     if markdown {
         writeln!(out, "```")?;
     }
