@@ -2,7 +2,9 @@
 //! sources, resolution), compares, builds a `Report`, applies the policy and hands the
 //! report to a renderer.
 
+mod init;
 mod release;
+mod shell;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
@@ -49,6 +51,9 @@ pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Resu
         Command::Contains(args) => release::contains(&cli.global, args, out),
         Command::Plan(args) => release::plan(&cli.global, args, out),
         Command::Rollback(args) => release::rollback(&cli.global, args, out),
+        Command::Init(args) => init::init(&cli.global, args, out),
+        Command::Completions(args) => shell::completions(args, out),
+        Command::Man => shell::man(out),
     }
 }
 
@@ -528,19 +533,23 @@ fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
     if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
         bail!("{nothing} (and no local Docker daemon to look at: {})", f.message);
     }
-    let origin = repo.remote_url("origin").map(|u| normalise_url(&u));
-    seen.workloads.retain(|w| {
-        let ours = resolve::REVISION_LABELS
-            .iter()
-            .filter_map(|k| w.labels.get(*k))
-            .any(|v| matches!(repo.lookup_commit(v), Lookup::Found(_)));
-        let source = w.labels.get("org.opencontainers.image.source").map(|s| normalise_url(s));
-        ours || (source.is_some() && source == origin)
-    });
+    let origin = repo.remote_url("origin");
+    seen.workloads.retain(|w| built_here(w, repo, origin.as_deref()));
     if seen.workloads.is_empty() {
         bail!("{nothing} (no running container on the local Docker daemon is built from this repository)");
     }
     Ok(seen)
+}
+
+/// Whether a workload's image was built from this repository: a revision label names a
+/// commit here, or its source label is the `origin` remote.
+fn built_here(w: &crate::model::Workload, repo: &Repo, origin: Option<&str>) -> bool {
+    let ours = resolve::REVISION_LABELS
+        .iter()
+        .filter_map(|k| w.labels.get(*k))
+        .any(|v| matches!(repo.lookup_commit(v), Lookup::Found(_)));
+    let source = w.labels.get("org.opencontainers.image.source").map(|s| normalise_url(s));
+    ours || (source.is_some() && source == origin.map(normalise_url))
 }
 
 /// `git@github.com:acme/shop.git` and `https://github.com/acme/shop` are one repository.

@@ -7,9 +7,43 @@ use clap::{Args, Parser, Subcommand};
 use crate::model::Code;
 use crate::report::Format;
 
+/// `prodiff 0.1.0 (5d09a04506)`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PRODIFF_BUILD_COMMIT"), ")");
+
+/// Examples, the exit-code contract and the environment, after `--help` (and in the man page).
+pub const AFTER_HELP: &str = "\
+Examples:
+  prodiff status --inventory inventory.json       what runs, which commit, how far behind
+  prodiff diff production --service api           the exact commits, both ways
+  prodiff check --format github --baseline b.json the CI gate
+  prodiff contains SHOP-123 --env production      is it deployed?
+  prodiff plan production --to v1.5.0             what would this deploy change?
+  prodiff rollback production --exclude SHOP-120  which older release is safe?
+  prodiff init                                    write a commented prodiff.toml
+
+Exit codes (every command):
+  0  everything observed, nothing denied (contains: deployed everywhere asked)
+  1  a finding is denied (contains: deployed nowhere asked)
+  2  usage or configuration error (bad flags, invalid config or inventory, not a git
+     repository, unknown environment or service, init refusing to overwrite)
+  3  nothing denied, but something could not be observed (shallow clone, unreachable
+     source or registry); --allow-incomplete makes it 0
+  4  contains only: deployed in some of the asked places, not all
+
+Environment:
+  PRODIFF_NOW             pin \"now\" (RFC 3339) for lag and expiry rules
+  PRODIFF_KUBECTL         the kubectl to run [default: kubectl on PATH]
+  PRODIFF_CACHE_DIR       registry cache [default: $XDG_CACHE_HOME/prodiff, ~/.cache/prodiff]
+  PRODIFF_DOCKER_TIMEOUT  seconds per Docker API request [default: 10]
+  DOCKER_HOST, DOCKER_CONFIG  the Docker daemon and the registry credentials, as for docker
+  RUST_LOG                diagnostics filter (e.g. prodiff=debug); -v and -vv are shortcuts
+  NO_COLOR                no colour in tables
+  GITHUB_STEP_SUMMARY     with --format github: the job summary is appended there";
+
 /// What runs in production, which commit is that, and how does it differ from master?
 #[derive(Debug, Parser)]
-#[command(name = "prodiff", version, about, max_term_width = 100)]
+#[command(name = "prodiff", version = VERSION, about, max_term_width = 100, after_long_help = AFTER_HELP,
+    after_help = "Examples, exit codes and environment variables: prodiff --help")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -53,6 +87,10 @@ pub struct Global {
     /// Exit 0 instead of 3 when nothing is denied but something could not be observed.
     #[arg(long, global = true)]
     pub allow_incomplete: bool,
+    /// Say on stderr what is being done and waited on (-v: hosts, registries; -vv: every
+    /// request). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -86,6 +124,33 @@ pub enum Command {
     /// Is a commit or ticket deployed? Per service and environment. Exit 0 yes, 1 no, 4 partly.
     #[command(visible_alias = "is-deployed")]
     Contains(ContainsArgs),
+    /// Write a commented prodiff.toml from what is detected here: git tag scheme, Docker
+    /// containers and contexts, Kubernetes contexts, image repositories.
+    Init(InitArgs),
+    /// Print a shell completion script: `prodiff completions bash > /etc/bash_completion.d/prodiff`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `prodiff man > prodiff.1; man ./prodiff.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write [default: prodiff.toml in the repository root]; `-` for standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask Docker or kubectl what runs; use only the repository.
+    #[arg(long)]
+    pub no_detect: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod enrich;
 pub mod exit;
 pub mod git;
 pub mod history;
+pub mod init;
 pub mod model;
 pub mod policy;
 pub mod reference;
