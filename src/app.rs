@@ -233,7 +233,10 @@ impl Audit {
             })
             .collect();
         let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
-        let registry = enrich::enrich(&rt, &workloads, &config, g.offline);
+        let registry = {
+            let _p = (!g.offline).then(|| crate::diag::progress(registries_asked(&workloads)));
+            enrich::enrich(&rt, &workloads, &config, g.offline)
+        };
         let mut deployments = resolve::deployments_with(&workloads, &registry.facts, &config, &repo, shallow);
         // Environments in promotion order (staging before production), then by name.
         let rank = |env: &str| config.promotion.iter().position(|p| p == env).unwrap_or(usize::MAX);
@@ -356,6 +359,12 @@ impl Audit {
     }
 
     fn compare_with_mainline(&self) -> Result<Vec<Row>> {
+        let _p = crate::diag::progress(format!(
+            "comparing {} deployment(s) with {} ({})",
+            self.deployments.len(),
+            self.mainline.0,
+            self.mainline.1.short()
+        ));
         let target = self.mainline.clone();
         self.compare_all(|_| Some(target.clone()))
     }
@@ -393,6 +402,13 @@ impl Audit {
             let cmp = match (key, target) {
                 (Some(key), Some((name, _))) => {
                     if !cache.contains_key(key) {
+                        tracing::debug!(
+                            "walking {}..{} for {}/{}",
+                            key.0.short(),
+                            key.1.short(),
+                            d.environment,
+                            d.service
+                        );
                         cache.insert(
                             key,
                             history::compare(
@@ -467,6 +483,7 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             seen.workloads.extend(inventory::read(path, Some(&env.name))?);
         }
         for pods in &env.kubernetes {
+            let _p = crate::diag::progress(format!("asking kubectl for the pods of {} ({pods:?})", env.name));
             let o = kubernetes::observe(pods, &env.name, config)?;
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
@@ -496,6 +513,22 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
     Ok(seen)
 }
 
+/// `asking 2 registries (ghcr.io, 127.0.0.1:5000) about the running images`.
+fn registries_asked(workloads: &[crate::model::Workload]) -> String {
+    let hosts: BTreeSet<&str> = workloads
+        .iter()
+        .filter(|w| !w.digests().is_empty())
+        .filter_map(|w| w.image.named())
+        .map(|r| r.registry.as_str())
+        .collect();
+    format!(
+        "asking {} registr{} ({}) about the running images",
+        hosts.len(),
+        if hosts.len() == 1 { "y" } else { "ies" },
+        join(hosts)
+    )
+}
+
 fn join(items: BTreeSet<&str>) -> String {
     if items.is_empty() {
         "none".into()
@@ -512,13 +545,24 @@ fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<
         return Ok(Vec::new());
     }
     let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
+    let names: Vec<&str> = hosts.iter().map(|(h, _)| *h).collect();
+    let _p = crate::diag::progress(format!("asking the Docker daemon(s) of {env}: {}", names.join(", ")));
     let each = |(host, swarm): (String, bool)| async move {
         let url = docker::host_url((host != "default").then_some(host.as_str()));
-        if swarm {
+        let started = std::time::Instant::now();
+        tracing::info!("docker {url}: listing {}", if swarm { "swarm services" } else { "containers" });
+        let seen = if swarm {
             docker::observe_swarm(&url, env, config).await
         } else {
             docker::observe(&url, env, config).await
-        }
+        };
+        tracing::info!(
+            "docker {url}: {} workload(s), {} finding(s) in {} ms",
+            seen.workloads.len(),
+            seen.findings.len(),
+            started.elapsed().as_millis()
+        );
+        seen
     };
     let hosts: Vec<(String, bool)> = hosts.iter().map(|(h, s)| (h.to_string(), *s)).collect();
     Ok(rt.block_on(stream::iter(hosts).map(each).buffered(4).collect()))

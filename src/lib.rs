@@ -13,6 +13,7 @@ pub mod compare;
 pub mod config;
 pub mod contains;
 pub mod crosscheck;
+pub mod diag;
 pub mod enrich;
 pub mod exit;
 pub mod git;

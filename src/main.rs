@@ -1,10 +1,11 @@
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = prodiff::cli::Cli::parse();
+    prodiff::diag::init(cli.global.verbose, io::stderr().is_terminal());
     // The one runtime, for the phases that talk to daemons and registries; the library
     // never builds its own.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

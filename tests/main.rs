@@ -3,6 +3,7 @@
 mod cli;
 mod contract;
 mod demo;
+mod diag;
 mod docker;
 mod gate;
 mod history;

@@ -75,8 +75,15 @@ fn query_commits(
     }
 }
 
+/// `asking 127.0.0.1:5000 about 3 rollback candidate image(s)`.
+fn asking(refs: &[ImageRef], what: &str) -> String {
+    let hosts: std::collections::BTreeSet<&str> = refs.iter().map(|r| r.registry.as_str()).collect();
+    format!("asking {} about {} {what} image(s)", hosts.into_iter().collect::<Vec<_>>().join(", "), refs.len())
+}
+
 /// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
 fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
+    let _p = crate::diag::progress("finding ticket keys in the history of the mainline and of what runs");
     let mut tips = vec![audit.mainline.1.clone()];
     tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
     tips.sort();
@@ -468,6 +475,7 @@ fn check_images(services: &mut [ServiceRollback], config: &crate::config::Config
         return Ok(());
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
+    let _p = crate::diag::progress(asking(&refs, "rollback candidate"));
     let answers = crate::enrich::tag_digests(&rt, &refs, config);
     for s in services.iter_mut() {
         for c in &mut s.candidates {
@@ -503,6 +511,7 @@ fn check_target_images(plans: &mut [ServicePlan], config: &crate::config::Config
         return Ok(());
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
+    let _p = crate::diag::progress(asking(&refs, "target"));
     let answers = crate::enrich::tag_digests(&rt, &refs, config);
     for p in plans.iter_mut().filter(|p| !p.image_tags.is_empty()) {
         let found = p.image_tags.iter().find_map(|i| match answers.get(i) {

@@ -147,6 +147,10 @@ impl Transport {
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
         let _permit = self.permit(host).await;
+        // The URL names repository and reference only; credentials travel in headers,
+        // which are never logged.
+        tracing::debug!("registry {host}: {method} {url}");
+        let started = std::time::Instant::now();
         let mut req = self.http.request(method.clone(), url);
         if let Some(a) = accept {
             req = req.header(ACCEPT, a);
@@ -155,9 +159,21 @@ impl Transport {
         if let Some(a) = auth {
             req = req.header(AUTHORIZATION, a);
         }
-        req.send()
+        let answer = req
+            .send()
             .await
-            .map_err(|e| RegistryError::Connect { registry: host.to_string(), message: transport_message(&e) })
+            .map_err(|e| RegistryError::Connect { registry: host.to_string(), message: transport_message(&e) });
+        match &answer {
+            Ok(r) => tracing::debug!(
+                "registry {host}: {} {url} in {} ms",
+                r.status().as_u16(),
+                started.elapsed().as_millis()
+            ),
+            Err(e) => {
+                tracing::info!("registry {host}: {method} {url} failed after {} ms: {e}", started.elapsed().as_millis())
+            }
+        }
+        answer
     }
 
     async fn permit(&self, host: &str) -> tokio::sync::OwnedSemaphorePermit {
