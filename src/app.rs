@@ -142,17 +142,23 @@ fn status_report(g: &Global, environments: &[String], command: &str, detail: Det
 /// Renders the report (and the GitHub job summary when asked for) and returns the exit code.
 fn emit(report: &Report, view: View, g: &Global, out: &mut dyn Write) -> Result<u8> {
     report::render(report, view, g.format, use_color(g.color), out).context("writing the report")?;
-    if g.format == Format::Github {
-        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY {}", path.to_string_lossy()))?;
-            report::markdown::render(report, view, &mut file).context("writing the job summary")?;
-        }
-    }
+    job_summary(g, |file| report::markdown::render(report, view, file))?;
     Ok(report.exit_code(g.allow_incomplete))
+}
+
+/// With `--format github` and `GITHUB_STEP_SUMMARY` set, appends the markdown rendering to
+/// the job summary.
+fn job_summary(g: &Global, render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    if g.format != Format::Github {
+        return Ok(());
+    }
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY {}", path.to_string_lossy()))?;
+    render(&mut file).context("writing the job summary")
 }
 
 fn use_color(choice: ColorChoice) -> bool {

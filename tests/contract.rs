@@ -243,6 +243,14 @@ fn format_github_annotates_plan_rollback_and_contains() {
 
     let c = run(&home, &r, &inv, &["contains", "SHOP-3", "--offline", "--format", "github"]);
     c.expect_code(0);
+    // With GITHUB_STEP_SUMMARY set, the markdown goes to the job summary.
+    let summary = r.scratch().join("summary.md");
+    let args =
+        ["plan", "uk", "--to", "v1.0.0", "--offline", "--format", "github", "--inventory", inv.to_str().unwrap()];
+    let with_summary = prodiff_env(r.path(), &args, None, &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())]);
+    with_summary.expect_code(0);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("## Release plan: uk → v1.0.0\n"), "{md}");
     assert!(c.stdout.starts_with("::notice title=prodiff contains SHOP-3::uk/api deployed\n"), "{}", c.context);
     // JUnit stays refused for them.
     let j = run(&home, &r, &inv, &["contains", "SHOP-3", "--offline", "--format", "junit"]);
@@ -266,4 +274,107 @@ fn github_annotations_point_at_the_config_entry_at_fault() {
     let line =
         check.stdout.lines().find(|l| l.contains("exception-unused")).unwrap_or_else(|| panic!("{}", check.context));
     assert!(line.starts_with("::warning file=prodiff.toml,line=3,title=prodiff exception-unused::"), "{line}");
+}
+
+#[test]
+fn every_command_follows_one_exit_code_contract() {
+    let r = shop();
+    let home = Home::new();
+    let host = format!("127.0.0.1:{}", free_port());
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    // A registry that cannot be asked about what runs: every judging command is incomplete.
+    let inv = write(
+        &r,
+        vec![serde_json::json!({"environment": "uk", "service": "api", "image": format!("{host}/shop/api:1.2.0"),
+            "repo_digests": [format!("{host}/shop/api@{digest}")]})],
+    );
+    let commands: [&[&str]; 6] = [
+        &["status"],
+        &["diff", "uk"],
+        &["check"],
+        &["plan", "uk", "--to", "1.1.0"],
+        &["rollback", "uk"],
+        &["contains", "SHOP-3"],
+    ];
+    for args in commands {
+        let incomplete = run(&home, &r, &inv, args);
+        incomplete.expect_code(3);
+        let mut accepted = args.to_vec();
+        accepted.push("--allow-incomplete");
+        let code = run(&home, &r, &inv, &accepted).code;
+        assert_eq!(code, 0, "{args:?} --allow-incomplete");
+        let mut json = args.to_vec();
+        json.extend(["--format", "json"]);
+        let report = run(&home, &r, &inv, &json).json();
+        assert_eq!(report["complete"], false, "{args:?}");
+        assert_eq!(report["schema_version"], 1, "{args:?}");
+        // A denied finding wins over incompleteness (contains answers a question: not it).
+        if args[0] != "contains" {
+            let mut denied = args.to_vec();
+            denied.extend(["--deny", "registry-unreachable"]);
+            run(&home, &r, &inv, &denied).expect_code(1);
+        }
+        // An unknown environment is a usage error everywhere.
+        let mut bad = args.to_vec();
+        bad.extend(["--env", "nowhere"]);
+        if matches!(args[0], "diff" | "plan" | "rollback") {
+            bad = vec![args[0], "nowhere"];
+            bad.extend_from_slice(&args[2..]);
+        }
+        run(&home, &r, &inv, &bad).expect_code(2);
+    }
+    // snapshot records what it saw, incomplete or not.
+    let snap = run(&home, &r, &inv, &["snapshot"]);
+    snap.expect_code(0);
+    assert_eq!(snap.json()["complete"], false);
+}
+
+#[test]
+fn the_readme_documents_every_field_of_the_plan_rollback_and_contains_json() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### `plan`, `rollback` and `contains`").nth(1).unwrap().split("\n## ").next().unwrap();
+    let r = shop();
+    let home = Home::new();
+    let inv = write(
+        &r,
+        vec![
+            serde_json::json!({"environment": "uk", "service": "api", "image": "registry.example.com/shop/api:1.2.0"}),
+        ],
+    );
+    let runs = [
+        run(&home, &r, &inv, &["plan", "uk", "--to", "v1.0.0", "--offline", "--format", "json"]).json(),
+        run(&home, &r, &inv, &["rollback", "uk", "--exclude", "SHOP-3", "--offline", "--format", "json"]).json(),
+        run(&home, &r, &inv, &["contains", "SHOP-3", "--offline", "--format", "json"]).json(),
+    ];
+    let mut missing = Vec::new();
+    for report in &runs {
+        let mut objects = vec![report];
+        for list in ["services", "queries"] {
+            if let Some(first) = report[list].get(0) {
+                objects.push(first);
+                for inner in ["candidates", "answers", "files"] {
+                    if let Some(x) = first[inner].get(0) {
+                        objects.push(x);
+                    }
+                }
+            }
+        }
+        for o in objects {
+            for key in o.as_object().unwrap().keys() {
+                if !names(section, key) {
+                    missing.push(key.clone());
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "the README does not document {missing:?}");
+}
+
+/// Whether `text` names the field `key` as a word (`key`, {key, …}, key[], …).
+fn names(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + key.len()..].chars().next();
+        matches!(before, Some('`' | '{' | ' ')) && matches!(after, Some('`' | ',' | '}' | '[' | ' '))
+    })
 }

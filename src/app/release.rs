@@ -18,7 +18,7 @@ use crate::report::workflows::{
     self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
     Running, ServicePlan, ServiceRollback,
 };
-use crate::report::{Mainline, SCHEMA_VERSION};
+use crate::report::{Format, Mainline, SCHEMA_VERSION};
 use crate::resolve::Deployment;
 
 pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
@@ -48,6 +48,7 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
         findings,
     };
     workflows::render_contains(&report, g.format, out)?;
+    super::job_summary(g, |file| workflows::render_contains(&report, Format::Markdown, file))?;
     Ok(contains::verdict_of(&states, complete || g.allow_incomplete))
 }
 
@@ -202,6 +203,7 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
     report.complete = crate::report::is_complete(all());
     let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_plan(&report, g.format, out)?;
+    super::job_summary(g, |file| workflows::render_plan(&report, Format::Markdown, file))?;
     Ok(code)
 }
 
@@ -419,6 +421,7 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
     report.complete = crate::report::is_complete(all());
     let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_rollback(&report, g.format, out)?;
+    super::job_summary(g, |file| workflows::render_rollback(&report, Format::Markdown, file))?;
     Ok(code)
 }
 
