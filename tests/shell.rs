@@ -105,3 +105,35 @@ fn help_has_examples_the_readme_exit_codes_and_the_environment() {
     let short = prodiff(dir.path(), &["-h"], None);
     assert!(short.stdout.contains("prodiff --help"), "{}", short.context);
 }
+
+#[test]
+fn the_build_script_tolerates_a_source_tree_without_git() {
+    // The compiled build script, run where no git repository is: a tarball build.
+    let debug = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let mut scripts: Vec<_> = std::fs::read_dir(debug.join("build"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("prodiff-"))
+        .map(|e| e.path().join("build-script-build"))
+        .filter(|p| p.exists())
+        .collect();
+    scripts.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    let script = scripts.pop().expect("cargo built prodiff's build script");
+    let outside = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let out = Command::new(&script)
+            .current_dir(outside.path())
+            .env("OUT_DIR", outside.path())
+            .env("GIT_CEILING_DIRECTORIES", outside.path().parent().unwrap())
+            .env_remove("PRODIFF_BUILD_COMMIT")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&[]).contains("cargo:rustc-env=PRODIFF_BUILD_COMMIT=unknown commit\n"));
+    assert!(run(&[("PRODIFF_BUILD_COMMIT", "abc123")]).contains("cargo:rustc-env=PRODIFF_BUILD_COMMIT=abc123\n"));
+    // Without git on PATH at all, the same.
+    assert!(run(&[("PATH", "/nonexistent")]).contains("PRODIFF_BUILD_COMMIT=unknown commit\n"));
+}
