@@ -57,6 +57,19 @@ pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Resu
     }
 }
 
+/// With `--format github`, a run that failed (exit 2) is also an annotation on standard
+/// output, on the config line at fault when there is one. The error itself goes to stderr.
+pub fn annotate_failure(g: &Global, error: &anyhow::Error, out: &mut dyn Write) -> std::io::Result<()> {
+    if g.format != Format::Github {
+        return Ok(());
+    }
+    let at = error.chain().find_map(|c| match c.downcast_ref::<crate::config::ConfigError>() {
+        Some(crate::config::ConfigError::Invalid { path, line, column, .. }) => Some((path.as_path(), *line, *column)),
+        _ => None,
+    });
+    report::github::failure(&format!("{error:#}"), at, out)
+}
+
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
     let report = status_report(g, &args.environments, "status", counts_only(g))?;
     emit(&report, View::Status, g, out)

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("prodiff: error: {e:#}");
+            let _ = prodiff::app::annotate_failure(&cli.global, &e, &mut out).and_then(|_| out.flush());
             ExitCode::from(prodiff::exit::USAGE)
         }
     }

@@ -274,6 +274,15 @@ fn github_annotations_point_at_the_config_entry_at_fault() {
     let line =
         check.stdout.lines().find(|l| l.contains("exception-unused")).unwrap_or_else(|| panic!("{}", check.context));
     assert!(line.starts_with("::warning file=prodiff.toml,line=3,title=prodiff exception-unused::"), "{line}");
+
+    // A config that does not load: exit 2, and the annotation sits on the line at fault.
+    std::fs::write(r.path().join("prodiff.toml"), "[environments.uk]\n\n[services.api]\nbranch = \"x\"\n").unwrap();
+    let broken = run(&home, &r, &inv, &["check", "--offline", "--format", "github"]);
+    broken.expect_code(2);
+    assert!(broken.stderr.contains("prodiff.toml:4:1: unknown field `branch`"), "{}", broken.context);
+    assert!(broken.stdout.starts_with("::error file=prodiff.toml,line=4,col=1,title=prodiff::"), "{}", broken.context);
+    let plain = run(&home, &r, &inv, &["check", "--offline"]);
+    assert_eq!(plain.stdout, "", "{}", plain.context);
 }
 
 #[test]

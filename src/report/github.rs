@@ -37,6 +37,18 @@ pub fn notice(title: &str, message: &str, out: &mut dyn Write) -> io::Result<()>
     writeln!(out, "::notice title={}::{}", escape_property(title), escape_data(message))
 }
 
+/// A run that could not do its job (exit 2) as one `::error`, on the config line at fault
+/// when there is one (`file`, `line`, `col`), so the check points at it.
+pub fn failure(message: &str, at: Option<(&std::path::Path, usize, usize)>, out: &mut dyn Write) -> io::Result<()> {
+    let place = match at {
+        Some((file, line, col)) => {
+            format!("file={},line={line},col={col},", escape_property(&workspace_relative(&file.display().to_string())))
+        }
+        None => String::new(),
+    };
+    writeln!(out, "::error {place}title=prodiff::{}", escape_data(message))
+}
+
 /// `file=F,line=N,title=T` when the finding names a config entry, else `title=T`.
 fn properties(f: &Finding, title: &str) -> String {
     let located = f.origin.as_deref().and_then(|o| o.rsplit_once(':')).filter(|(_, l)| l.parse::<u32>().is_ok());
