@@ -59,6 +59,7 @@ fn plan_and_rollback_exit_3_when_the_registry_could_not_be_asked() {
     let table = run(&home, &r, &inv, &["rollback", "uk", "--exclude", "SHOP-3"]);
     table.expect_code(3);
     assert!(table.stdout.contains("Incomplete: something could not be observed"), "{}", table.context);
+    assert!(table.stdout.contains("registry unreachable"), "the IMAGE column says why\n{}", table.context);
     run(&home, &r, &inv, &["rollback", "uk", "--exclude", "SHOP-3", "--allow-incomplete"]).expect_code(0);
 
     let plan = run(&home, &r, &inv, &["plan", "uk", "--to", "1.1.0", "--format", "json"]);

@@ -444,9 +444,12 @@ fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) 
                 Presence::Missing => "no".to_string(),
                 Presence::Unknown => "unknown".to_string(),
             }));
+            let failed =
+                s.findings.iter().any(|f| f.code == crate::model::Code::RegistryUnreachable && f.key == c.image);
             row.push(match c.image_exists {
                 Some(true) => "in registry".into(),
                 Some(false) => "MISSING".into(),
+                None if failed => "registry unreachable".into(),
                 None => "not checked".into(),
             });
             rows.push(row);
