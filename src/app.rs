@@ -472,7 +472,8 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             .map(|h| (h.as_str(), false))
             .chain(env.swarm.iter().map(|h| (h.as_str(), true)))
             .collect();
-        for o in observe_docker(&hosts, &env.name, config)? {
+        let claim = |w: &crate::model::Workload| resolve::is_claimed(w, config);
+        for o in observe_docker(&hosts, &env.name, config, &claim)? {
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
         }
@@ -501,7 +502,12 @@ fn join(items: BTreeSet<&str>) -> String {
 
 /// Every Docker host and Swarm manager of an environment, at most four at once, on the
 /// runtime `run` entered.
-fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<Vec<Observation>> {
+fn observe_docker(
+    hosts: &[(&str, bool)],
+    env: &str,
+    config: &Config,
+    claim: docker::Claim<'_>,
+) -> Result<Vec<Observation>> {
     use futures_util::stream::{self, StreamExt};
     if hosts.is_empty() {
         return Ok(Vec::new());
@@ -512,7 +518,7 @@ fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<
         if swarm {
             docker::observe_swarm(&url, env, config).await
         } else {
-            docker::observe(&url, env, config).await
+            docker::observe(&url, env, config, claim).await
         }
     };
     let hosts: Vec<(String, bool)> = hosts.iter().map(|(h, s)| (h.to_string(), *s)).collect();
@@ -524,19 +530,21 @@ fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<
 /// (`org.opencontainers.image.source` = the `origin` remote), as environment `local`.
 fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
     let nothing = "nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml";
-    let mut seen = observe_docker(&[("default", false)], "local", config)?.pop().unwrap_or_default();
-    if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
-        bail!("{nothing} (and no local Docker daemon to look at: {})", f.message);
-    }
     let origin = repo.remote_url("origin").map(|u| normalise_url(&u));
-    seen.workloads.retain(|w| {
-        let ours = resolve::REVISION_LABELS
+    let ours = |w: &crate::model::Workload| {
+        let labelled = resolve::REVISION_LABELS
             .iter()
             .filter_map(|k| w.labels.get(*k))
             .any(|v| matches!(repo.lookup_commit(v), Lookup::Found(_)));
         let source = w.labels.get("org.opencontainers.image.source").map(|s| normalise_url(s));
-        ours || (source.is_some() && source == origin)
-    });
+        labelled || (source.is_some() && source == origin)
+    };
+    // Other containers on the daemon are none of this audit's business: no findings about them.
+    let mut seen = observe_docker(&[("default", false)], "local", config, &ours)?.pop().unwrap_or_default();
+    if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
+        bail!("{nothing} (and no local Docker daemon to look at: {})", f.message);
+    }
+    seen.workloads.retain(|w| ours(w));
     if seen.workloads.is_empty() {
         bail!("{nothing} (no running container on the local Docker daemon is built from this repository)");
     }

@@ -45,6 +45,9 @@ pub struct Workload {
     pub started_at: Option<DateTime<Utc>>,
     /// Where this workload was read from, for messages (`inventory prod.json`).
     pub origin: String,
+    /// Built on its host and never pushed or pulled (Docker: no RepoDigests): no registry
+    /// can know it, so none is asked, and its name does not leave the machine.
+    pub local_only: bool,
 }
 
 impl Workload {
@@ -313,6 +316,14 @@ pub struct Finding {
     /// Why the level was lowered to `allow`: an exception's reason, or the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<String>,
+    /// How many replicas it concerns, when one finding stands for several (a stale tag on
+    /// ten containers is one finding with count 10).
+    #[serde(skip_serializing_if = "single")]
+    pub count: usize,
+}
+
+fn single(count: &usize) -> bool {
+    *count <= 1
 }
 
 impl Finding {
@@ -326,6 +337,7 @@ impl Finding {
             hint: None,
             key: String::new(),
             suppressed: None,
+            count: 1,
         }
     }
 

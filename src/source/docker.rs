@@ -17,6 +17,7 @@ use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
+use super::replicas::{self, PerReplica};
 use super::Observation;
 use crate::config::Config;
 use crate::model::{Code, Digest, Finding, ImageRef, ImageSpec, Workload};
@@ -42,9 +43,13 @@ pub fn host_url(host: Option<&str>) -> String {
         .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
+/// Whether a workload is audited; per-replica findings (`stale-tag`, `untagged-image`) are
+/// raised only for those.
+pub type Claim<'a> = &'a dyn Fn(&Workload) -> bool;
+
 /// Running containers on one host, as workloads of `environment`.
-pub async fn observe(host: &str, environment: &str, config: &Config) -> Observation {
-    match containers(host, environment, config).await {
+pub async fn observe(host: &str, environment: &str, config: &Config, claim: Claim<'_>) -> Observation {
+    match containers(host, environment, config, claim).await {
         Ok(o) => o,
         Err(message) => unreachable(host, environment, message),
     }
@@ -137,7 +142,7 @@ struct Container {
     started_at: Option<DateTime<Utc>>,
 }
 
-async fn containers(host: &str, environment: &str, config: &Config) -> Result<Observation, String> {
+async fn containers(host: &str, environment: &str, config: &Config, claim: Claim<'_>) -> Result<Observation, String> {
     let docker = connect(host).await?;
     let list = docker
         .list_containers(Some(ListContainersOptions { all: false, ..Default::default() }))
@@ -162,11 +167,17 @@ async fn containers(host: &str, environment: &str, config: &Config) -> Result<Ob
     images.extend(inspect_all(&docker, moved).await?);
 
     let mut obs = Observation::default();
+    let mut per_replica = Vec::new();
     for c in &running {
         let (w, findings) = workload(host, environment, config, c, &images);
+        // An unclaimed container's stale tag is not this audit's business (it is listed in
+        // `unclaimed-images`).
+        if w.as_ref().is_none_or(claim) {
+            per_replica.extend(findings);
+        }
         obs.workloads.extend(w);
-        obs.findings.extend(findings);
     }
+    obs.findings = replicas::group(per_replica);
     Ok(obs)
 }
 
@@ -203,13 +214,16 @@ fn workload(
     config: &Config,
     c: &Container,
     images: &HashMap<String, ImageFacts>,
-) -> (Option<Workload>, Vec<Finding>) {
+) -> (Option<Workload>, Vec<PerReplica>) {
     let mut findings = Vec::new();
     let instance = format!("{host}/{}", c.name);
-    let at = |f: Finding| {
-        let mut f = f.key(instance.clone());
-        f.environment = Some(environment.to_string());
-        f
+    let at = |code: Code, what: String, hint: &'static str| PerReplica {
+        code,
+        environment: environment.to_string(),
+        name: c.name.clone(),
+        instance: instance.clone(),
+        what,
+        hint,
     };
     let facts = images.get(&c.image_id);
     let image_id = Digest::parse(&c.image_id).ok();
@@ -217,27 +231,22 @@ fn workload(
     // The tag string now names another image: the container still runs the old one.
     if let (Some(ImageSpec::Named(r)), Some(now)) = (&image, images.get(&c.image).and_then(|f| f.id.as_ref())) {
         if Some(now) != image_id.as_ref() {
-            findings.push(at(Finding::new(
+            let running = image_id.as_ref().map(|d| d.short().to_string()).unwrap_or_else(|| c.image_id.clone());
+            findings.push(at(
                 Code::StaleTag,
-                format!(
-                    "{} was started from {}, which now names {}; it still runs {}",
-                    c.name,
-                    r,
-                    now.short(),
-                    image_id.as_ref().map(|d| d.short().to_string()).unwrap_or_else(|| c.image_id.clone())
-                ),
-            )
-            .hint("the tag moved after the container started: redeploy, or pin images by digest")));
+                format!("started from {r}, which now names {}; still running {running}", now.short()),
+                "the tag moved after the container started: redeploy, or pin images by digest",
+            ));
             image = Some(ImageSpec::Named(ImageRef { tag: None, digest: None, ..r.clone() }));
         }
     }
     let untagged = facts.is_none_or(|f| f.tags.is_empty());
     if untagged {
-        findings.push(at(Finding::new(
+        findings.push(at(
             Code::UntaggedImage,
-            format!("{} runs an image no tag names any more ({})", c.name, c.image_id),
-        )
-        .hint("a dangling image: find its revision label, or redeploy from a tag")));
+            format!("running an image no tag names any more ({})", c.image_id),
+            "a dangling image: find its revision label, or redeploy from a tag",
+        ));
     }
     let image = match (image, image_id.clone()) {
         (Some(i), _) => i,
@@ -278,6 +287,8 @@ fn workload(
         instance: Some(instance.clone()),
         started_at: c.started_at,
         origin: format!("docker {host}"),
+        // Pulled or pushed images have RepoDigests; without any it was built here.
+        local_only: facts.is_some_and(|f| f.repo_digests.is_empty()),
     };
     (Some(w), findings)
 }
@@ -331,6 +342,7 @@ async fn tasks(host: &str, environment: &str, config: &Config) -> Result<Observa
             instance: Some(instance),
             started_at: status.timestamp,
             origin: format!("swarm {host}"),
+            local_only: false,
         });
     }
     Ok(obs)

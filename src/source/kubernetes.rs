@@ -264,6 +264,7 @@ fn observe_pod(
             instance: Some(format!("{instance}{node}")),
             started_at,
             origin: format!("kubernetes {}", origin.display()),
+            local_only: false,
         });
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod docker;
 pub mod http;
 pub mod inventory;
 pub mod kubernetes;
+pub mod replicas;
 pub mod versions;
 
 use std::io::Read;
