@@ -252,6 +252,7 @@ mod tests {
             results: vec![Row::bare("production", "api", findings)],
             declared: vec![],
             findings: vec![],
+            daemons: Vec::new(),
             check: None,
         }
     }

@@ -14,18 +14,18 @@ use serde_json::Value;
 use crate::util::*;
 
 /// Docker tests share the daemon (and its swarm state): one at a time.
-static DAEMON: Mutex<()> = Mutex::new(());
+pub static DAEMON: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-const REV: &str = "org.opencontainers.image.revision";
+pub const REV: &str = "org.opencontainers.image.revision";
 
 /// What one test created on the daemon; removed on drop.
-struct Lab {
-    name: String,
+pub struct Lab {
+    pub name: String,
     build: tempfile::TempDir,
     swarm_created: bool,
 }
 
-fn docker(args: &[&str]) -> String {
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("the docker CLI is installed");
     assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -33,7 +33,7 @@ fn docker(args: &[&str]) -> String {
 
 impl Lab {
     /// `None` only when the contributor opted out.
-    fn new() -> Option<Lab> {
+    pub fn new() -> Option<Lab> {
         if std::env::var_os("PRODIFF_SKIP_DOCKER_TESTS").is_some_and(|v| v == "1") {
             eprintln!("PRODIFF_SKIP_DOCKER_TESTS=1: skipping a Docker test");
             return None;
@@ -58,12 +58,12 @@ impl Lab {
         Some(Lab { name, build, swarm_created: false })
     }
 
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("prodiff.test={}", self.name)
     }
 
     /// Builds `repo:tag` (under this lab's name) with labels; a `salt` makes distinct digests.
-    fn image(&self, repo: &str, tag: &str, labels: &[(&str, &str)], salt: &str) -> String {
+    pub fn image(&self, repo: &str, tag: &str, labels: &[(&str, &str)], salt: &str) -> String {
         let reference = format!("{}/{repo}:{tag}", self.name);
         std::fs::write(self.build.path().join("salt"), salt).unwrap();
         std::fs::write(
@@ -83,7 +83,7 @@ impl Lab {
     }
 
     /// Runs a container of `image` named `<lab>-<name>`, with extra labels.
-    fn run(&self, name: &str, image: &str, labels: &[(&str, &str)]) -> String {
+    pub fn run(&self, name: &str, image: &str, labels: &[(&str, &str)]) -> String {
         let cname = format!("{}-{name}", self.name);
         let mut args =
             vec!["run".to_string(), "-d".into(), "--name".into(), cname.clone(), "--label".into(), self.label()];
@@ -97,7 +97,7 @@ impl Lab {
     }
 
     /// A prodiff config auditing this lab's containers on the local daemon as `env`.
-    fn config(&self, dir: &Path, body: &str) -> PathBuf {
+    pub fn config(&self, dir: &Path, body: &str) -> PathBuf {
         let path = dir.join(format!("{}.toml", self.name));
         std::fs::write(&path, body).unwrap();
         path
@@ -132,7 +132,7 @@ impl Drop for Lab {
 }
 
 /// A repository with v1.0.0 and v1.1.0 on main and a hotfix v1.0.1 on a release branch.
-fn repo() -> TestRepo {
+pub fn repo() -> TestRepo {
     let r = TestRepo::new();
     r.commit("main", "one", &[("a.txt", "1")]);
     r.tag("v1.0.0", "main", true);

@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod docker;
+mod docker_contexts;
 mod gate;
 mod history;
 mod kubernetes;

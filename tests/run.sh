@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the Debian packages the tests use
-# when they are missing (git, docker-registry, skopeo, busybox-static), builds, runs every
+# when they are missing (git, docker-registry, skopeo, busybox-static, socat, openssl), builds, runs every
 # test. The Docker tests need a running daemon; they fail, saying how to start one, without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,6 +10,8 @@ command -v git >/dev/null || need+=(git)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v socat >/dev/null || need+=(socat)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

@@ -17,8 +17,12 @@ use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
+mod context;
+
+pub use context::{Endpoint, HostSpec, LOCAL_SOCKET};
+
 use super::replicas::{self, PerReplica};
-use super::Observation;
+use super::{Daemon, Observation};
 use crate::config::Config;
 use crate::model::{Code, Digest, Finding, ImageRef, ImageSpec, Workload};
 
@@ -35,12 +39,10 @@ fn timeout() -> Duration {
 /// Inspect calls in flight per host.
 const CONCURRENCY: usize = 4;
 
-/// `unix:///var/run/docker.sock`, `tcp://10.0.0.5:2376` (TLS with DOCKER_TLS_VERIFY and
-/// DOCKER_CERT_PATH, like the docker CLI); `None`: `DOCKER_HOST`, else the local socket.
-pub fn host_url(host: Option<&str>) -> String {
-    host.map(str::to_string)
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+/// The daemon a host entry means (see `context`): a missing or broken Docker context is an
+/// error, as it is for the docker CLI.
+pub fn endpoint(spec: &HostSpec) -> Result<Endpoint, context::ContextError> {
+    context::resolve(spec)
 }
 
 /// Whether a workload is audited; per-replica findings (`stale-tag`, `untagged-image`) are
@@ -48,23 +50,42 @@ pub fn host_url(host: Option<&str>) -> String {
 pub type Claim<'a> = &'a dyn Fn(&Workload) -> bool;
 
 /// Running containers on one host, as workloads of `environment`.
-pub async fn observe(host: &str, environment: &str, config: &Config, claim: Claim<'_>) -> Observation {
-    match containers(host, environment, config, claim).await {
-        Ok(o) => o,
-        Err(message) => unreachable(host, environment, message),
-    }
+pub async fn observe(at: &Endpoint, environment: &str, config: &Config, claim: Claim<'_>) -> Observation {
+    let result = containers(at, environment, config, claim).await;
+    finish(at, environment, "docker", result)
 }
 
 /// Running Swarm tasks, as seen by a manager.
-pub async fn observe_swarm(host: &str, environment: &str, config: &Config) -> Observation {
-    match tasks(host, environment, config).await {
-        Ok(o) => o,
-        Err(message) => unreachable(host, environment, message),
-    }
+pub async fn observe_swarm(at: &Endpoint, environment: &str, config: &Config) -> Observation {
+    let result = tasks(at, environment, config).await;
+    finish(at, environment, "swarm", result)
 }
 
-fn unreachable(host: &str, environment: &str, message: String) -> Observation {
-    let mut f = Finding::new(Code::SourceUnreachable, format!("Docker host {host}: {message}"))
+/// The observation, or a `source-unreachable` finding; either way the daemon is named for
+/// the report header.
+fn finish(at: &Endpoint, environment: &str, kind: &str, result: Result<Observation, String>) -> Observation {
+    let (mut obs, reachable) = match result {
+        Ok(o) => (o, true),
+        Err(message) => (unreachable(at, environment, message), false),
+    };
+    obs.daemons.push(Daemon {
+        environment: environment.to_string(),
+        kind: kind.to_string(),
+        host: at.host.clone(),
+        context: at.context.clone(),
+        chosen_by: at.chosen_by.clone(),
+        reachable,
+    });
+    obs
+}
+
+fn unreachable(at: &Endpoint, environment: &str, message: String) -> Observation {
+    let host = &at.host;
+    let name = match &at.context {
+        Some(c) => format!("Docker host {host} (context {c})"),
+        None => format!("Docker host {host}"),
+    };
+    let mut f = Finding::new(Code::SourceUnreachable, format!("{name}: {message}"))
         .hint("is the daemon running and this user allowed to use it? (systemctl start docker; the docker group)")
         .key(host.to_string());
     f.environment = Some(environment.to_string());
@@ -72,9 +93,9 @@ fn unreachable(host: &str, environment: &str, message: String) -> Observation {
 }
 
 /// Connects and negotiates the API version; daemons older than 1.41 are refused.
-async fn connect(host: &str) -> Result<Docker, String> {
+async fn connect(at: &Endpoint) -> Result<Docker, String> {
     let limit = timeout();
-    let docker = Docker::connect_with_host(host).map_err(|e| describe(&e))?.with_timeout(limit);
+    let docker = client(at)?.with_timeout(limit);
     let docker = tokio::time::timeout(limit, docker.negotiate_version())
         .await
         .map_err(|_| format!("no answer within {}s", limit.as_secs()))?
@@ -87,6 +108,18 @@ async fn connect(host: &str) -> Result<Docker, String> {
         ));
     }
     Ok(docker)
+}
+
+/// A client for the endpoint: with the context's TLS material when it has some; a plain
+/// `DOCKER_HOST` uses TLS like the docker CLI when `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`
+/// are set.
+fn client(at: &Endpoint) -> Result<Docker, String> {
+    let secs = timeout().as_secs();
+    match &at.tls {
+        Some(t) => Docker::connect_with_ssl(&at.host, &t.key, &t.cert, &t.ca, secs, bollard::API_DEFAULT_VERSION),
+        None => Docker::connect_with_host(&at.host),
+    }
+    .map_err(|e| describe(&e))
 }
 
 /// One image as inspected: what names it and what it says about itself.
@@ -142,8 +175,14 @@ struct Container {
     started_at: Option<DateTime<Utc>>,
 }
 
-async fn containers(host: &str, environment: &str, config: &Config, claim: Claim<'_>) -> Result<Observation, String> {
-    let docker = connect(host).await?;
+async fn containers(
+    at: &Endpoint,
+    environment: &str,
+    config: &Config,
+    claim: Claim<'_>,
+) -> Result<Observation, String> {
+    let host = at.host.as_str();
+    let docker = connect(at).await?;
     let list = docker
         .list_containers(Some(ListContainersOptions { all: false, ..Default::default() }))
         .await
@@ -293,8 +332,9 @@ fn workload(
     (Some(w), findings)
 }
 
-async fn tasks(host: &str, environment: &str, config: &Config) -> Result<Observation, String> {
-    let docker = connect(host).await?;
+async fn tasks(at: &Endpoint, environment: &str, config: &Config) -> Result<Observation, String> {
+    let host = at.host.as_str();
+    let docker = connect(at).await?;
     let services = docker.list_services(None::<ListServicesOptions>).await.map_err(|e| describe(&e))?;
     let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
     let tasks = docker.list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.map_err(|e| describe(&e))?;
