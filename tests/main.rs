@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod docker;
 mod docker_contexts;
+mod docker_ssh;
 mod gate;
 mod history;
 mod kubernetes;

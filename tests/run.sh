@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the Debian packages the tests use
-# when they are missing (git, docker-registry, skopeo, busybox-static, socat, openssl), builds, runs every
-# test. The Docker tests need a running daemon; they fail, saying how to start one, without.
+# when they are missing (git, docker-registry, skopeo, busybox-static, socat, openssl,
+# openssh-client, openssh-server), builds, runs every test. The Docker tests need a running
+# daemon; they fail, saying how to start one, without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +13,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v socat >/dev/null || need+=(socat)
 command -v openssl >/dev/null || need+=(openssl)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

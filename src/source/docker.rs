@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
 mod context;
+mod ssh;
 
 pub use context::{Endpoint, HostSpec, LOCAL_SOCKET};
 
@@ -95,11 +96,17 @@ fn unreachable(at: &Endpoint, environment: &str, message: String) -> Observation
 /// Connects and negotiates the API version; daemons older than 1.41 are refused.
 async fn connect(at: &Endpoint) -> Result<Docker, String> {
     let limit = timeout();
-    let docker = client(at)?.with_timeout(limit);
+    let (docker, ssh) = client(at)?;
+    let docker = docker.with_timeout(limit);
+    // Over ssh, what ssh said (refused, denied, no docker there) beats hyper's "closed".
+    let said = |message: String| match ssh.as_ref().and_then(ssh::Stderr::last) {
+        Some(line) => line,
+        None => message,
+    };
     let docker = tokio::time::timeout(limit, docker.negotiate_version())
         .await
-        .map_err(|_| format!("no answer within {}s", limit.as_secs()))?
-        .map_err(|e| describe(&e))?;
+        .map_err(|_| said(format!("no answer within {}s", limit.as_secs())))?
+        .map_err(|e| said(describe(&e)))?;
     let v = docker.client_version();
     if (v.major_version, v.minor_version) < MIN_API {
         return Err(format!(
@@ -110,15 +117,20 @@ async fn connect(at: &Endpoint) -> Result<Docker, String> {
     Ok(docker)
 }
 
-/// A client for the endpoint: with the context's TLS material when it has some; a plain
-/// `DOCKER_HOST` uses TLS like the docker CLI when `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`
-/// are set.
-fn client(at: &Endpoint) -> Result<Docker, String> {
+/// A client for the endpoint: over ssh for `ssh://`; with the context's TLS material when
+/// it has some; a plain `DOCKER_HOST` uses TLS like the docker CLI when `DOCKER_TLS_VERIFY`
+/// and `DOCKER_CERT_PATH` are set.
+fn client(at: &Endpoint) -> Result<(Docker, Option<ssh::Stderr>), String> {
+    if at.host.starts_with("ssh://") {
+        let (docker, stderr) = ssh::client(&at.host, timeout())?;
+        return Ok((docker, Some(stderr)));
+    }
     let secs = timeout().as_secs();
     match &at.tls {
         Some(t) => Docker::connect_with_ssl(&at.host, &t.key, &t.cert, &t.ca, secs, bollard::API_DEFAULT_VERSION),
         None => Docker::connect_with_host(&at.host),
     }
+    .map(|d| (d, None))
     .map_err(|e| describe(&e))
 }
 
