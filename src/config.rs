@@ -658,7 +658,10 @@ fn docker_host(value: &toml::Value) -> Result<HostSpec, String> {
         "is not a Docker host (unix:///path, tcp://host:port, ssh://user@host, \"default\", or { context = \"NAME\" })";
     match value {
         toml::Value::String(s) if s == "default" => Ok(HostSpec::Default),
-        toml::Value::String(s) if SCHEMES.iter().any(|p| s.starts_with(p)) => Ok(HostSpec::Url(s.clone())),
+        toml::Value::String(s) if SCHEMES.iter().any(|p| s.starts_with(p)) => {
+            crate::source::docker::check_ssh(s)?;
+            Ok(HostSpec::Url(s.clone()))
+        }
         toml::Value::Table(t) => match (t.get("context"), t.len()) {
             (Some(toml::Value::String(c)), 1) if !c.is_empty() => Ok(HostSpec::Context(c.clone())),
             _ => Err(format!("{value} {what}")),
@@ -810,6 +813,9 @@ mod tests {
             e.starts_with("prodiff.toml:2:10: environments.p.swarm: { contxt = \"prod\" } is not a Docker host"),
             "{e}"
         );
+        let e = err("[environments.p]\ndocker = [\"ssh://deploy:hunter2@h\"]\n");
+        assert!(e.starts_with("prodiff.toml:2:11: environments.p.docker: a password in an ssh:// URL"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
         let e = err("[environments.p]\ndocker = [\"docker.example:2376\"]\n");
         assert!(
             e.starts_with("prodiff.toml:2:11: environments.p.docker: \"docker.example:2376\" is not a Docker host"),

@@ -280,6 +280,10 @@ fn docker_contexts_choose_the_daemon_like_the_docker_cli() {
     let run = prodiff_env(r.path(), &args, None, &[("DOCKER_CONFIG", cd), ("DOCKER_HOST", "tcp://127.0.0.1:1")]);
     let header = run.stdout.lines().nth(1).unwrap_or_default();
     assert_eq!(header, format!("docker local: {tls_host} (context lab-tls, from prodiff.toml)"), "{}", run.context);
+    let args = ["status", "--offline", "--format", "markdown", "--config", pinned.to_str().unwrap()];
+    let run = prodiff_env(r.path(), &args, None, &[("DOCKER_CONFIG", cd), ("DOCKER_HOST", "tcp://127.0.0.1:1")]);
+    let line = format!("- docker `local`: `{tls_host} (context lab-tls, from prodiff.toml)`");
+    assert!(run.stdout.lines().any(|l| l == line), "{}", run.context);
 
     // A client certificate the CA did not sign: the TLS relay refuses, so the material is used.
     openssl(

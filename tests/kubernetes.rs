@@ -61,6 +61,33 @@ fn recorded_pods_give_digests_replicas_and_pending_containers() {
 }
 
 #[test]
+fn replicas_stuck_on_the_same_image_are_one_pending_finding_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(pods()).unwrap()).unwrap();
+    let items = list["items"].as_array_mut().unwrap();
+    let stuck = items.iter().find(|p| p["metadata"]["name"] == "worker-6b7c-pqrst").unwrap().clone();
+    for suffix in ["uvwxy", "zabcd"] {
+        let mut replica = stuck.clone();
+        replica["metadata"]["name"] = format!("worker-6b7c-{suffix}").into();
+        items.push(replica);
+    }
+    let saved = dir.path().join("pods.json");
+    std::fs::write(&saved, list.to_string()).unwrap();
+    let config = format!("{}\n[environments.production]\nkubernetes = [{{ file = {saved:?} }}]\n", services());
+    let (run, _repo) = audit(&config, &["status"], &[]);
+    let report = run.json();
+    let pending: Vec<&serde_json::Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "pending-workload").collect();
+    assert_eq!(pending.len(), 1, "{report:#}");
+    assert_eq!(pending[0]["count"], 3);
+    let message = pending[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("3 replicas (shop/worker-6b7c-pqrst/worker, shop/worker-6b7c-uvwxy/worker, shop/worker-6b7c-zabcd/worker): not running (waiting: ContainerCreating)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn without_configured_services_sidecars_count_and_init_containers_do_not() {
     let config = format!("[environments.production]\nkubernetes = [{{ file = {:?} }}]\n", pods());
     let (run, _dir) = audit(&config, &["status"], &[]);

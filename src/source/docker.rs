@@ -46,6 +46,15 @@ pub fn endpoint(spec: &HostSpec) -> Result<Endpoint, context::ContextError> {
     context::resolve(spec)
 }
 
+/// Why an `ssh://` host cannot be used (a password in it, a path), in words that never
+/// repeat the URL; `Ok` for other schemes.
+pub fn check_ssh(url: &str) -> Result<(), String> {
+    match url.starts_with("ssh://") {
+        true => ssh::Target::parse(url).map(|_| ()),
+        false => Ok(()),
+    }
+}
+
 /// Whether a workload is audited; per-replica findings (`stale-tag`, `untagged-image`) are
 /// raised only for those.
 pub type Claim<'a> = &'a dyn Fn(&Workload) -> bool;

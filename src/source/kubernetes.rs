@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::replicas::{self, PerReplica};
 use super::{Observation, SourceError};
 use crate::config::Config;
 use crate::model::{Code, Digest, Finding, ImageRef, ImageSpec, Workload};
@@ -261,9 +262,12 @@ pub fn parse(text: &str, origin: &Path, environment: &str, config: &Config) -> R
         list.items
     };
     let mut obs = Observation::default();
+    let mut pending = Vec::new();
     for pod in &pods {
-        observe_pod(pod, origin, environment, config, &mut obs)?;
+        observe_pod(pod, origin, environment, config, &mut obs, &mut pending)?;
     }
+    // Five replicas stuck on one image pulling are one finding.
+    obs.findings = replicas::group(pending);
     Ok(obs)
 }
 
@@ -273,6 +277,7 @@ fn observe_pod(
     environment: &str,
     config: &Config,
     obs: &mut Observation,
+    pending: &mut Vec<PerReplica>,
 ) -> Result<(), SourceError> {
     let sidecars: Vec<&str> = pod
         .spec
@@ -296,17 +301,18 @@ fn observe_pod(
                 .iter()
                 .next()
                 .map(|(k, s)| format!("{k}{}", s.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()));
-            let mut f = Finding::new(
-                Code::PendingWorkload,
-                format!(
-                    "{instance} is not running ({}); its image {} is not counted",
+            pending.push(PerReplica {
+                code: Code::PendingWorkload,
+                environment: environment.to_string(),
+                name: instance.clone(),
+                instance: instance.clone(),
+                what: format!(
+                    "not running ({}); its image {} is not counted",
                     why.unwrap_or_else(|| "no state".into()),
                     status.image
                 ),
-            )
-            .key(instance.clone());
-            f.environment = Some(environment.to_string());
-            obs.findings.push(f);
+                hint: "wait, or look at the pod (kubectl describe pod)",
+            });
             continue;
         };
         let image = parse_image(&status.image, origin, &instance)?;

@@ -115,6 +115,10 @@ pub fn resolve_in(spec: &HostSpec, env: &Env) -> Result<Endpoint, ContextError> 
         HostSpec::Context(name) => context(name, "prodiff.toml", env),
         HostSpec::Default => {
             if let Some(host) = &env.docker_host {
+                super::check_ssh(host).map_err(|message| ContextError::Invalid {
+                    name: "default".into(),
+                    message: format!("DOCKER_HOST: {message}"),
+                })?;
                 return Ok(plain(host, "DOCKER_HOST"));
             }
             if let Some(name) = &env.docker_context {
@@ -168,6 +172,7 @@ fn context(name: &str, chosen_by: &str, env: &Env) -> Result<Endpoint, ContextEr
     if endpoint.skip_tls_verify {
         return Err(invalid("it skips TLS verification (SkipTLSVerify), which prodiff does not do: give the context the daemon's CA (`docker context update --docker ca=…`)"));
     }
+    super::check_ssh(&endpoint.host).map_err(|m| invalid(&format!("its endpoint: {m}")))?;
     let tls = tls(name, &dir.join("tls").join(&id).join("docker"))?;
     Ok(Endpoint { host: endpoint.host.clone(), context: Some(name.into()), chosen_by: chosen_by.into(), tls })
 }
@@ -250,5 +255,12 @@ mod tests {
         write_context(d.path(), "skip", r#"{"Endpoints":{"docker":{"Host":"tcp://h:2376","SkipTLSVerify":true}}}"#);
         let e = resolve_in(&HostSpec::Context("skip".into()), &env(d.path())).unwrap_err().to_string();
         assert!(e.contains("SkipTLSVerify"), "{e}");
+        let mut leaky = env(d.path());
+        leaky.docker_host = Some("ssh://deploy:hunter2@h".into());
+        let e = resolve_in(&HostSpec::Default, &leaky).unwrap_err().to_string();
+        assert!(
+            e.contains("DOCKER_HOST: a password in an ssh:// URL is not supported") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }
