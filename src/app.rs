@@ -529,7 +529,7 @@ fn observe_docker(
     let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
     let futures = hosts.iter().map(|(at, swarm)| async move {
         if *swarm {
-            docker::observe_swarm(at, env, config).await
+            docker::observe_swarm(at, env, config, claim).await
         } else {
             docker::observe(at, env, config, claim).await
         }

@@ -66,8 +66,8 @@ pub async fn observe(at: &Endpoint, environment: &str, config: &Config, claim: C
 }
 
 /// Running Swarm tasks, as seen by a manager.
-pub async fn observe_swarm(at: &Endpoint, environment: &str, config: &Config) -> Observation {
-    let result = tasks(at, environment, config).await;
+pub async fn observe_swarm(at: &Endpoint, environment: &str, config: &Config, claim: Claim<'_>) -> Observation {
+    let result = tasks(at, environment, config, claim).await;
     finish(at, environment, "swarm", result)
 }
 
@@ -353,13 +353,14 @@ fn workload(
     (Some(w), findings)
 }
 
-async fn tasks(at: &Endpoint, environment: &str, config: &Config) -> Result<Observation, String> {
+async fn tasks(at: &Endpoint, environment: &str, config: &Config, claim: Claim<'_>) -> Result<Observation, String> {
     let host = at.host.as_str();
     let docker = connect(at).await?;
     let services = docker.list_services(None::<ListServicesOptions>).await.map_err(|e| describe(&e))?;
     let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
     let tasks = docker.list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.map_err(|e| describe(&e))?;
     let mut obs = Observation::default();
+    let mut per_replica = Vec::new();
     for t in tasks {
         let status = t.status.clone().unwrap_or_default();
         if status.state != Some(bollard::models::TaskState::RUNNING) {
@@ -377,23 +378,21 @@ async fn tasks(at: &Endpoint, environment: &str, config: &Config) -> Result<Obse
         );
         let Ok(image) = ImageSpec::parse(&task_image) else { continue };
         let (spec_digest, task_digest) = (digest_of(&spec_image), digest_of(&task_image));
-        if spec_digest.is_some() && spec_digest != task_digest {
-            let mut f = Finding::new(
-                Code::TaskDigestMismatch,
-                format!("task {instance} runs {task_image}, but service {name} specifies {spec_image}"),
-            )
-            .hint("an update or rollback is in progress or stuck: docker service ps")
-            .key(instance.clone());
-            f.environment = Some(environment.to_string());
-            obs.findings.push(f);
-        }
+        let mismatch = (spec_digest.is_some() && spec_digest != task_digest).then(|| PerReplica {
+            code: Code::TaskDigestMismatch,
+            environment: environment.to_string(),
+            name: format!("task {instance}"),
+            instance: instance.clone(),
+            what: format!("runs {task_image}, but service {name} specifies {spec_image}"),
+            hint: "an update or rollback is in progress or stuck: docker service ps",
+        });
         let labels = match inspect_image(&docker, &task_image).await {
             Ok(f) => f.labels,
             Err(_) => BTreeMap::new(),
         };
         let service =
             image.named().and_then(|r| config.service_for_image(r)).map(|s| s.name.clone()).or(Some(name.clone()));
-        obs.workloads.push(Workload {
+        let w = Workload {
             environment: environment.to_string(),
             service,
             image,
@@ -404,8 +403,12 @@ async fn tasks(at: &Endpoint, environment: &str, config: &Config) -> Result<Obse
             started_at: status.timestamp,
             origin: format!("swarm {host}"),
             local_only: false,
-        });
+        };
+        // Another team's service mid-update is not this audit's business.
+        per_replica.extend(mismatch.filter(|_| claim(&w)));
+        obs.workloads.push(w);
     }
+    obs.findings = replicas::group(per_replica);
     Ok(obs)
 }
 
