@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,14 +81,28 @@ impl Target {
     }
 }
 
-/// What the ssh processes printed on stderr, newest last.
+/// What the ssh processes printed on stderr, newest last, and how many are still printing.
 #[derive(Clone, Default)]
-pub struct Stderr(Arc<Mutex<Vec<String>>>);
+pub struct Stderr {
+    lines: Arc<Mutex<Vec<String>>>,
+    open: Arc<AtomicUsize>,
+}
 
 impl Stderr {
-    /// The last thing ssh said, when it said anything.
-    pub fn last(&self) -> Option<String> {
-        self.0.lock().ok()?.last().cloned()
+    /// The last thing ssh said, when it said anything. A connection can fail before its ssh
+    /// has finished saying why: wait (up to 2 s) until something is said or every ssh is done.
+    pub async fn last(&self) -> Option<String> {
+        for _ in 0..100 {
+            if self.said().is_some() || self.open.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.said()
+    }
+
+    fn said(&self) -> Option<String> {
+        self.lines.lock().ok()?.last().cloned()
     }
 }
 
@@ -147,14 +162,16 @@ impl Connector {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot run {program}: {e}")))?;
         let pipe = child.stderr.take().expect("piped");
         let log = self.stderr.clone();
+        log.open.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
             use std::io::BufRead;
             for line in io::BufReader::new(pipe).lines().map_while(Result::ok) {
                 let line = line.trim().to_string();
-                if let (false, Ok(mut l)) = (line.is_empty(), log.0.lock()) {
+                if let (false, Ok(mut l)) = (line.is_empty(), log.lines.lock()) {
                     l.push(line);
                 }
             }
+            log.open.fetch_sub(1, Ordering::SeqCst);
         });
         ours.set_nonblocking(true)?;
         let io = TokioIo::new(tokio::net::UnixStream::from_std(ours)?);
