@@ -225,6 +225,8 @@ struct Audit {
     /// What version stores report, with the commit each names here.
     reported: Vec<(Reported, Option<CommitId>)>,
     findings: Vec<Finding>,
+    /// The Docker daemons asked (for the report header).
+    daemons: Vec<crate::source::Daemon>,
     /// How much of the mainline's side comparisons read: everything, unless the view only
     /// counts it.
     detail: Detail,
@@ -236,7 +238,7 @@ impl Audit {
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
-        let Observation { workloads, findings: mut observed, declared, reported } = gather(g, &config, &repo)?;
+        let Observation { workloads, findings: mut observed, declared, reported, daemons } = gather(g, &config, &repo)?;
         let (workloads, unclaimed) = resolve::claimed(workloads, &config);
         observed.extend(unclaimed);
         let shallow = repo.is_shallow();
@@ -284,7 +286,18 @@ impl Audit {
             }
         }
         let all = deployments.clone();
-        Ok(Audit { repo, config, mainline, all, deployments, declared, reported, findings, detail: Detail::Full })
+        Ok(Audit {
+            repo,
+            config,
+            mainline,
+            all,
+            deployments,
+            declared,
+            reported,
+            findings,
+            daemons,
+            detail: Detail::Full,
+        })
     }
 
     /// Keeps only these environments (all when the list is empty); an unknown one is an error.
@@ -481,6 +494,7 @@ impl Audit {
             results,
             declared,
             findings: self.findings,
+            daemons: self.daemons,
             check: None,
         };
         self.config.policy.apply(&mut report, now()?);
@@ -507,15 +521,16 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
         }
-        let hosts: Vec<(&str, bool)> = env
-            .docker
-            .iter()
-            .map(|h| (h.as_str(), false))
-            .chain(env.swarm.iter().map(|h| (h.as_str(), true)))
-            .collect();
-        for o in observe_docker(&hosts, &env.name, config)? {
+        let mut hosts = Vec::new();
+        for (spec, swarm) in env.docker.iter().map(|h| (h, false)).chain(env.swarm.iter().map(|h| (h, true))) {
+            let at = docker::endpoint(spec).with_context(|| format!("environments.{}", env.name))?;
+            hosts.push((at, swarm));
+        }
+        let claim = |w: &crate::model::Workload| resolve::is_claimed(w, config);
+        for o in observe_docker(&hosts, &env.name, config, &claim)? {
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
+            seen.daemons.extend(o.daemons);
         }
         for d in &env.declared {
             seen.declared.extend(declared_source::read(d, &env.name)?);
@@ -558,33 +573,37 @@ fn join(items: BTreeSet<&str>) -> String {
 
 /// Every Docker host and Swarm manager of an environment, at most four at once, on the
 /// runtime `run` entered.
-fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<Vec<Observation>> {
+fn observe_docker(
+    hosts: &[(docker::Endpoint, bool)],
+    env: &str,
+    config: &Config,
+    claim: docker::Claim<'_>,
+) -> Result<Vec<Observation>> {
     use futures_util::stream::{self, StreamExt};
     if hosts.is_empty() {
         return Ok(Vec::new());
     }
     let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
-    let names: Vec<&str> = hosts.iter().map(|(h, _)| *h).collect();
+    let names: Vec<&str> = hosts.iter().map(|(at, _)| at.host.as_str()).collect();
     let _p = crate::diag::progress(format!("asking the Docker daemon(s) of {env}: {}", names.join(", ")));
-    let each = |(host, swarm): (String, bool)| async move {
-        let url = docker::host_url((host != "default").then_some(host.as_str()));
+    let futures = hosts.iter().map(|(at, swarm)| async move {
         let started = std::time::Instant::now();
-        tracing::info!("docker {url}: listing {}", if swarm { "swarm services" } else { "containers" });
-        let seen = if swarm {
-            docker::observe_swarm(&url, env, config).await
+        tracing::info!("docker {}: listing {}", at.host, if *swarm { "swarm services" } else { "containers" });
+        let seen = if *swarm {
+            docker::observe_swarm(at, env, config, claim).await
         } else {
-            docker::observe(&url, env, config).await
+            docker::observe(at, env, config, claim).await
         };
         tracing::info!(
-            "docker {url}: {} workload(s), {} finding(s) in {} ms",
+            "docker {}: {} workload(s), {} finding(s) in {} ms",
+            at.host,
             seen.workloads.len(),
             seen.findings.len(),
             started.elapsed().as_millis()
         );
         seen
-    };
-    let hosts: Vec<(String, bool)> = hosts.iter().map(|(h, s)| (h.to_string(), *s)).collect();
-    Ok(rt.block_on(stream::iter(hosts).map(each).buffered(4).collect()))
+    });
+    Ok(rt.block_on(stream::iter(futures).buffered(4).collect()))
 }
 
 /// Zero-config on a Docker host: the containers of `DOCKER_HOST` (or the local socket) whose
@@ -592,12 +611,15 @@ fn observe_docker(hosts: &[(&str, bool)], env: &str, config: &Config) -> Result<
 /// (`org.opencontainers.image.source` = the `origin` remote), as environment `local`.
 fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
     let nothing = "nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml";
-    let mut seen = observe_docker(&[("default", false)], "local", config)?.pop().unwrap_or_default();
+    let origin = repo.remote_url("origin");
+    let ours = |w: &crate::model::Workload| built_here(w, repo, origin.as_deref());
+    // Other containers on the daemon are none of this audit's business: no findings about them.
+    let local = docker::endpoint(&docker::HostSpec::Default)?;
+    let mut seen = observe_docker(&[(local, false)], "local", config, &ours)?.pop().unwrap_or_default();
     if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
         bail!("{nothing} (and no local Docker daemon to look at: {})", f.message);
     }
-    let origin = repo.remote_url("origin");
-    seen.workloads.retain(|w| built_here(w, repo, origin.as_deref()));
+    seen.workloads.retain(|w| ours(w));
     if seen.workloads.is_empty() {
         bail!("{nothing} (no running container on the local Docker daemon is built from this repository)");
     }

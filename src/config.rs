@@ -16,6 +16,7 @@ use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
 use crate::registry::Platform;
 use crate::source::declared::DeclaredSource;
+use crate::source::docker::HostSpec;
 use crate::source::http::Endpoint;
 use crate::source::kubernetes::PodSource;
 use crate::source::versions::VersionSource;
@@ -97,10 +98,11 @@ pub struct EnvironmentConfig {
     pub inventories: Vec<PathBuf>,
     /// Pods: saved `kubectl get pods -o json` output, or live clusters through kubectl.
     pub kubernetes: Vec<PodSource>,
-    /// Docker hosts (`unix://…`, `tcp://…`, `default`): their running containers.
-    pub docker: Vec<String>,
+    /// Docker hosts (`unix://…`, `tcp://…`, `ssh://…`, `default`, a context): their running
+    /// containers.
+    pub docker: Vec<HostSpec>,
     /// Swarm managers: their services' running tasks.
-    pub swarm: Vec<String>,
+    pub swarm: Vec<HostSpec>,
     /// What a GitOps repository declares for this environment.
     pub declared: Vec<DeclaredSource>,
     /// Version stores: service -> commit, from a file or a command.
@@ -238,9 +240,9 @@ struct RawEnvironment {
     #[serde(default)]
     kubernetes: Vec<Spanned<RawKubernetes>>,
     #[serde(default)]
-    docker: Vec<Spanned<String>>,
+    docker: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    swarm: Vec<Spanned<String>>,
+    swarm: Vec<Spanned<toml::Value>>,
     #[serde(default)]
     declared: Vec<RawDeclared>,
     #[serde(default)]
@@ -449,16 +451,9 @@ impl Config {
             let mut swarm = Vec::new();
             for (list, key, out) in [(e.docker, "docker", &mut docker), (e.swarm, "swarm", &mut swarm)] {
                 for h in list {
-                    let url = h.get_ref();
-                    if !["unix://", "tcp://", "http://", "https://"].iter().any(|s| url.starts_with(s))
-                        && url != "default"
-                    {
-                        return Err(at(
-                            h.span(),
-                            format!("environments.{name}.{key}: {url:?} is not a Docker host (unix:///path, tcp://host:port, or \"default\" for DOCKER_HOST)"),
-                        ));
-                    }
-                    out.push(h.into_inner());
+                    let host = docker_host(h.get_ref())
+                        .map_err(|m| at(h.span(), format!("environments.{name}.{key}: {m}")))?;
+                    out.push(host);
                 }
             }
             environments.push(EnvironmentConfig {
@@ -655,6 +650,26 @@ fn parse_policy(
     Ok(policy)
 }
 
+/// `"unix:///var/run/docker.sock"`, `"tcp://h:2376"`, `"ssh://user@h"`, `"default"`, or
+/// `{ context = "NAME" }`.
+fn docker_host(value: &toml::Value) -> Result<HostSpec, String> {
+    const SCHEMES: [&str; 5] = ["unix://", "tcp://", "http://", "https://", "ssh://"];
+    let what =
+        "is not a Docker host (unix:///path, tcp://host:port, ssh://user@host, \"default\", or { context = \"NAME\" })";
+    match value {
+        toml::Value::String(s) if s == "default" => Ok(HostSpec::Default),
+        toml::Value::String(s) if SCHEMES.iter().any(|p| s.starts_with(p)) => {
+            crate::source::docker::check_ssh(s)?;
+            Ok(HostSpec::Url(s.clone()))
+        }
+        toml::Value::Table(t) => match (t.get("context"), t.len()) {
+            (Some(toml::Value::String(c)), 1) if !c.is_empty() => Ok(HostSpec::Context(c.clone())),
+            _ => Err(format!("{value} {what}")),
+        },
+        other => Err(format!("{other} {what}")),
+    }
+}
+
 fn parse_repository(s: &str) -> Result<ImageRef, String> {
     let r = ImageRef::parse(s).map_err(|e| e.to_string())?;
     if r.tag.is_some() || r.digest.is_some() {
@@ -780,6 +795,32 @@ mod tests {
         assert_eq!(c.registry.insecure, ["r.example:5000"]);
         assert_eq!(c.registry.timeout.as_millis(), 500);
         assert_eq!(c.registry.platform.to_string(), "linux/arm64/v8");
+    }
+
+    #[test]
+    fn docker_hosts_are_urls_default_or_contexts() {
+        let c = Config::parse(
+            "[environments.p]\ndocker = [\"default\", \"ssh://deploy@h:2222\", { context = \"prod\" }]\n",
+            Path::new("prodiff.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.environments[0].docker,
+            [HostSpec::Default, HostSpec::Url("ssh://deploy@h:2222".into()), HostSpec::Context("prod".into())]
+        );
+        let e = err("[environments.p]\nswarm = [{ contxt = \"prod\" }]\n");
+        assert!(
+            e.starts_with("prodiff.toml:2:10: environments.p.swarm: { contxt = \"prod\" } is not a Docker host"),
+            "{e}"
+        );
+        let e = err("[environments.p]\ndocker = [\"ssh://deploy:hunter2@h\"]\n");
+        assert!(e.starts_with("prodiff.toml:2:11: environments.p.docker: a password in an ssh:// URL"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err("[environments.p]\ndocker = [\"docker.example:2376\"]\n");
+        assert!(
+            e.starts_with("prodiff.toml:2:11: environments.p.docker: \"docker.example:2376\" is not a Docker host"),
+            "{e}"
+        );
     }
 
     #[test]

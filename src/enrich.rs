@@ -78,8 +78,9 @@ fn targets(workloads: &[Workload]) -> Vec<Target> {
         let Some(image) = w.image.named() else {
             continue;
         };
-        // Without a running digest there is nothing to ask (see the module docs).
-        if w.digests().is_empty() {
+        // Without a running digest there is nothing to ask (see the module docs); an image
+        // only ever built locally is in no registry.
+        if w.digests().is_empty() || w.local_only {
             continue;
         }
         let key = registry_key(w);
@@ -365,6 +366,7 @@ mod tests {
             instance: None,
             started_at: None,
             origin: "test".into(),
+            local_only: false,
         };
         let workloads = [
             w(

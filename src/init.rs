@@ -158,7 +158,7 @@ fn environments(s: &mut String, d: &Detected) {
     }
     for (name, endpoint) in &d.docker_contexts {
         let _ = writeln!(s, "# Docker context {name} ({endpoint}): if it is an environment, name it here.");
-        let _ = writeln!(s, "#[environments.{}]\n#docker = [{}]\n", key(name), quote(endpoint));
+        let _ = writeln!(s, "#[environments.{}]\n#docker = [{{ context = {} }}]\n", key(name), quote(name));
     }
     for ctx in &d.kube_contexts {
         let _ = writeln!(s, "# Kubernetes context {ctx} (kubectl config get-contexts): pods of its namespace.");

@@ -45,6 +45,9 @@ pub struct Workload {
     pub started_at: Option<DateTime<Utc>>,
     /// Where this workload was read from, for messages (`inventory prod.json`).
     pub origin: String,
+    /// Built on its host and never pushed or pulled (Docker: no RepoDigests): no registry
+    /// can know it, so none is asked, and its name does not leave the machine.
+    pub local_only: bool,
 }
 
 impl Workload {
@@ -317,6 +320,14 @@ pub struct Finding {
     /// annotation can point at it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// How many replicas it concerns, when one finding stands for several (a stale tag on
+    /// ten containers is one finding with count 10).
+    #[serde(skip_serializing_if = "single")]
+    pub count: usize,
+}
+
+fn single(count: &usize) -> bool {
+    *count <= 1
 }
 
 impl Finding {
@@ -331,6 +342,7 @@ impl Finding {
             key: String::new(),
             suppressed: None,
             origin: None,
+            count: 1,
         }
     }
 

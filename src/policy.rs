@@ -256,6 +256,7 @@ mod tests {
             results: vec![Row::bare("production", "api", findings)],
             declared: vec![],
             findings: vec![],
+            daemons: Vec::new(),
             check: None,
         }
     }

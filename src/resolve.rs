@@ -63,6 +63,14 @@ pub struct Deployment {
     pub findings: Vec<Finding>,
 }
 
+/// Whether the config audits this workload: always, unless it names services by image;
+/// then only the workloads of a configured service.
+pub fn is_claimed(w: &Workload, config: &Config) -> bool {
+    !config.services.iter().any(|s| s.image.is_some())
+        || w.service.as_deref().is_some_and(|s| config.service(s).is_some())
+        || config.service_for(w.image.named(), &w.labels).is_some()
+}
+
 /// The service a workload belongs to: the name its source gave, else the configured service
 /// for its image repository, else the last component of the repository.
 pub fn service_name(w: &Workload, config: &Config) -> String {
@@ -82,14 +90,7 @@ pub fn service_name(w: &Workload, config: &Config) -> String {
 /// databases and other teams' images are set aside, and an `unclaimed-images` finding
 /// (allowed by default) lists them. Without such services every workload counts.
 pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Option<Finding>) {
-    if !config.services.iter().any(|s| s.image.is_some()) {
-        return (workloads, None);
-    }
-    let is_claimed = |w: &Workload| {
-        w.service.as_deref().is_some_and(|s| config.service(s).is_some())
-            || config.service_for(w.image.named(), &w.labels).is_some()
-    };
-    let (kept, skipped): (Vec<Workload>, Vec<Workload>) = workloads.into_iter().partition(is_claimed);
+    let (kept, skipped): (Vec<Workload>, Vec<Workload>) = workloads.into_iter().partition(|w| is_claimed(w, config));
     if skipped.is_empty() {
         return (kept, None);
     }
@@ -479,6 +480,7 @@ mod tests {
             instance: None,
             started_at: None,
             origin: "test".into(),
+            local_only: false,
         };
         let tags: Vec<String> = crate::config::DEFAULT_GIT_TAGS.iter().map(|s| s.to_string()).collect();
         let (c, e, f) = resolve(&w, "prod", "api", &tags, &Fake, false);
@@ -532,6 +534,7 @@ mod tests {
             instance: None,
             started_at: None,
             origin: "test".into(),
+            local_only: false,
         };
         let facts = RegistryFacts {
             labels: [(REVISION_LABELS[0].to_string(), A.to_string())].into(),

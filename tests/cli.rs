@@ -85,7 +85,10 @@ fn usage_errors_exit_2_with_a_reason() {
     let run = prodiff(r.path(), &["diff", "production", "--service", "web", "--inventory", "-"], Some(inv));
     run.expect_code(2);
     assert!(run.stderr.contains("no service \"web\""), "{}", run.context);
-    let run = prodiff(r.path(), &["status"], None);
+    // Zero-config with nothing to look at. A daemon of its own (none) keeps the Docker tests'
+    // containers, whose revision labels can name this repository's pinned commits, out of it.
+    let no_daemon = format!("unix://{}/no-docker.sock", r.scratch().display());
+    let run = prodiff_env(r.path(), &["status"], None, &[("DOCKER_HOST", &no_daemon)]);
     run.expect_code(2);
     assert!(run.stderr.contains("nothing to audit"), "{}", run.context);
     let run = prodiff(r.path(), &["status", "--format", "yaml", "--inventory", "-"], Some(inv));

@@ -14,18 +14,18 @@ use serde_json::Value;
 use crate::util::*;
 
 /// Docker tests share the daemon (and its swarm state): one at a time.
-static DAEMON: Mutex<()> = Mutex::new(());
+pub static DAEMON: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-const REV: &str = "org.opencontainers.image.revision";
+pub const REV: &str = "org.opencontainers.image.revision";
 
 /// What one test created on the daemon; removed on drop.
-struct Lab {
-    name: String,
+pub struct Lab {
+    pub name: String,
     build: tempfile::TempDir,
     swarm_created: bool,
 }
 
-fn docker(args: &[&str]) -> String {
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("the docker CLI is installed");
     assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -33,7 +33,7 @@ fn docker(args: &[&str]) -> String {
 
 impl Lab {
     /// `None` only when the contributor opted out.
-    fn new() -> Option<Lab> {
+    pub fn new() -> Option<Lab> {
         if std::env::var_os("PRODIFF_SKIP_DOCKER_TESTS").is_some_and(|v| v == "1") {
             eprintln!("PRODIFF_SKIP_DOCKER_TESTS=1: skipping a Docker test");
             return None;
@@ -58,12 +58,12 @@ impl Lab {
         Some(Lab { name, build, swarm_created: false })
     }
 
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("prodiff.test={}", self.name)
     }
 
     /// Builds `repo:tag` (under this lab's name) with labels; a `salt` makes distinct digests.
-    fn image(&self, repo: &str, tag: &str, labels: &[(&str, &str)], salt: &str) -> String {
+    pub fn image(&self, repo: &str, tag: &str, labels: &[(&str, &str)], salt: &str) -> String {
         let reference = format!("{}/{repo}:{tag}", self.name);
         std::fs::write(self.build.path().join("salt"), salt).unwrap();
         std::fs::write(
@@ -83,7 +83,7 @@ impl Lab {
     }
 
     /// Runs a container of `image` named `<lab>-<name>`, with extra labels.
-    fn run(&self, name: &str, image: &str, labels: &[(&str, &str)]) -> String {
+    pub fn run(&self, name: &str, image: &str, labels: &[(&str, &str)]) -> String {
         let cname = format!("{}-{name}", self.name);
         let mut args =
             vec!["run".to_string(), "-d".into(), "--name".into(), cname.clone(), "--label".into(), self.label()];
@@ -97,7 +97,7 @@ impl Lab {
     }
 
     /// A prodiff config auditing this lab's containers on the local daemon as `env`.
-    fn config(&self, dir: &Path, body: &str) -> PathBuf {
+    pub fn config(&self, dir: &Path, body: &str) -> PathBuf {
         let path = dir.join(format!("{}.toml", self.name));
         std::fs::write(&path, body).unwrap();
         path
@@ -132,7 +132,7 @@ impl Drop for Lab {
 }
 
 /// A repository with v1.0.0 and v1.1.0 on main and a hotfix v1.0.1 on a release branch.
-fn repo() -> TestRepo {
+pub fn repo() -> TestRepo {
     let r = TestRepo::new();
     r.commit("main", "one", &[("a.txt", "1")]);
     r.tag("v1.0.0", "main", true);
@@ -214,7 +214,7 @@ fn a_tag_moved_after_the_container_started_is_stale_and_not_trusted() {
     assert_eq!(row["commit"], v100.as_str(), "the running image's label, not the moved tag: {row:#}");
     assert_eq!(row["digests"], serde_json::json!([old_id]));
     let stale = report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "stale-tag").expect("stale-tag");
-    assert!(stale["message"].as_str().unwrap().contains(&format!("was started from {first}")), "{stale}");
+    assert!(stale["message"].as_str().unwrap().contains(&format!("started from {first}")), "{stale}");
     // The old image lost its tag: it is dangling now.
     assert!(report["findings"].as_array().unwrap().iter().any(|f| f["code"] == "untagged-image"));
 }
@@ -410,4 +410,95 @@ fn zero_config_finds_the_containers_built_from_this_repository() {
     assert_eq!(rows[0]["environment"], "local");
     assert_eq!(rows[0]["commit"], r.rev("v1.0.1").as_str());
     assert!(codes(rows[0]).contains(&"hotfix-drift".to_string()));
+}
+
+/// A running container of `image` that keeps running after its tag is moved to a new build.
+fn stale_container(lab: &Lab, repo: &str, name: &str, rev: &str) -> String {
+    let image = lab.image(repo, "stable", &[(REV, rev)], &format!("{name}-old"));
+    lab.run(name, &image, &[]);
+    image
+}
+
+#[test]
+fn an_unclaimed_container_with_a_stale_tag_does_not_fail_the_gate() {
+    let _daemon = DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = Lab::new() else { return };
+    let r = repo();
+    let web = lab.image("web", "1.1.0", &[(REV, &r.rev("v1.1.0"))], "web");
+    lab.run("web", &web, &[]);
+    // Someone else's container on the same daemon: its tag moved, it still runs the old build.
+    let other = stale_container(&lab, "other", "other", &r.rev("v1.0.0"));
+    lab.image("other", "stable", &[], "other-new");
+    let cfg = lab.config(
+        r.scratch(),
+        &format!("[services.web]\nimage = \"{}/web\"\n[environments.local]\ndocker = [\"default\"]\n", lab.name),
+    );
+    let args = ["check", "--offline", "--format", "json", "--config", cfg.to_str().unwrap()];
+    let run = prodiff(r.path(), &args, None);
+    let report = run.json();
+    let codes: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(!codes.contains(&"stale-tag") && !codes.contains(&"untagged-image"), "{report:#}");
+    let unclaimed = messages(&report, "unclaimed-images");
+    let familiar = other.rsplit_once(':').unwrap().0;
+    assert!(unclaimed.iter().any(|m| m.contains(familiar)), "{unclaimed:?}");
+    // Other engineers' containers on the shared daemon are unclaimed too: nothing denied.
+    assert_eq!(report["check"]["denied"], 0, "{report:#}");
+    run.expect_code(0);
+}
+
+#[test]
+fn replicas_on_one_stale_tag_are_one_finding_with_a_count() {
+    let _daemon = DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = Lab::new() else { return };
+    let r = repo();
+    let image = lab.image("api", "stable", &[(REV, &r.rev("v1.0.0"))], "old");
+    for i in 1..=3 {
+        lab.run(&format!("api-{i}"), &image, &[]);
+    }
+    lab.image("api", "stable", &[(REV, &r.rev("v1.1.0"))], "new");
+    let cfg = lab.config(
+        r.scratch(),
+        &format!("[services.api]\nimage = \"{}/api\"\n[environments.local]\ndocker = [\"default\"]\n", lab.name),
+    );
+    let report = status(&r, &cfg, &[]).json();
+    let stale: Vec<&Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "stale-tag").collect();
+    assert_eq!(stale.len(), 1, "one finding for three replicas: {report:#}");
+    assert_eq!(stale[0]["count"], 3);
+    let message = stale[0]["message"].as_str().unwrap();
+    let names = format!("3 replicas ({0}-api-1, {0}-api-2, {0}-api-3): started from {image}", lab.name);
+    assert!(message.starts_with(&names), "{message}");
+    let untagged: Vec<&Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "untagged-image").collect();
+    assert_eq!((untagged.len(), &untagged[0]["count"]), (1, &serde_json::json!(3)), "{report:#}");
+}
+
+#[test]
+fn zero_config_asks_no_registry_about_images_only_built_here() {
+    let _daemon = DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = Lab::new() else { return };
+    let r = repo();
+    // Named like a Docker Hub image, never pushed or pulled: no RepoDigests.
+    let ours = lab.image("api", "1.0.1", &[(REV, &r.rev("v1.0.1"))], "local");
+    lab.run("ours", &ours, &[]);
+    // A stale container of another project on the same daemon is not reported either.
+    stale_container(&lab, "other", "other", "0123456789abcdef0123456789abcdef01234567");
+    lab.image("other", "stable", &[], "other-new");
+    // Online: a registry that was asked would fail here (no route to Docker Hub) and exit 3.
+    let run = prodiff(r.path(), &["status", "--format", "json"], None);
+    let report = run.json();
+    let all: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(report["results"].as_array().unwrap().iter().flat_map(|r| r["findings"].as_array().unwrap()))
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    for code in ["registry-unreachable", "registry-not-checked", "stale-tag"] {
+        assert!(!all.contains(&code), "{code} in {report:#}");
+    }
+    assert_eq!(report["complete"], true, "{report:#}");
+    let row = report["results"].as_array().unwrap().iter().find(|r| r["image"] == ours.as_str()).expect("our row");
+    assert_eq!(row["commit"], r.rev("v1.0.1").as_str());
+    run.expect_code(1); // hotfix-drift: v1.0.1 is not on main
 }

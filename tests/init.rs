@@ -134,7 +134,7 @@ fn init_writes_a_commented_config_from_what_it_finds_and_it_loads() {
     );
     assert!(text.contains("mainline = \"main\""), "{text}");
     assert!(text.contains("[environments.local]\ndocker = [\"default\"]"), "{text}");
-    assert!(text.contains("#[environments.remote]\n#docker = [\"tcp://127.0.0.1:2376\"]"), "{text}");
+    assert!(text.contains("#[environments.remote]\n#docker = [{ context = \"remote\" }]"), "{text}");
     assert!(text.contains("#[environments.kind-prod]\n#kubernetes = [{ context = \"kind-prod\" }]"), "{text}");
     assert!(text.contains("#[environments.\"staging.eu\"]"), "{text}");
 

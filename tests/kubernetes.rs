@@ -61,6 +61,33 @@ fn recorded_pods_give_digests_replicas_and_pending_containers() {
 }
 
 #[test]
+fn replicas_stuck_on_the_same_image_are_one_pending_finding_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(pods()).unwrap()).unwrap();
+    let items = list["items"].as_array_mut().unwrap();
+    let stuck = items.iter().find(|p| p["metadata"]["name"] == "worker-6b7c-pqrst").unwrap().clone();
+    for suffix in ["uvwxy", "zabcd"] {
+        let mut replica = stuck.clone();
+        replica["metadata"]["name"] = format!("worker-6b7c-{suffix}").into();
+        items.push(replica);
+    }
+    let saved = dir.path().join("pods.json");
+    std::fs::write(&saved, list.to_string()).unwrap();
+    let config = format!("{}\n[environments.production]\nkubernetes = [{{ file = {saved:?} }}]\n", services());
+    let (run, _repo) = audit(&config, &["status"], &[]);
+    let report = run.json();
+    let pending: Vec<&serde_json::Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "pending-workload").collect();
+    assert_eq!(pending.len(), 1, "{report:#}");
+    assert_eq!(pending[0]["count"], 3);
+    let message = pending[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("3 replicas (shop/worker-6b7c-pqrst/worker, shop/worker-6b7c-uvwxy/worker, shop/worker-6b7c-zabcd/worker): not running (waiting: ContainerCreating)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn without_configured_services_sidecars_count_and_init_containers_do_not() {
     let config = format!("[environments.production]\nkubernetes = [{{ file = {:?} }}]\n", pods());
     let (run, _dir) = audit(&config, &["status"], &[]);
@@ -101,7 +128,10 @@ fn live_clusters_through_kubectl_and_a_context_that_fails() {
     assert_eq!(report["complete"], false);
     let unreachable =
         report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "source-unreachable").unwrap();
-    assert!(unreachable["message"].as_str().unwrap().contains("context prod-us namespace (all)"), "{unreachable}");
+    assert!(
+        unreachable["message"].as_str().unwrap().contains("context prod-us namespace (the context's)"),
+        "{unreachable}"
+    );
     assert!(
         unreachable["message"].as_str().unwrap().contains("context \\\"prod-us\\\" does not exist")
             || unreachable["message"].as_str().unwrap().contains("context \"prod-us\" does not exist")
@@ -115,9 +145,66 @@ fn live_clusters_through_kubectl_and_a_context_that_fails() {
         calls.lines().collect::<Vec<_>>(),
         [
             "get pods -o json --request-timeout=20s --context prod-eu --namespace shop",
-            "get pods -o json --request-timeout=20s --context prod-us --all-namespaces --selector tier=web"
+            // No namespace: the context's, as kubectl does (not --all-namespaces).
+            "get pods -o json --request-timeout=20s --context prod-us --selector tier=web"
         ]
     );
+}
+
+/// A kubectl stand-in that prints `stderr` (a recording of the real kubectl) and fails.
+fn failing_kubectl(dir: &Path, stderr: &Path) -> PathBuf {
+    let kubectl = dir.join("kubectl");
+    std::fs::write(&kubectl, format!("#!/bin/sh\ncat {} >&2\nexit 1\n", stderr.display())).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&kubectl).status().unwrap();
+    kubectl
+}
+
+fn unreachable_message(run: &Run) -> (String, String) {
+    let report = run.json();
+    let f = report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "source-unreachable").unwrap();
+    (f["message"].as_str().unwrap().to_string(), f["hint"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn an_unreachable_cluster_is_one_line_without_client_go_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    // What kubectl 1.32 prints for a cluster that refuses connections (recorded on this machine).
+    let recorded = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/kubernetes/unreachable.stderr");
+    let kubectl = failing_kubectl(dir.path(), &recorded);
+    let config = format!("{}\n[environments.production]\nkubernetes = [{{ context = \"dead\" }}]\n", services());
+    let (run, _repo) = audit(&config, &["status"], &[("PRODIFF_KUBECTL", kubectl.to_str().unwrap())]);
+    run.expect_code(3);
+    let (message, _) = unreachable_message(&run);
+    assert_eq!(
+        message,
+        format!(
+            "kubectl context dead namespace (the context's): {} failed: The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?",
+            kubectl.display()
+        )
+    );
+    assert!(!run.stdout.contains("memcache.go") && !run.stderr.contains("memcache.go"), "{}", run.context);
+}
+
+#[test]
+fn a_missing_kubectl_says_to_install_it_or_set_prodiff_kubectl() {
+    let empty = tempfile::tempdir().unwrap();
+    let config = format!("{}\n[environments.production]\nkubernetes = [{{ context = \"prod-eu\" }}]\n", services());
+    // No kubectl on PATH.
+    let (run, _repo) = audit(&config, &["status"], &[("PATH", empty.path().to_str().unwrap())]);
+    run.expect_code(3);
+    let (message, hint) = unreachable_message(&run);
+    assert!(message.ends_with("kubectl is not installed (not found on PATH)"), "{message}");
+    assert!(
+        hint.starts_with("install kubectl (https://kubernetes.io/docs/tasks/tools/), or set PRODIFF_KUBECTL"),
+        "{hint}"
+    );
+    // PRODIFF_KUBECTL naming a file that is not there.
+    let gone = empty.path().join("kubectl-1.31");
+    let (run, _repo) = audit(&config, &["status"], &[("PRODIFF_KUBECTL", gone.to_str().unwrap())]);
+    run.expect_code(3);
+    let (message, hint) = unreachable_message(&run);
+    assert!(message.ends_with(&format!("PRODIFF_KUBECTL={} does not exist", gone.display())), "{message}");
+    assert!(hint.contains("set PRODIFF_KUBECTL"), "{hint}");
 }
 
 #[test]

@@ -5,6 +5,8 @@ mod contract;
 mod demo;
 mod diag;
 mod docker;
+mod docker_contexts;
+mod docker_ssh;
 mod gate;
 mod history;
 mod init;

@@ -62,8 +62,11 @@ fn detect(repo: &Repo, look_around: bool) -> Result<Detected> {
 
 /// The local daemon's containers, one entry per image repository.
 fn docker_images(repo: &Repo, d: &mut Detected) -> Result<()> {
-    let host = crate::source::docker::host_url(None);
-    let seen = super::observe_docker(&[("default", false)], "local", &Config::default())?.pop().unwrap_or_default();
+    let local = crate::source::docker::endpoint(&crate::source::docker::HostSpec::Default)?;
+    let host = local.host.clone();
+    let everything = |_: &crate::model::Workload| true;
+    let seen =
+        super::observe_docker(&[(local, false)], "local", &Config::default(), &everything)?.pop().unwrap_or_default();
     if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
         d.notes.push(format!("Docker containers: {}", f.message));
         return Ok(());

@@ -174,6 +174,7 @@ mod tests {
             ],
             findings: vec![Finding::new(Code::ShallowClone, "/repo is a shallow clone")],
             declared: vec![],
+            daemons: vec![],
             check: None,
         };
         let mut out = Vec::new();

@@ -15,6 +15,12 @@ pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()
         report.mainline.commit.short(),
         if report.shallow { " (shallow clone: no counts)" } else { "" }
     )?;
+    for d in &report.daemons {
+        writeln!(out, "- {} `{}`: `{}`", d.kind, d.environment, d.describe())?;
+    }
+    if !report.daemons.is_empty() {
+        writeln!(out)?;
+    }
     if let Some(c) = &report.check {
         let verdict = if c.passed { "✅ **Check passed**" } else { "❌ **Check failed**" };
         writeln!(

@@ -68,6 +68,9 @@ pub struct Report {
     pub results: Vec<Row>,
     /// Findings about the whole run (a shallow clone, an empty environment).
     pub findings: Vec<Finding>,
+    /// The Docker daemons audited: host, context and what chose them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub daemons: Vec<crate::source::Daemon>,
     /// Declared (GitOps) state, compared with the mainline like what runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub declared: Vec<Row>,

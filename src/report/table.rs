@@ -104,12 +104,17 @@ fn check(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
 fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "repository {}  mainline {} at {}{}\n",
+        "repository {}  mainline {} at {}{}",
         report.repository,
         report.mainline.name,
         report.mainline.commit.short(),
         if report.shallow { "  (shallow clone)" } else { "" }
-    )
+    )?;
+    // Which daemon was audited: the answer to "did it look where docker looks?".
+    for d in &report.daemons {
+        writeln!(out, "{} {}: {}", d.kind, d.environment, d.describe())?;
+    }
+    writeln!(out)
 }
 
 fn status_cells(r: &Row) -> Vec<String> {

@@ -49,6 +49,7 @@ pub fn read(source: &DeclaredSource, environment: &str) -> Result<Vec<Workload>,
                 instance: None,
                 started_at: None,
                 origin: origin.clone(),
+                local_only: false,
             });
         }
     }

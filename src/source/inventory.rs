@@ -97,6 +97,7 @@ pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, Sou
                 instance: w.instance,
                 started_at: w.started_at,
                 origin: origin.clone(),
+                local_only: false,
             })
         })
         .collect()

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::replicas::{self, PerReplica};
 use super::{Observation, SourceError};
 use crate::config::Config;
 use crate::model::{Code, Digest, Finding, ImageRef, ImageSpec, Workload};
@@ -112,9 +113,9 @@ pub fn observe(source: &PodSource, environment: &str, config: &Config) -> Result
             let what = describe(context, namespace);
             match kubectl(context, namespace, selector) {
                 Ok(text) => parse(&text, Path::new(&what), environment, config),
-                Err(message) => {
+                Err(Failure { message, hint }) => {
                     let mut f = Finding::new(Code::SourceUnreachable, format!("kubectl {what}: {message}"))
-                        .hint("check the context with `kubectl --context CONTEXT get pods`")
+                        .hint(hint)
                         .key(what);
                     f.environment = Some(environment.to_string());
                     Ok(Observation { findings: vec![f], ..Observation::default() })
@@ -124,35 +125,94 @@ pub fn observe(source: &PodSource, environment: &str, config: &Config) -> Result
     }
 }
 
+/// No namespace: the context's own (kubectl's `default` when it sets none), as kubectl does;
+/// `*`: every namespace.
 fn describe(context: &Option<String>, namespace: &Option<String>) -> String {
     format!(
         "context {} namespace {}",
         context.as_deref().unwrap_or("(current)"),
-        namespace.as_deref().unwrap_or("(all)")
+        match namespace.as_deref() {
+            None => "(the context's)",
+            Some(ALL_NAMESPACES) => "(all)",
+            Some(n) => n,
+        }
     )
 }
 
+/// `namespace = "*"`: `--all-namespaces`.
+pub const ALL_NAMESPACES: &str = "*";
+
+/// Why a live cluster could not be read, in one line, and what to do about it.
+struct Failure {
+    message: String,
+    hint: String,
+}
+
 /// `kubectl get pods -o json`, bounded in time. `PRODIFF_KUBECTL` names another binary.
-fn kubectl(context: &Option<String>, namespace: &Option<String>, selector: &Option<String>) -> Result<String, String> {
-    let bin = std::env::var("PRODIFF_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+fn kubectl(context: &Option<String>, namespace: &Option<String>, selector: &Option<String>) -> Result<String, Failure> {
+    let configured = std::env::var("PRODIFF_KUBECTL").ok().filter(|b| !b.is_empty());
+    let bin = configured.clone().unwrap_or_else(|| "kubectl".into());
     let mut cmd = Command::new(&bin);
     cmd.args(["get", "pods", "-o", "json", "--request-timeout=20s"]);
     if let Some(c) = context {
         cmd.args(["--context", c]);
     }
-    match namespace {
-        Some(n) => cmd.args(["--namespace", n]),
-        None => cmd.arg("--all-namespaces"),
-    };
+    match namespace.as_deref() {
+        Some(ALL_NAMESPACES) => {
+            cmd.arg("--all-namespaces");
+        }
+        Some(n) => {
+            cmd.args(["--namespace", n]);
+        }
+        None => {}
+    }
     if let Some(s) = selector {
         cmd.args(["--selector", s]);
     }
-    let out = run_with_timeout(cmd, Duration::from_secs(30)).map_err(|e| format!("cannot run {bin}: {e}"))?;
+    let check = "check the context with `kubectl --context CONTEXT get pods`".to_string();
+    let out = match run_with_timeout(cmd, Duration::from_secs(30)) {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(configured.as_deref())),
+        Err(e) => return Err(Failure { message: format!("cannot run {bin}: {e}"), hint: check }),
+    };
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("{bin} failed: {}", stderr.trim()));
+        let message = format!("{bin} failed: {}", last_line(&String::from_utf8_lossy(&out.stderr)));
+        return Err(Failure { message, hint: check });
     }
-    String::from_utf8(out.stdout).map_err(|_| format!("{bin} printed something that is not UTF-8"))
+    String::from_utf8(out.stdout)
+        .map_err(|_| Failure { message: format!("{bin} printed something that is not UTF-8"), hint: check })
+}
+
+fn missing(configured: Option<&str>) -> Failure {
+    let message = match configured {
+        Some(bin) => format!("PRODIFF_KUBECTL={bin} does not exist"),
+        None => "kubectl is not installed (not found on PATH)".to_string(),
+    };
+    let hint = "install kubectl (https://kubernetes.io/docs/tasks/tools/), or set PRODIFF_KUBECTL to the kubectl binary to use";
+    Failure { message, hint: hint.to_string() }
+}
+
+/// kubectl's own conclusion, without the klog lines (`E1203 07:33:09.643513 27039
+/// memcache.go:265] …`) client-go repeats before it: the last line that is not one of
+/// them, else the last of them.
+fn last_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let plain = lines.iter().rev().find(|l| !is_klog(l));
+    plain.or(lines.last()).map(|l| l.to_string()).unwrap_or_else(|| "(nothing on stderr)".into())
+}
+
+/// `E1203 07:33:09.643513   27039 memcache.go:265] …`: severity, MMDD, time, pid, file:line].
+fn is_klog(line: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    let head = parts.next().unwrap_or("");
+    let time = parts.next().unwrap_or("");
+    let _pid = parts.next();
+    let at = parts.next().unwrap_or("");
+    head.len() == 5
+        && head.starts_with(['I', 'W', 'E', 'F'])
+        && head[1..].bytes().all(|b| b.is_ascii_digit())
+        && time.contains(':')
+        && at.ends_with(']')
 }
 
 fn run_with_timeout(mut cmd: Command, limit: Duration) -> std::io::Result<std::process::Output> {
@@ -202,9 +262,12 @@ pub fn parse(text: &str, origin: &Path, environment: &str, config: &Config) -> R
         list.items
     };
     let mut obs = Observation::default();
+    let mut pending = Vec::new();
     for pod in &pods {
-        observe_pod(pod, origin, environment, config, &mut obs)?;
+        observe_pod(pod, origin, environment, config, &mut obs, &mut pending)?;
     }
+    // Five replicas stuck on one image pulling are one finding.
+    obs.findings = replicas::group(pending);
     Ok(obs)
 }
 
@@ -214,6 +277,7 @@ fn observe_pod(
     environment: &str,
     config: &Config,
     obs: &mut Observation,
+    pending: &mut Vec<PerReplica>,
 ) -> Result<(), SourceError> {
     let sidecars: Vec<&str> = pod
         .spec
@@ -237,17 +301,18 @@ fn observe_pod(
                 .iter()
                 .next()
                 .map(|(k, s)| format!("{k}{}", s.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()));
-            let mut f = Finding::new(
-                Code::PendingWorkload,
-                format!(
-                    "{instance} is not running ({}); its image {} is not counted",
+            pending.push(PerReplica {
+                code: Code::PendingWorkload,
+                environment: environment.to_string(),
+                name: instance.clone(),
+                instance: instance.clone(),
+                what: format!(
+                    "not running ({}); its image {} is not counted",
                     why.unwrap_or_else(|| "no state".into()),
                     status.image
                 ),
-            )
-            .key(instance.clone());
-            f.environment = Some(environment.to_string());
-            obs.findings.push(f);
+                hint: "wait, or look at the pod (kubectl describe pod)",
+            });
             continue;
         };
         let image = parse_image(&status.image, origin, &instance)?;
@@ -264,6 +329,7 @@ fn observe_pod(
             instance: Some(format!("{instance}{node}")),
             started_at,
             origin: format!("kubernetes {}", origin.display()),
+            local_only: false,
         });
     }
     Ok(())
@@ -314,6 +380,17 @@ fn parse_image_id(raw: &str) -> (Option<Digest>, Vec<ImageRef>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn klog_lines_are_left_out_of_the_one_line_message() {
+        let stderr = include_str!("../../fixtures/kubernetes/unreachable.stderr");
+        assert_eq!(
+            last_line(stderr),
+            "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?"
+        );
+        assert!(last_line("E1203 07:33:09.643513   27039 memcache.go:265] only this").ends_with("only this"));
+        assert_eq!(last_line("error: context \"x\" does not exist\n"), "error: context \"x\" does not exist");
+    }
 
     #[test]
     fn image_ids_in_every_runtime_form() {

@@ -6,6 +6,7 @@ pub mod docker;
 pub mod http;
 pub mod inventory;
 pub mod kubernetes;
+pub mod replicas;
 pub mod versions;
 
 use std::io::Read;
@@ -23,6 +24,38 @@ pub struct Observation {
     pub declared: Vec<Workload>,
     /// Commits version stores report per service.
     pub reported: Vec<versions::Reported>,
+    /// The Docker daemons asked, so the report can say which were audited.
+    pub daemons: Vec<Daemon>,
+}
+
+/// A Docker host or Swarm manager that was asked: which daemon, and what chose it (a
+/// context, `DOCKER_HOST`, prodiff.toml).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Daemon {
+    pub environment: String,
+    /// `docker` (containers) or `swarm` (a manager's tasks).
+    pub kind: String,
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `prodiff.toml`, `DOCKER_HOST`, `DOCKER_CONTEXT`, the config.json path, or `default`.
+    pub chosen_by: String,
+    pub reachable: bool,
+}
+
+impl Daemon {
+    /// `tcp://10.0.0.5:2376 (context prod, from DOCKER_CONTEXT)`, for report headers.
+    pub fn describe(&self) -> String {
+        let mut how = Vec::new();
+        if let Some(c) = &self.context {
+            how.push(format!("context {c}"));
+        }
+        how.push(format!("from {}", self.chosen_by));
+        if !self.reachable {
+            how.push("unreachable".into());
+        }
+        format!("{} ({})", self.host, how.join(", "))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
