@@ -16,6 +16,7 @@ use crate::model::CommitId;
 
 mod commit;
 mod graph;
+mod patch;
 mod paths;
 mod walk;
 
@@ -82,6 +83,8 @@ pub struct Repo {
     walks: RefCell<HashMap<(CommitId, CommitId), SharedLog>>,
     /// What `touches` learnt of each commit.
     touched: paths::Touched,
+    /// Patch-ids and their pre-hashes, for pairing cherry-picks.
+    patches: patch::Patches,
 }
 
 type SharedLog = Rc<Log<Brief>>;
@@ -179,6 +182,7 @@ impl Repo {
             graph_broken: Default::default(),
             walks: Default::default(),
             touched: Default::default(),
+            patches: patch::Patches::new(crate::registry::cache::dir_from_env()),
         })
     }
 
@@ -419,22 +423,6 @@ impl Repo {
         let oid = self.oid(id)?;
         let obj = read_commit(&self.path, &odb, oid)?;
         parse_info(&self.path, oid, obj.data())
-    }
-
-    /// `git patch-id --stable` of a commit's change against its parent; `None` for merges
-    /// (git does not compute patch-ids for them either).
-    pub fn patch_id(&self, id: &CommitId) -> Result<Option<String>, GitError> {
-        let doing = || format!("computing the patch-id of {}", id.short());
-        let c = self.find_commit(id)?;
-        if c.parent_count() > 1 {
-            return Ok(None);
-        }
-        let diff = self.diff_to_parent(&c, None).map_err(|e| self.read_err(&doing(), e))?;
-        if diff.deltas().len() == 0 {
-            return Ok(None);
-        }
-        let pid = diff.patchid(None).map_err(|e| self.read_err(&doing(), e))?;
-        Ok(Some(pid.to_string()))
     }
 
     /// Files changed between two commits with lines added and removed, for plans.

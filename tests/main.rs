@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod docker;
 mod gate;
+mod histories;
 mod history;
 mod kubernetes;
 mod registry;

@@ -221,7 +221,7 @@ fn service_plan(
 ) -> Result<ServicePlan> {
     let repo = &audit.repo;
     let paths = audit.config.paths(&d.service);
-    let cmp = history::compare(repo, running, (&name, &target), paths, &audit.config.tickets, Detail::Full)?;
+    let cmp = audit.comparisons.compare(repo, running, (&name, &target), paths, &audit.config.tickets, Detail::Full)?;
     let rollback = running != &target && repo.contains(running, &target)?;
     let risky_patterns = audit.config.risky_paths(&d.service);
     let files: Vec<FileChange> = repo
@@ -530,7 +530,8 @@ fn candidate(
 ) -> Result<Candidate> {
     let repo = &audit.repo;
     let paths = audit.config.paths(&d.service);
-    let cmp = history::compare(repo, running, (&git_tag, &commit), paths, &audit.config.tickets, Detail::Full)?;
+    let cmp =
+        audit.comparisons.compare(repo, running, (&git_tag, &commit), paths, &audit.config.tickets, Detail::Full)?;
     let risky = audit.config.risky_paths(&d.service);
     let risky_files = repo
         .diff_stat(&commit, running)?

@@ -64,7 +64,7 @@ impl Repo {
     }
 
     /// A commit's tree and its first parent's, read once per run; None for merges.
-    fn trees_of(&self, oid: Oid) -> Result<Trees, GitError> {
+    pub(super) fn trees_of(&self, oid: Oid) -> Result<Trees, GitError> {
         if let Some(known) = self.touched.trees.borrow().get(&oid) {
             return Ok(*known);
         }
@@ -94,7 +94,7 @@ impl Repo {
 
     /// The paths a (non-merge) commit changes against its first parent, both sides of each
     /// change.
-    fn changed_files(&self, tree: Oid, parent: Option<Oid>) -> Result<Vec<String>, git2::Error> {
+    pub(super) fn changed_files(&self, tree: Oid, parent: Option<Oid>) -> Result<Vec<String>, git2::Error> {
         let tree = self.repo.find_tree(tree)?;
         let parent = parent.map(|p| self.repo.find_tree(p)).transpose()?;
         let diff = self.repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
