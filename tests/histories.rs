@@ -106,3 +106,39 @@ fn walk_files(dir: &std::path::Path) -> BTreeSet<String> {
     }
     out
 }
+
+#[test]
+fn mode_only_changes_are_seen_by_path_filters_like_git() {
+    let r = TestRepo::new();
+    r.commit("main", "initial", &[("api/run.sh", "#!/bin/sh\n"), ("api/app.txt", "1"), ("web/tool.sh", "x")]);
+    r.git(&["tag", "v1", "main"]);
+    r.git(&["update-index", "--chmod=+x", "api/run.sh"]);
+    r.commit("main", "SHOP-1 make run.sh executable", &[]);
+    r.commit("main", "SHOP-2 change the app", &[("api/app.txt", "2")]);
+    r.git(&["update-index", "--chmod=+x", "web/tool.sh"]);
+    r.commit("main", "SHOP-3 make tool.sh executable", &[]);
+    r.git(&["update-index", "--chmod=-x", "api/run.sh"]);
+    r.commit("main", "SHOP-4 run.sh back to 100644", &[]);
+    let v1 = r.rev("v1");
+    let paths =
+        [("file", "api/run.sh"), ("dir", "api"), ("web", "web/"), ("glob", "api/*.sh"), ("other", "api/app.txt")];
+    let mut toml = String::from("mainline = \"main\"\n");
+    let mut rows = Vec::new();
+    for (service, path) in paths {
+        toml.push_str(&format!("[services.{service}]\nimage = \"shop/{service}\"\npaths = [\"{path}\"]\n"));
+        rows.push(serde_json::json!({"environment": "production", "image": format!("shop/{service}:x"),
+            "labels": {REV: v1}}));
+    }
+    let cfg = r.scratch().join("modes.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let inv = r.scratch().join("inv-modes.json");
+    std::fs::write(&inv, serde_json::json!({ "workloads": rows }).to_string()).unwrap();
+    let args = ["status", "--format", "json", "--repo", r.path().to_str().unwrap(), "--config", cfg.to_str().unwrap()];
+    let report = prodiff(r.path(), &[&args[..], &["--inventory", inv.to_str().unwrap()]].concat(), None).json();
+    for (service, path) in paths {
+        let want = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", path]);
+        assert_eq!(shas(&row(&report, "production", service)["behind"]), want, "{service}: {path}");
+    }
+    let file = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", "api/run.sh"]);
+    assert_eq!(file.len(), 2, "git lists both mode changes of run.sh");
+}

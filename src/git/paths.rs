@@ -1,6 +1,7 @@
 //! Which commits touch a service's paths (`git rev-list --no-merges -- PATHS`), answered
 //! cheaply for many services over the same commits: literal paths the way git prunes a tree
-//! diff (the entry at that path in the commit's tree and its parent's differs or not),
+//! diff (the entry at that path in the commit's tree and its parent's differs or not, in
+//! object id or mode),
 //! wildcard patterns against the files each commit changes, diffed at most once per run.
 
 use std::cell::RefCell;
@@ -79,14 +80,15 @@ impl Repo {
         Ok(trees)
     }
 
-    /// The id of what is at `path` in `tree` (`""` or `.`: the tree itself); None if nothing.
-    fn entry(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<Oid>, GitError> {
+    /// The id and mode of what is at `path` in `tree` (`""` or `.`: the tree itself); None
+    /// if nothing. The mode counts as git's tree diff counts it: `chmod +x` alone is a change.
+    fn entry(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<(Oid, i32)>, GitError> {
         let path = path.trim_end_matches('/');
         if path.is_empty() || path == "." {
-            return Ok(Some(tree.id()));
+            return Ok(Some((tree.id(), 0o040000)));
         }
         match tree.get_path(Path::new(path)) {
-            Ok(entry) => Ok(Some(entry.id())),
+            Ok(entry) => Ok(Some((entry.id(), entry.filemode()))),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(self.read_err(&format!("looking up {path}"), e)),
         }
