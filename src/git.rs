@@ -241,8 +241,39 @@ impl Repo {
                 Ok(c) if obj.kind() == Some(ObjectType::Commit) => Lookup::Found(CommitId(c.id().to_string())),
                 _ => Lookup::NotACommit,
             },
-            Err(e) if e.code() == ErrorCode::Ambiguous => Lookup::Ambiguous,
+            Err(e) if e.code() == ErrorCode::Ambiguous => self.commit_by_prefix(hex),
             Err(_) => Lookup::NotFound,
+        }
+    }
+
+    /// A prefix several objects share names the one commit among them, if there is one (as
+    /// `git rev-parse PREFIX^{commit}` does): a blob or tree that happens to share the prefix
+    /// does not make an image tag ambiguous.
+    fn commit_by_prefix(&self, hex: &str) -> Lookup {
+        let Ok(odb) = self.repo.odb() else { return Lookup::Ambiguous };
+        let prefix: Vec<u8> = hex.bytes().filter_map(|b| (b as char).to_digit(16).map(|d| d as u8)).collect();
+        let mut sharing = Vec::new();
+        let listed = odb.foreach(|oid| {
+            let bytes = oid.as_bytes();
+            let nibble = |i: usize| if i % 2 == 0 { bytes[i / 2] >> 4 } else { bytes[i / 2] & 15 };
+            if prefix.iter().enumerate().all(|(i, &d)| nibble(i) == d) {
+                sharing.push(*oid);
+            }
+            true
+        });
+        if listed.is_err() {
+            return Lookup::Ambiguous;
+        }
+        sharing.sort();
+        sharing.dedup();
+        let commits: Vec<Oid> = sharing
+            .into_iter()
+            .filter(|oid| odb.read_header(*oid).is_ok_and(|(_, kind)| kind == ObjectType::Commit))
+            .collect();
+        match commits.as_slice() {
+            [one] => Lookup::Found(self::hex(*one)),
+            [] => Lookup::NotACommit,
+            _ => Lookup::Ambiguous,
         }
     }
 

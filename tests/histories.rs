@@ -142,3 +142,51 @@ fn mode_only_changes_are_seen_by_path_filters_like_git() {
     let file = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", "api/run.sh"]);
     assert_eq!(file.len(), 2, "git lists both mode changes of run.sh");
 }
+
+/// A blob whose id starts with the same seven hex digits (5b4ceea) as the commit
+/// `short_prefix_history` makes: found by hashing `collision-N` blobs against commits
+/// `SHOP-1 initial K` (pinned identity and date) until two shared a prefix.
+const COLLIDING_BLOB: &str = "collision-132965\n";
+
+fn short_prefix_history() -> TestRepo {
+    let r = TestRepo::new();
+    r.commit("main", "SHOP-1 initial 150", &[("app.txt", "1\n")]);
+    r
+}
+
+#[test]
+fn a_short_sha_shared_by_a_commit_and_a_blob_names_the_commit() {
+    let r = short_prefix_history();
+    let commit = r.rev("SHOP-1 initial 150");
+    let file = r.scratch().join("colliding.txt");
+    std::fs::write(&file, COLLIDING_BLOB).unwrap();
+    let blob = r.git(&["hash-object", "-w", file.to_str().unwrap()]).trim().to_string();
+    assert_eq!(blob[..7], commit[..7], "the fixture blob shares the commit's short id ({commit})");
+    let short = &commit[..7];
+    // git agrees: the plain prefix is ambiguous, PREFIX^{commit} is the commit.
+    let plain =
+        std::process::Command::new("git").args(["rev-parse", "--verify", "-q", short]).current_dir(r.path()).output();
+    assert!(!plain.unwrap().status.success());
+    assert_eq!(r.git(&["rev-parse", &format!("{short}^{{commit}}")]).trim(), commit);
+    let inv =
+        inventory(r.scratch(), "inv-prefix.json", &[("production", "api", &format!("shop/api:sha-{short}"), &[])]);
+    let args =
+        ["status", "--format", "json", "--repo", r.path().to_str().unwrap(), "--inventory", inv.to_str().unwrap()];
+    let report = prodiff(r.path(), &args, None).json();
+    let prod = row(&report, "production", "api");
+    assert_eq!(prod["commit"], commit.as_str(), "{prod:#}");
+    assert!(codes(prod).is_empty(), "{prod:#}");
+}
+
+#[test]
+fn an_abbreviated_id_that_is_missing_is_not_offered_to_git_fetch() {
+    let r = short_prefix_history();
+    let inv = inventory(r.scratch(), "inv-missing.json", &[("production", "api", "shop/api:sha-abcdef1", &[])]);
+    let args =
+        ["status", "--format", "json", "--repo", r.path().to_str().unwrap(), "--inventory", inv.to_str().unwrap()];
+    let report = prodiff(r.path(), &args, None).json();
+    let f = &row(&report, "production", "api")["findings"][0];
+    assert_eq!(f["code"], "commit-not-found", "{f:#}");
+    let hint = f["hint"].as_str().unwrap();
+    assert!(!hint.contains("abcdef1"), "git fetch cannot ask a server for an abbreviated id: {hint}");
+}
