@@ -190,3 +190,38 @@ fn an_abbreviated_id_that_is_missing_is_not_offered_to_git_fetch() {
     let hint = f["hint"].as_str().unwrap();
     assert!(!hint.contains("abcdef1"), "git fetch cannot ask a server for an abbreviated id: {hint}");
 }
+
+#[test]
+fn ranges_hex_ids_and_dates_in_messages_are_not_tickets() {
+    let r = TestRepo::new();
+    r.commit("main", "SHOP-1 initial", &[("app.txt", "1")]);
+    r.tag("v1.0.0", "main", false);
+    r.commit("main", "SHOP-2 accept [A-Z0-9] in names\n\nThe pattern Z0-9 was too strict.", &[("a.txt", "2")]);
+    r.commit("main", "Pin request 2C5F9A9-4151-4D8E-9C3A-1B2C3D4E5F60\n\nSee F9A9-4151.", &[("b.txt", "3")]);
+    r.commit("main", "Bump openssl for CVE-2023-1234", &[("c.txt", "4")]);
+    r.commit("main", "PAY-7 fix CVE-2023-1234 in the parser", &[("d.txt", "5")]);
+    let inv = inventory(r.scratch(), "inv-tickets.json", &[("production", "api", "shop/api:1.0.0", &[])]);
+    let repo = r.path().to_str().unwrap();
+    let inv = inv.to_str().unwrap();
+    let report =
+        prodiff(r.path(), &["diff", "production", "--format", "json", "--repo", repo, "--inventory", inv], None);
+    let report = report.json();
+    let behind = row(&report, "production", "api")["behind"].as_array().unwrap().clone();
+    let tickets: Vec<Value> = behind.iter().map(|c| c["tickets"].clone()).collect();
+    assert_eq!(
+        tickets,
+        [serde_json::json!(["PAY-7"]), serde_json::json!([]), serde_json::json!([]), serde_json::json!(["SHOP-2"])]
+    );
+
+    // A CVE id is not a ticket key: say so, and how many messages hold it, as git counts them.
+    let run = prodiff(r.path(), &["contains", "CVE-2023-1234", "--repo", repo, "--inventory", inv], None);
+    run.expect_code(2);
+    let git_count = r.rev_list(&["--fixed-strings", "--grep", "CVE-2023-1234", "main"]).len();
+    assert_eq!(git_count, 2);
+    assert!(run.stderr.contains("not a ticket key under the configured patterns"), "{}", run.context);
+    assert!(run.stderr.contains(&format!("{git_count} commit messages contain it as text")), "{}", run.context);
+    // A well-formed key nobody mentions is still said to be mentioned by no commit.
+    let run = prodiff(r.path(), &["contains", "SHOP-77", "--repo", repo, "--inventory", inv], None);
+    run.expect_code(2);
+    assert!(run.stderr.contains("mentions it"), "{}", run.context);
+}

@@ -64,6 +64,17 @@ fn query_commits(
     }
     match index.as_ref().and_then(|i| i.get(item)) {
         Some(commits) => Ok(commits.clone()),
+        None if !audit.config.tickets.is_key(item) => {
+            let texts = match mentions(audit, item)? {
+                0 => String::new(),
+                1 => " (1 commit message contains it as text)".to_string(),
+                n => format!(" ({n} commit messages contain it as text)"),
+            };
+            bail!(
+                "{item:?} is not a commit here, and not a ticket key under the configured patterns{texts}: \
+                 add a pattern under [tickets] in prodiff.toml, or ask for the commits themselves"
+            )
+        }
         None => bail!(
             "{item:?} is not a commit here, and no commit in the history of {} or of anything running mentions it (ticket patterns: see [tickets] in prodiff.toml)",
             audit.mainline.0
@@ -71,14 +82,27 @@ fn query_commits(
     }
 }
 
-/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
-fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
+/// How many commit messages in the history `contains` searches hold `text` literally.
+fn mentions(audit: &Audit, text: &str) -> Result<usize> {
+    let mut n = 0;
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
+        n += usize::from(audit.repo.commit_info(&id)?.message.contains(text));
+    }
+    Ok(n)
+}
+
+fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
     let mut tips = vec![audit.mainline.1.clone()];
     tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
     tips.sort();
     tips.dedup();
+    tips
+}
+
+/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
+fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
     let mut index: HashMap<String, Vec<CommitId>> = HashMap::new();
-    for id in audit.repo.walk(&tips, &[])? {
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
         let info = audit.repo.commit_info(&id)?;
         for t in audit.config.tickets.find(&info.message) {
             index.entry(t).or_default().push(id.clone());
