@@ -225,3 +225,32 @@ fn ranges_hex_ids_and_dates_in_messages_are_not_tickets() {
     run.expect_code(2);
     assert!(run.stderr.contains("mentions it"), "{}", run.context);
 }
+
+/// The BEHIND and AHEAD cells of `status` for a row, and the counts `diff` heads it with.
+fn status_cells(stdout: &str, env: &str) -> (String, String) {
+    let line = stdout.lines().find(|l| l.starts_with(env)).unwrap_or_else(|| panic!("no {env} row in\n{stdout}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    // ENVIRONMENT SERVICE IMAGE N COMMIT VIA BEHIND AHEAD FINDINGS
+    (cells[6].to_string(), cells[7].to_string())
+}
+
+#[test]
+fn diff_heads_each_side_with_the_numbers_status_shows() {
+    let r = long_and_short();
+    let hotfix = r.rev("hotfix");
+    let inv = inventory(r.scratch(), "inv-views.json", &[("production", "api", "shop/api:hotfix", &[(REV, &hotfix)])]);
+    let (repo, inv) = (r.path().to_str().unwrap(), inv.to_str().unwrap());
+    let status = prodiff(r.path(), &["status", "--repo", repo, "--inventory", inv, "--color", "never"], None);
+    let (behind, ahead) = status_cells(&status.stdout, "production");
+    let diff = prodiff(r.path(), &["diff", "production", "--repo", repo, "--inventory", inv], None);
+    // git's view: main...hotfix, less what --cherry-mark pairs.
+    let left = r.rev_list(&["--cherry-mark", "--left-right", "--no-merges", &format!("main...{hotfix}")]);
+    let only = |side: char| left.iter().filter(|l| l.starts_with(side)).count();
+    assert_eq!((behind.clone(), ahead.clone()), (only('<').to_string(), only('>').to_string()), "{}", status.stdout);
+    let head_behind = format!("Not running yet: {behind} commits in main, not in production (not counted: 2 already running as cherry-picks, =)");
+    let head_ahead =
+        format!("Running but not in main: {ahead} commits (not counted: 2 cherry-picks of main commits, =)");
+    assert!(diff.stdout.contains(&head_behind), "{}", diff.stdout);
+    assert!(diff.stdout.contains(&head_ahead), "{}", diff.stdout);
+    assert!(diff.stdout.contains("= the same change (git patch-id) is on the other side"), "{}", diff.stdout);
+}
