@@ -5,7 +5,7 @@
 //! This module only reads: it never writes refs, objects or config.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -85,6 +85,8 @@ pub struct Repo {
     touched: paths::Touched,
     /// Patch-ids and their pre-hashes, for pairing cherry-picks.
     patches: patch::Patches,
+    /// In a shallow clone, the boundary commits (`.git/shallow`): git walks them as roots.
+    boundary: OnceCell<HashSet<Oid>>,
 }
 
 type SharedLog = Rc<Log<Brief>>;
@@ -149,6 +151,10 @@ impl walk::Load for Loader<'_> {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        if self.repo.boundary().contains(&oid) {
+            // A shallow clone's boundary: its parents were never fetched.
+            ids.clear();
+        }
         parents.extend(ids.iter().map(|&id| self.key(id)));
         self.ids = ids;
         Ok(walk::Loaded { date, level: None, raw: Some(obj.data().to_vec()) })
@@ -183,6 +189,7 @@ impl Repo {
             walks: Default::default(),
             touched: Default::default(),
             patches: patch::Patches::new(crate::registry::cache::dir_from_env()),
+            boundary: Default::default(),
         })
     }
 
@@ -197,6 +204,29 @@ impl Repo {
 
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
+    }
+
+    /// The commits whose parents a shallow clone lacks; empty when it is not shallow.
+    fn boundary(&self) -> &HashSet<Oid> {
+        self.boundary.get_or_init(|| {
+            let Ok(text) = std::fs::read_to_string(self.repo.commondir().join("shallow")) else {
+                return HashSet::new();
+            };
+            text.lines().filter_map(|l| Oid::from_str(l.trim()).ok()).collect()
+        })
+    }
+
+    /// True when `tip ^hidden` holds a shallow clone's boundary commit: what lies behind it
+    /// is missing here, and may belong to that range.
+    pub fn reaches_boundary(&self, tip: &CommitId, hidden: &CommitId) -> Result<bool, GitError> {
+        let boundary = self.boundary();
+        if boundary.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .walk(std::slice::from_ref(tip), std::slice::from_ref(hidden))?
+            .iter()
+            .any(|c| self.oid(c).is_ok_and(|o| boundary.contains(&o))))
     }
 
     /// The mainline: the configured branch, else origin/HEAD, else main, else master.

@@ -137,6 +137,9 @@ fn range(
     Ok(Range { records, includes_exclude: log.includes_exclude, unfiltered_empty: log.commits.is_empty() })
 }
 
+/// Up to how many distinct first paths the larger side is tested path by path.
+const FIRST_PATHS: usize = 16;
+
 /// Both sides with the patch-ids `Comparison` pairs them by, computed the way git's
 /// `patch-ids.c` does: full patch-ids for the smaller side; on the other side a pre-hash of
 /// the paths each commit changes first, and a full patch-id only where that matches one of
@@ -150,16 +153,26 @@ fn pair(repo: &Repo, behind: Vec<CommitRecord>, ahead: Vec<CommitRecord>) -> Res
     let (small, large) = if small_is_ahead { (&ahead, &behind) } else { (&behind, &ahead) };
     let mut small_ids = Vec::with_capacity(small.len());
     let mut wanted = HashSet::new();
+    let mut first_paths = Vec::new();
     for r in small {
         let pid = if r.merge { None } else { repo.patch_id(&r.sha)? };
-        if pid.is_some() {
-            wanted.insert(repo.patch_prehash(&r.sha)?);
+        if let (Some(_), Some((pre, first))) = (&pid, repo.patch_paths(&r.sha)?) {
+            wanted.insert(pre);
+            if !first_paths.contains(&first) {
+                first_paths.push(first);
+            }
         }
         small_ids.push(pid);
     }
+    // A commit with one of those patches changes one of those first paths: looking that up
+    // in two trees is cheaper than a tree diff, while the paths are few.
+    let by_path = first_paths.len() <= FIRST_PATHS;
     let mut large_ids = Vec::with_capacity(large.len());
     for r in large {
-        let candidate = !r.merge && !wanted.is_empty() && wanted.contains(&repo.patch_prehash(&r.sha)?);
+        let candidate = !r.merge
+            && !wanted.is_empty()
+            && (!by_path || repo.touches(&r.sha, &first_paths)?)
+            && repo.patch_prehash(&r.sha)?.is_some_and(|pre| wanted.contains(&pre));
         large_ids.push(if candidate { repo.patch_id(&r.sha)? } else { None });
     }
     let (behind_ids, ahead_ids) = if small_is_ahead { (large_ids, small_ids) } else { (small_ids, large_ids) };

@@ -254,3 +254,69 @@ fn diff_heads_each_side_with_the_numbers_status_shows() {
     assert!(diff.stdout.contains(&head_ahead), "{}", diff.stdout);
     assert!(diff.stdout.contains("= the same change (git patch-id) is on the other side"), "{}", diff.stdout);
 }
+
+/// A shallow clone (`--depth 4`) of a mainline of ten commits with a release branch off the
+/// second: the clone has main's last four commits, and through the release branch the first
+/// two, so commit 2 is here but hidden behind main's boundary.
+fn shallow_clone() -> (TestRepo, tempfile::TempDir, std::path::PathBuf) {
+    let r = TestRepo::new();
+    for n in 1..=10 {
+        r.commit("main", &format!("SHOP-{n} change {n}"), &[(&format!("f{n}.txt"), "x\n")]);
+    }
+    r.branch("release/1", "SHOP-2 change 2");
+    r.commit("release/1", "SHOP-90 release fix", &[("r.txt", "r\n")]);
+    r.tag("v1.1.0", "SHOP-8 change 8", true);
+    r.git(&["checkout", "-q", "main"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", r.path().display());
+    git_in(dir.path(), &["clone", "-q", "--depth", "4", "--no-single-branch", &url, "c"], 0);
+    let clone = dir.path().join("c");
+    (r, dir, clone)
+}
+
+#[test]
+fn plan_and_rollback_in_a_shallow_clone_say_so_like_status() {
+    let (r, dir, clone) = shallow_clone();
+    let c8 = r.rev("SHOP-8 change 8");
+    let inv = inventory(dir.path(), "inv.json", &[("production", "api", "shop/api:1.1.0", &[(REV, &c8)])]);
+    let inv = inv.to_str().unwrap();
+    for args in
+        [vec!["plan", "production", "--to", "origin/main", "--offline"], vec!["rollback", "production", "--offline"]]
+    {
+        let run = prodiff(&clone, &[&args[..], &["--format", "json", "--inventory", inv]].concat(), None);
+        run.expect_code(3);
+        let report = run.json();
+        let f = &report["services"][0]["findings"];
+        assert_eq!(f.as_array().unwrap().len(), 1, "{}", run.context);
+        assert_eq!(f[0]["code"], "shallow-clone", "{}", run.context);
+        assert!(f[0]["hint"].as_str().unwrap().contains("git fetch --unshallow"), "{}", run.context);
+        assert!(!run.stderr.contains("object not found"), "{}", run.context);
+    }
+}
+
+#[test]
+fn contains_in_a_shallow_clone_is_exact_where_the_known_history_suffices() {
+    let (r, dir, clone) = shallow_clone();
+    let c8 = r.rev("SHOP-8 change 8");
+    let inv = inventory(dir.path(), "inv.json", &[("production", "api", "shop/api:1.1.0", &[(REV, &c8)])]);
+    let ask = |sha: &str| {
+        let run = prodiff(&clone, &["contains", sha, "--format", "json", "--inventory", inv.to_str().unwrap()], None);
+        let state = run.json()["queries"][0]["answers"][0]["state"].as_str().unwrap().to_string();
+        (run.code, state)
+    };
+    // What git says in the full repository.
+    let is_ancestor = |sha: &str| {
+        let mut git = std::process::Command::new("git");
+        git.args(["merge-base", "--is-ancestor", sha, &c8]).current_dir(r.path());
+        git.output().unwrap().status.success()
+    };
+    let (c10, c8s, c2) = (r.rev("SHOP-10 change 10"), c8.clone(), r.rev("SHOP-2 change 2"));
+    // Newer than what runs: provably not deployed, as in the full history.
+    assert!(!is_ancestor(&c10));
+    assert_eq!(ask(&c10), (1, "not-deployed".to_string()));
+    assert!(is_ancestor(&c8s));
+    assert_eq!(ask(&c8s), (0, "deployed".to_string()));
+    // Here, but behind main's boundary: the clone cannot tell (git says it is deployed).
+    assert!(is_ancestor(&c2));
+    assert_eq!(ask(&c2), (3, "unknown".to_string()));
+}

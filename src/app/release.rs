@@ -182,6 +182,10 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
             }
             None => plan_target(&audit, &d.service, &args.to)?,
         };
+        if let Some(f) = shallow(&audit, d) {
+            services.push(shallow_plan(d, running, name, target, f));
+            continue;
+        }
         let mut plan = service_plan(&audit, d, running, name, target, &args.patch)?;
         // `--to 1.5.0` names an image: the one to deploy, pinned by the digest its tag has now.
         plan.target_image = d
@@ -206,8 +210,50 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
     workflows::render_plan(&report, g.format, out)?;
-    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
-    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+    Ok(exit_code(report.services.iter().flat_map(|s| &s.findings)))
+}
+
+/// Denied findings first (1), then anything that left the answer incomplete (3).
+fn exit_code<'f>(findings: impl Iterator<Item = &'f Finding> + Clone) -> u8 {
+    if findings.clone().any(|f| f.level == Level::Deny) {
+        crate::exit::VIOLATION
+    } else if findings.into_iter().any(|f| f.code.is_incomplete()) {
+        crate::exit::INCOMPLETE
+    } else {
+        crate::exit::CLEAN
+    }
+}
+
+/// In a shallow clone no range can be counted (git walks to the boundary without a word),
+/// so plans and rollbacks carry the `shallow-clone` finding `status` gives, and exit 3.
+fn shallow(audit: &Audit, d: &Deployment) -> Option<Finding> {
+    let f = audit.findings.iter().find(|f| f.code == Code::ShallowClone)?;
+    Some(f.clone().at(&d.environment, &d.service))
+}
+
+/// A plan that lists nothing: the clone is shallow.
+fn shallow_plan(
+    d: &Deployment,
+    running: &CommitId,
+    target: String,
+    target_commit: CommitId,
+    f: Finding,
+) -> ServicePlan {
+    ServicePlan {
+        target_image: None,
+        service: d.service.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        target,
+        target_commit,
+        rollback: false,
+        added: Vec::new(),
+        removed: Vec::new(),
+        tickets: Vec::new(),
+        files: Vec::new(),
+        patches: Vec::new(),
+        findings: vec![f],
+    }
 }
 
 /// Each service's running deployment in the audited environment (the first image when
@@ -360,10 +406,14 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
                 d.image
             )
         };
-        services.push(service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?);
+        let service = match shallow(&audit, d) {
+            Some(f) => empty_rollback(d, running, f),
+            None => service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?,
+        };
+        services.push(service);
     }
     check_images(&mut services, &audit.config, g.offline)?;
-    services.iter_mut().for_each(recommend);
+    services.iter_mut().filter(|s| !s.findings.iter().any(|f| f.code == Code::ShallowClone)).for_each(recommend);
     for s in &mut services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
@@ -376,8 +426,20 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
         services,
     };
     workflows::render_rollback(&report, g.format, out)?;
-    let denied = report.services.iter().flat_map(|s| &s.findings).any(|f| f.level == Level::Deny);
-    Ok(if denied { crate::exit::VIOLATION } else { crate::exit::CLEAN })
+    Ok(exit_code(report.services.iter().flat_map(|s| &s.findings)))
+}
+
+/// A rollback with no candidates: the clone is shallow.
+fn empty_rollback(d: &Deployment, running: &CommitId, f: Finding) -> ServiceRollback {
+    ServiceRollback {
+        service: d.service.clone(),
+        environment: d.environment.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        candidates: Vec::new(),
+        recommendation: None,
+        findings: vec![f],
+    }
 }
 
 fn service_rollback(

@@ -24,7 +24,7 @@ use crate::model::CommitId;
 #[derive(Default)]
 pub(super) struct Patches {
     ids: RefCell<HashMap<Oid, Option<String>>>,
-    pre: RefCell<HashMap<Oid, Option<u64>>>,
+    pre: RefCell<HashMap<Oid, Option<(u64, String)>>>,
     store: Store,
 }
 
@@ -51,23 +51,29 @@ impl Repo {
     /// The pre-hash of a commit's patch: a hash of the paths it changes (both sides of each
     /// change), `None` exactly where `patch_id` is `None`. Reads trees, never blobs.
     pub fn patch_prehash(&self, id: &CommitId) -> Result<Option<u64>, GitError> {
+        Ok(self.patch_paths(id)?.map(|(pre, _)| pre))
+    }
+
+    /// The pre-hash and the first path a commit changes (a commit with the same patch
+    /// changes that path too: a cheap test to run before the pre-hash, see `touches`).
+    pub fn patch_paths(&self, id: &CommitId) -> Result<Option<(u64, String)>, GitError> {
         let oid = self.oid(id)?;
         if let Some(known) = self.patches.pre.borrow().get(&oid) {
-            return Ok(*known);
+            return Ok(known.clone());
         }
         let doing = || format!("diffing {}", id.short());
         let pre = match self.trees_of(oid)? {
             None => None,
             Some((tree, parent)) => {
                 let files = self.changed_files(tree, parent).map_err(|e| self.read_err(&doing(), e))?;
-                (!files.is_empty()).then(|| {
+                files.first().cloned().map(|first| {
                     let mut h = DefaultHasher::new();
                     files.hash(&mut h);
-                    h.finish()
+                    (h.finish(), first)
                 })
             }
         };
-        self.patches.pre.borrow_mut().insert(oid, pre);
+        self.patches.pre.borrow_mut().insert(oid, pre.clone());
         Ok(pre)
     }
 
