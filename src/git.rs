@@ -407,6 +407,44 @@ impl Repo {
         walked.iter().map(|w| info(&self.path, &odb, w)).collect()
     }
 
+    /// Where `tip` joins the history of `known` (commit -> position, newest first): the
+    /// lowest position among the known commits it reaches, and how many commits of its own
+    /// it has before them. Walks only `tip`'s own commits, at most `cap` (then `None`), so a
+    /// release branch costs its few hotfixes, not the history below them.
+    pub fn joins(
+        &self,
+        tip: &CommitId,
+        known: &HashMap<CommitId, usize>,
+        cap: usize,
+    ) -> Result<Option<(usize, usize)>, GitError> {
+        if let Some(&pos) = known.get(tip) {
+            return Ok(Some((pos, 0)));
+        }
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let (mut seen, mut queue) = (HashSet::new(), vec![self.oid(tip)?]);
+        let (mut join, mut own, mut parents) = (None::<usize>, 0, Vec::new());
+        while let Some(oid) = queue.pop() {
+            if !seen.insert(oid) {
+                continue;
+            }
+            if let Some(&pos) = known.get(&hex(oid)) {
+                join = Some(join.map_or(pos, |j| j.min(pos)));
+                continue;
+            }
+            own += 1;
+            if own > cap {
+                return Ok(None);
+            }
+            parents.clear();
+            let obj = read_commit(&self.path, &odb, oid)?;
+            commit::parents_and_date(obj.data(), &mut parents).map_err(|m| malformed(&self.path, oid, m))?;
+            if !self.boundary().contains(&oid) {
+                queue.extend(parents.iter().copied());
+            }
+        }
+        Ok(join.map(|j| (j, own)))
+    }
+
     /// True when `ancestor` is `descendant` or one of its ancestors.
     pub fn contains(&self, descendant: &CommitId, ancestor: &CommitId) -> Result<bool, GitError> {
         if descendant == ancestor {

@@ -74,8 +74,8 @@ impl TicketMatcher {
         let Some((project, _)) = key.split_once('-') else { return false };
         let letters = project.bytes().filter(u8::is_ascii_alphabetic).count();
         let hex = project.bytes().all(|b| b.is_ascii_hexdigit()) && project.bytes().any(|b| b.is_ascii_digit());
-        let before = message[..start].as_bytes();
-        let after = message[start + key.len()..].as_bytes();
+        let before = &message.as_bytes()[..start];
+        let after = &message.as_bytes()[start + key.len()..];
         let dashed_before = before.last() == Some(&b'-');
         let dashed_after = after.first() == Some(&b'-') && after.get(1).is_some_and(u8::is_ascii_alphanumeric);
         NOT_TICKETS.contains(&project) || letters < 2 || hex || dashed_before || dashed_after

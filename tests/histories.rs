@@ -320,3 +320,103 @@ fn contains_in_a_shallow_clone_is_exact_where_the_known_history_suffices() {
     assert!(is_ancestor(&c2));
     assert_eq!(ask(&c2), (3, "unknown".to_string()));
 }
+
+/// main: v2.39.0, v2.40.0, the change SHOP-3, v2.41.0-rc.1, SHOP-4, v2.41.0; a hotfix
+/// branch off v2.40.0 with SHOP-9, tagged v2.40.0-hotfix.1 (which semver sorts below 2.40.0).
+fn hotfix_tags() -> TestRepo {
+    let r = TestRepo::new();
+    r.commit("main", "SHOP-1 initial", &[("app.txt", "1\n")]);
+    r.tag("v2.39.0", "main", true);
+    r.commit("main", "SHOP-2 cart", &[("cart.txt", "cart\n")]);
+    r.tag("v2.40.0", "main", true);
+    r.commit("main", "SHOP-3 new totals", &[("totals.txt", "t\n")]);
+    r.tag("v2.41.0-rc.1", "main", true);
+    r.commit("main", "SHOP-4 receipts", &[("receipts.txt", "r\n")]);
+    r.tag("v2.41.0", "main", true);
+    r.branch("hotfix/2.40", "v2.40.0");
+    r.commit("hotfix/2.40", "SHOP-9 hotfix", &[("hot.txt", "h\n")]);
+    r.tag("v2.40.0-hotfix.1", "hotfix/2.40", true);
+    r.git(&["checkout", "-q", "main"]);
+    r
+}
+
+/// `rollback ENV` as JSON for a service running image tag `tag`.
+fn rollback_json(r: &TestRepo, tag: &str, extra: &[&str]) -> Value {
+    let image = format!("registry.example.com/shop/api:{tag}");
+    let inv = inventory(r.scratch(), &format!("inv-{tag}.json"), &[("production", "api", &image, &[])]);
+    let mut args =
+        vec!["rollback", "production", "--format", "json", "--offline", "--repo", r.path().to_str().unwrap()];
+    args.extend_from_slice(&["--inventory", inv.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let run = prodiff(r.path(), &args, None);
+    let report = run.json();
+    report["services"][0].clone()
+}
+
+fn candidates(service: &Value) -> Vec<String> {
+    service["candidates"].as_array().unwrap().iter().map(|c| c["git_tag"].as_str().unwrap().to_string()).collect()
+}
+
+fn is_ancestor(r: &TestRepo, a: &str, b: &str) -> bool {
+    let mut git = std::process::Command::new("git");
+    git.args(["merge-base", "--is-ancestor", a, b]).current_dir(r.path());
+    git.output().unwrap().status.success()
+}
+
+#[test]
+fn rollback_candidates_follow_history_not_semver() {
+    let r = hotfix_tags();
+    // Running the hotfix: its base v2.40.0 is the newest earlier release (semver puts it
+    // above 2.40.0-hotfix.1), and it is free of the excluded hotfix.
+    let api = rollback_json(&r, "2.40.0-hotfix.1", &["--exclude", "SHOP-9"]);
+    assert_eq!(candidates(&api), ["v2.40.0", "v2.39.0"], "{api:#}");
+    for tag in ["v2.40.0", "v2.39.0"] {
+        assert!(is_ancestor(&r, tag, "v2.40.0-hotfix.1"), "{tag}");
+    }
+    assert!(!is_ancestor(&r, "v2.41.0", "v2.40.0-hotfix.1"));
+    assert_eq!(api["candidates"][0]["recommended"], true);
+    assert_eq!(shas(&api["candidates"][0]["reverts"]), r.rev_list(&["--no-merges", "v2.40.0..v2.40.0-hotfix.1"]));
+    assert_eq!(api["candidates"][0]["adds"], serde_json::json!([]));
+
+    // Running 2.40.0: the hotfix descends from it, so it is not an earlier release.
+    let api = rollback_json(&r, "2.40.0", &[]);
+    assert!(is_ancestor(&r, "v2.40.0", "v2.40.0-hotfix.1"));
+    assert_eq!(candidates(&api), ["v2.39.0"], "{api:#}");
+
+    // Running 2.41.0: no release candidate unless asked; the hotfix release branch is
+    // earlier but adds a commit that does not run, and says which (as git lists it).
+    let api = rollback_json(&r, "2.41.0", &[]);
+    assert_eq!(candidates(&api), ["v2.40.0-hotfix.1", "v2.40.0", "v2.39.0"], "{api:#}");
+    assert_eq!(shas(&api["candidates"][0]["adds"]), r.rev_list(&["v2.41.0..v2.40.0-hotfix.1"]));
+    assert_eq!(api["candidates"][1]["adds"], serde_json::json!([]));
+    let api = rollback_json(&r, "2.41.0", &["--pre-releases"]);
+    assert_eq!(candidates(&api)[0], "v2.41.0-rc.1", "{api:#}");
+}
+
+#[test]
+fn plan_to_an_older_release_is_a_rollback_counted_like_rollback() {
+    let r = hotfix_tags();
+    let inv =
+        inventory(r.scratch(), "inv-plan.json", &[("production", "api", "registry.example.com/shop/api:2.41.0", &[])]);
+    let plan = |to: &str| {
+        let args =
+            ["plan", "production", "--to", to, "--format", "json", "--offline", "--repo", r.path().to_str().unwrap()];
+        let run = prodiff(r.path(), &[&args[..], &["--inventory", inv.to_str().unwrap()]].concat(), None);
+        (run.code, run.json()["services"][0].clone())
+    };
+    let (code, api) = plan("2.40.0");
+    assert_eq!(code, 0, "{api:#}");
+    assert_eq!(api["rollback"], true);
+    let reverted = r.rev_list(&["--no-merges", "v2.40.0..v2.41.0"]);
+    assert_eq!(api["findings"][0]["code"], "rollback", "{api:#}");
+    assert!(api["findings"][0]["message"].as_str().unwrap().contains(&format!("reverts {} commit(s)", reverted.len())));
+    // What rollback says of the same target: the same commits reverted.
+    let rb = rollback_json(&r, "2.41.0", &[]);
+    let same = rb["candidates"].as_array().unwrap().iter().find(|c| c["git_tag"] == "v2.40.0").unwrap();
+    assert_eq!(shas(&same["reverts"]), reverted);
+    // The hotfix release adds a commit that does not run: not a rollback, and it drops two.
+    let (code, api) = plan("2.40.0-hotfix.1");
+    assert_eq!(code, 1);
+    assert_eq!(api["rollback"], false);
+    assert_eq!(api["findings"][0]["code"], "drops-commits", "{api:#}");
+}

@@ -292,7 +292,7 @@ fn service_plan(
     let repo = &audit.repo;
     let paths = audit.config.paths(&d.service);
     let cmp = audit.comparisons.compare(repo, running, (&name, &target), paths, &audit.config.tickets, Detail::Full)?;
-    let rollback = running != &target && repo.contains(running, &target)?;
+    let rollback = cmp.goes_back();
     let risky_patterns = audit.config.risky_paths(&d.service);
     let files: Vec<FileChange> = repo
         .diff_stat(running, &target)?
@@ -342,7 +342,7 @@ fn plan_findings(
         out.push(
             Finding::new(
                 Code::Rollback,
-                format!("{} is older than what runs: deploying it reverts {} commit(s)", cmp.target, cmp.ahead.len()),
+                format!("{} is older than what runs: deploying it reverts {} commit(s)", cmp.target, dropped.len()),
             )
             .at(&d.environment, &d.service),
         );
@@ -408,7 +408,7 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
         };
         let service = match shallow(&audit, d) {
             Some(f) => empty_rollback(d, running, f),
-            None => service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?,
+            None => service_rollback(&audit, d, running, &excluded, (args.limit, args.pre_releases), &mut pids)?,
         };
         services.push(service);
     }
@@ -447,11 +447,11 @@ fn service_rollback(
     d: &Deployment,
     running: &CommitId,
     excluded: &[Excluded],
-    limit: usize,
+    (limit, pre_releases): (usize, bool),
     pids: &mut PatchIds,
 ) -> Result<ServiceRollback> {
     let mut candidates = Vec::new();
-    for (git_tag, image_tag, commit) in earlier_releases(audit, d, running)?.into_iter().take(limit) {
+    for (git_tag, image_tag, commit) in earlier_releases(audit, d, running, pre_releases)?.into_iter().take(limit) {
         candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
     }
     Ok(ServiceRollback {
@@ -574,12 +574,25 @@ fn recommend(s: &mut ServiceRollback) {
     });
 }
 
-/// Releases of the service older than what runs, newest first: (git tag, image tag, commit).
-/// With a version for what runs, "older" is by version (a release branch's 1.4.1 is older
-/// than 1.5.0); otherwise by ancestry.
-fn earlier_releases(audit: &Audit, d: &Deployment, running: &CommitId) -> Result<Vec<(String, String, CommitId)>> {
+/// How many commits of its own a release may have before it joins what runs (a release
+/// branch's hotfixes); a tag further away is not an earlier release of this history.
+const JOIN_CAP: usize = 2000;
+
+/// Releases to go back to, by history, newest first: the service's release tags that are
+/// ancestors of what runs, or that join its history below it with an older version (a
+/// release branch: they add commits that do not run, and the candidate says so), ordered by
+/// where they join it. A tag that descends from what runs is not earlier whatever its
+/// version says, and a release candidate (`-rc.N`) is left out where a release runs, unless
+/// `--pre-releases`.
+/// Returns (git tag, image tag, commit).
+fn earlier_releases(
+    audit: &Audit,
+    d: &Deployment,
+    running: &CommitId,
+    pre_releases: bool,
+) -> Result<Vec<(String, String, CommitId)>> {
     let templates = audit.config.git_tags(&d.service);
-    let mut releases: Vec<(Option<Version>, String, String, CommitId)> = audit
+    let releases: Vec<(Option<Version>, String, String, CommitId)> = audit
         .repo
         .tags()?
         .into_iter()
@@ -588,17 +601,24 @@ fn earlier_releases(audit: &Audit, d: &Deployment, running: &CommitId) -> Result
         })
         .collect();
     let current = releases.iter().filter(|r| &r.3 == running).filter_map(|r| r.0.clone()).max();
+    let finals = current.as_ref().is_some_and(|v| !v.is_candidate()) && !pre_releases;
+    let history: HashMap<CommitId, usize> =
+        audit.repo.walk(std::slice::from_ref(running), &[])?.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
     let mut earlier = Vec::new();
-    for r in releases.drain(..) {
-        let older = match (&current, &r.0) {
-            (Some(cur), Some(v)) => v < cur,
-            _ => &r.3 != running && audit.repo.contains(running, &r.3)?,
-        };
-        if older && &r.3 != running {
-            earlier.push(r);
+    for (version, git_tag, image_tag, commit) in releases {
+        if &commit == running || (finals && version.as_ref().is_some_and(Version::is_candidate)) {
+            continue;
+        }
+        let Some((at, own)) = audit.repo.joins(&commit, &history, JOIN_CAP)? else { continue };
+        // At position 0 it descends from what runs: later, whatever its version. Off the
+        // history of what runs, it is earlier only if its version is too (1.1.1 for 1.2.0,
+        // not 2.41.0 for 2.40.0-hotfix.1).
+        let off_older = matches!((&version, &current), (Some(v), Some(cur)) if v < cur);
+        if at > 0 && (own == 0 || off_older) {
+            earlier.push(((at, std::cmp::Reverse(own), std::cmp::Reverse(version)), git_tag, image_tag, commit));
         }
     }
-    earlier.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    earlier.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
     let mut seen = std::collections::HashSet::new();
     Ok(earlier.into_iter().filter(|r| seen.insert(r.3.clone())).map(|(_, g, t, c)| (g, t, c)).collect())
 }
@@ -649,6 +669,7 @@ fn candidate(
         image,
         image_exists: None,
         reverts: cmp.drift().cloned().collect(),
+        adds: cmp.added().cloned().collect(),
         risky_files,
         contains,
         recommended: false,
