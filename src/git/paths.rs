@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
-use git2::{ErrorCode, Oid};
+use git2::Oid;
 
 use super::{GitError, Repo};
 use crate::model::CommitId;
@@ -36,14 +36,8 @@ impl Repo {
         let oid = self.oid(id)?;
         let Some((tree, parent)) = self.trees_of(oid)? else { return Ok(false) };
         if paths.iter().all(|p| !p.contains(['*', '?', '[', '\\']) && !p.starts_with([':', '!'])) {
-            let find = |t: Oid| self.repo.find_tree(t).map_err(|e| self.read_err(&doing(), e));
-            let (tree, parent) = (find(tree)?, parent.map(find).transpose()?);
             for path in paths {
-                let before = match &parent {
-                    Some(t) => self.entry(t, path)?,
-                    None => None,
-                };
-                if self.entry(&tree, path)? != before {
+                if self.differs(tree, parent, path).map_err(|e| self.read_err(&doing(), e))? {
                     return Ok(true);
                 }
             }
@@ -80,18 +74,37 @@ impl Repo {
         Ok(trees)
     }
 
-    /// The id and mode of what is at `path` in `tree` (`""` or `.`: the tree itself); None
-    /// if nothing. The mode counts as git's tree diff counts it: `chmod +x` alone is a change.
-    fn entry(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<(Oid, i32)>, GitError> {
-        let path = path.trim_end_matches('/');
-        if path.is_empty() || path == "." {
-            return Ok(Some((tree.id(), 0o040000)));
+    /// Whether the entry at `path` (`""` or `.`: the whole tree) differs, in object id or
+    /// mode, between `tree` and `parent` (None: a root commit). Descends both trees one
+    /// component at a time and stops where the entries agree, as git's tree diff prunes: a
+    /// commit that changes another directory costs two root-tree lookups. The mode counts as
+    /// git counts it: `chmod +x` alone is a change.
+    fn differs(&self, tree: Oid, parent: Option<Oid>, path: &str) -> Result<bool, git2::Error> {
+        let names: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        let (mut a, mut b) = (Some(tree), parent);
+        for (i, name) in names.iter().enumerate() {
+            let (ea, eb) = (self.entry_in(a, name)?, self.entry_in(b, name)?);
+            if ea == eb {
+                return Ok(false);
+            }
+            if i + 1 == names.len() {
+                return Ok(true);
+            }
+            let dir = |e: Option<(Oid, i32)>| e.filter(|(_, mode)| *mode == 0o040000).map(|(id, _)| id);
+            (a, b) = (dir(ea), dir(eb));
+            if a.is_none() && b.is_none() {
+                // Neither side has a directory there: the path exists on neither.
+                return Ok(false);
+            }
         }
-        match tree.get_path(Path::new(path)) {
-            Ok(entry) => Ok(Some((entry.id(), entry.filemode()))),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(self.read_err(&format!("looking up {path}"), e)),
-        }
+        Ok(Some(tree) != parent)
+    }
+
+    /// The id and mode of the entry `name` in the tree `tree` (None: no tree, or no entry).
+    fn entry_in(&self, tree: Option<Oid>, name: &str) -> Result<Option<(Oid, i32)>, git2::Error> {
+        let Some(tree) = tree else { return Ok(None) };
+        let tree = self.repo.find_tree(tree)?;
+        Ok(tree.get_name(name).map(|e| (e.id(), e.filemode())))
     }
 
     /// The paths a (non-merge) commit changes against its first parent, both sides of each
