@@ -134,10 +134,20 @@ fn mode_only_changes_are_seen_by_path_filters_like_git() {
     let inv = r.scratch().join("inv-modes.json");
     std::fs::write(&inv, serde_json::json!({ "workloads": rows }).to_string()).unwrap();
     let args = ["status", "--format", "json", "--repo", r.path().to_str().unwrap(), "--config", cfg.to_str().unwrap()];
-    let report = prodiff(r.path(), &[&args[..], &["--inventory", inv.to_str().unwrap()]].concat(), None).json();
-    for (service, path) in paths {
-        let want = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", path]);
-        assert_eq!(shas(&row(&report, "production", service)["behind"]), want, "{service}: {path}");
+    // From the objects, then from a commit-graph (its trees are read from the graph).
+    for graph in [false, true] {
+        if graph {
+            r.git(&["commit-graph", "write", "--reachable"]);
+        }
+        let report = prodiff(r.path(), &[&args[..], &["--inventory", inv.to_str().unwrap()]].concat(), None).json();
+        for (service, path) in paths {
+            let want = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", path]);
+            assert_eq!(
+                shas(&row(&report, "production", service)["behind"]),
+                want,
+                "{service}: {path} (graph: {graph})"
+            );
+        }
     }
     let file = r.rev_list(&["--full-history", "--no-merges", "v1..main", "--", "api/run.sh"]);
     assert_eq!(file.len(), 2, "git lists both mode changes of run.sh");

@@ -58,20 +58,52 @@ impl Repo {
         Ok(changed[&oid].iter().any(|f| spec.matches_path(Path::new(f), git2::PathspecFlags::DEFAULT)))
     }
 
-    /// A commit's tree and its first parent's, read once per run; None for merges.
+    /// A commit's tree and its first parent's, once per run; None for merges. From the
+    /// commit-graph where it has them (no object read), else from the raw commit objects.
     pub(super) fn trees_of(&self, oid: Oid) -> Result<Trees, GitError> {
         if let Some(known) = self.touched.trees.borrow().get(&oid) {
             return Ok(*known);
         }
-        let doing = || format!("reading commit {oid}");
-        let c = self.repo.find_commit(oid).map_err(|e| self.read_err(&doing(), e))?;
-        let trees = match c.parent_count() {
-            0 => Some((c.tree_id(), None)),
-            1 => Some((c.tree_id(), Some(c.parent(0).map_err(|e| self.read_err(&doing(), e))?.tree_id()))),
-            _ => None,
+        let trees = match self.graph_trees(oid) {
+            Some(trees) => trees,
+            None => {
+                let (tree, parents) = self.tree_and_parents(oid)?;
+                match parents.as_slice() {
+                    [] => Some((tree, None)),
+                    [p] => Some((tree, Some(self.tree_and_parents(*p)?.0))),
+                    _ => None,
+                }
+            }
         };
         self.touched.trees.borrow_mut().insert(oid, trees);
         Ok(trees)
+    }
+
+    /// `trees_of` from the commit-graph; None where it lacks the commit or is corrupt.
+    fn graph_trees(&self, oid: Oid) -> Option<Trees> {
+        let g = self.graph()?;
+        let pos = g.position(oid.as_bytes())?;
+        let mut parents = Vec::new();
+        g.commit(pos, &mut parents).ok()?;
+        let tree = |p: u32| Oid::from_bytes(g.tree(p)).ok();
+        Some(match parents.as_slice() {
+            [] => Some((tree(pos)?, None)),
+            [p] => Some((tree(pos)?, Some(tree(*p)?))),
+            _ => None,
+        })
+    }
+
+    /// A commit's tree and parents from its raw object (a shallow boundary has none here).
+    fn tree_and_parents(&self, oid: Oid) -> Result<(Oid, Vec<Oid>), GitError> {
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let obj = super::read_commit(&self.path, &odb, oid)?;
+        let mut parents = Vec::new();
+        super::commit::parents_and_date(obj.data(), &mut parents).map_err(|m| super::malformed(&self.path, oid, m))?;
+        if self.boundary().contains(&oid) {
+            parents.clear();
+        }
+        let tree = super::commit::tree(obj.data()).map_err(|m| super::malformed(&self.path, oid, m))?;
+        Ok((tree, parents))
     }
 
     /// Whether the entry at `path` (`""` or `.`: the whole tree) differs, in object id or
