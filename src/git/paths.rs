@@ -21,6 +21,8 @@ type Trees = Option<(Oid, Option<Oid>)>;
 #[derive(Default)]
 pub(super) struct Touched {
     trees: RefCell<HashMap<Oid, Trees>>,
+    /// Each commit's tree and parents, where read from its object.
+    raw: RefCell<HashMap<Oid, (Oid, Vec<Oid>)>>,
     changed: RefCell<HashMap<Oid, Vec<String>>>,
     specs: RefCell<HashMap<Vec<String>, git2::Pathspec>>,
 }
@@ -93,8 +95,18 @@ impl Repo {
         })
     }
 
-    /// A commit's tree and parents from its raw object (a shallow boundary has none here).
+    /// A commit's tree and parents from its raw object (a shallow boundary has none here),
+    /// read once per run: a commit's parent is usually the next commit asked about.
     fn tree_and_parents(&self, oid: Oid) -> Result<(Oid, Vec<Oid>), GitError> {
+        if let Some(known) = self.touched.raw.borrow().get(&oid) {
+            return Ok(known.clone());
+        }
+        let read = self.read_tree_and_parents(oid)?;
+        self.touched.raw.borrow_mut().insert(oid, read.clone());
+        Ok(read)
+    }
+
+    fn read_tree_and_parents(&self, oid: Oid) -> Result<(Oid, Vec<Oid>), GitError> {
         let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
         let obj = super::read_commit(&self.path, &odb, oid)?;
         let mut parents = Vec::new();
