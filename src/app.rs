@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 
 use crate::baseline::Baseline;
 use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, SnapshotArgs, StatusArgs};
-use crate::compare::Comparison;
 use crate::config::Config;
 use crate::crosscheck;
 use crate::enrich;
@@ -230,6 +229,8 @@ struct Audit {
     /// How much of the mainline's side comparisons read: everything, unless the view only
     /// counts it.
     detail: Detail,
+    /// The comparisons made so far in this run.
+    comparisons: history::Memo,
 }
 
 impl Audit {
@@ -297,6 +298,7 @@ impl Audit {
             findings,
             daemons,
             detail: Detail::Full,
+            comparisons: Default::default(),
         })
     }
 
@@ -342,8 +344,14 @@ impl Audit {
                 let (Some(running), Some((name, pc))) = (&row.commit, targets.get(&row.service)) else { continue };
                 let paths = self.config.paths(&row.service);
                 // Only the count of the predecessor's commits is reported, never the list.
-                let cmp =
-                    history::compare(&self.repo, running, (name, pc), paths, &self.config.tickets, Detail::Counts)?;
+                let cmp = self.comparisons.compare(
+                    &self.repo,
+                    running,
+                    (name, pc),
+                    paths,
+                    &self.config.tickets,
+                    Detail::Counts,
+                )?;
                 let drift: Vec<_> = cmp.drift().cloned().collect();
                 if !drift.is_empty() {
                     let list: Vec<String> =
@@ -412,53 +420,18 @@ impl Audit {
         deployments: &[Deployment],
         target_of: impl Fn(&Deployment) -> Option<(String, CommitId)>,
     ) -> Result<Vec<Row>> {
-        type Key = (CommitId, CommitId, Vec<String>);
-        let targets: Vec<Option<(String, CommitId)>> = deployments.iter().map(&target_of).collect();
-        let keys: Vec<Option<Key>> = deployments
-            .iter()
-            .zip(&targets)
-            .map(|(d, t)| match (&d.commit, t) {
-                (Some(running), Some((_, commit))) if !self.repo.is_shallow() => {
-                    Some((running.clone(), commit.clone(), self.config.paths(&d.service).to_vec()))
-                }
-                _ => None,
-            })
-            .collect();
-        // Comparisons can hold 100k+ commits: the last row that needs one takes it, the
-        // others get a copy.
-        let mut uses: HashMap<&Key, usize> = HashMap::new();
-        keys.iter().flatten().for_each(|k| *uses.entry(k).or_default() += 1);
-        let mut cache: HashMap<&Key, Comparison> = HashMap::new();
         let mut rows = Vec::new();
-        for ((d, target), key) in deployments.iter().zip(&targets).zip(&keys) {
-            let cmp = match (key, target) {
-                (Some(key), Some((name, _))) => {
-                    if !cache.contains_key(key) {
-                        tracing::debug!(
-                            "walking {}..{} for {}/{}",
-                            key.0.short(),
-                            key.1.short(),
-                            d.environment,
-                            d.service
-                        );
-                        cache.insert(
-                            key,
-                            history::compare(
-                                &self.repo,
-                                &key.0,
-                                (name, &key.1),
-                                &key.2,
-                                &self.config.tickets,
-                                self.detail,
-                            )?,
-                        );
-                    }
-                    let left = uses.get_mut(key).expect("every key is counted");
-                    *left -= 1;
-                    let mut c = if *left == 0 { cache.remove(key).expect("cached above") } else { cache[key].clone() };
-                    c.target = name.clone();
-                    Some(c)
-                }
+        for d in deployments {
+            let target = target_of(d);
+            let cmp = match (&d.commit, &target) {
+                (Some(running), Some((name, commit))) if !self.repo.is_shallow() => Some(self.comparisons.compare(
+                    &self.repo,
+                    running,
+                    (name, commit),
+                    self.config.paths(&d.service),
+                    &self.config.tickets,
+                    self.detail,
+                )?),
                 _ => None,
             };
             let mut row = Row::new(d.clone(), cmp);

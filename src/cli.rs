@@ -182,6 +182,9 @@ pub struct RollbackArgs {
     /// How many earlier releases to list.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Offer release candidates (`-rc.N`) too where what runs is a final release.
+    #[arg(long)]
+    pub pre_releases: bool,
 }
 
 #[derive(Debug, Args)]

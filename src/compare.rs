@@ -50,6 +50,17 @@ impl Comparison {
         self.ahead.iter().filter(|c| !c.merge && c.equivalent.is_none())
     }
 
+    /// Target commits not running in any form, merges apart: what deploying the target adds.
+    pub fn added(&self) -> impl Iterator<Item = &CommitRecord> {
+        self.behind.iter().filter(|c| !c.merge && c.equivalent.is_none())
+    }
+
+    /// Deploying the target goes back: it removes running commits (`drift`) and adds none
+    /// (`added`). The one notion of a rollback for `plan` and `rollback`, counted the same.
+    pub fn goes_back(&self) -> bool {
+        self.drift().next().is_some() && self.added().next().is_none()
+    }
+
     /// Target commits not running in any form.
     pub fn missing(&self) -> impl Iterator<Item = &CommitRecord> {
         self.behind.iter().filter(|c| c.equivalent.is_none())

@@ -2,7 +2,8 @@
 //! run an equivalent cherry-pick of it, run it on only some replicas, or do not.
 //!
 //! `present` asks git (ancestry, then patch-ids for cherry-picks); `combine` and `verdict`
-//! are pure. In a shallow clone "not reachable" proves nothing, so it becomes `unknown`.
+//! are pure. In a shallow clone "not reachable" proves nothing where the missing history
+//! could hold the commit: there it becomes `unknown`, and is exact elsewhere.
 
 use std::collections::HashMap;
 
@@ -71,12 +72,17 @@ pub fn present(repo: &Repo, pids: &mut PatchIds, running: &CommitId, wanted: &Co
     if repo.contains(running, wanted)? {
         return Ok(Presence::Deployed);
     }
-    if repo.is_shallow() {
+    // In a shallow clone the history behind a boundary commit is missing, and `wanted` may
+    // be in it; but when every boundary `running` reaches is reached from `wanted` too, that
+    // hidden history is older than `wanted` and cannot hold it: the answer is exact.
+    if repo.is_shallow() && repo.reaches_boundary(running, wanted)? {
         return Ok(Presence::Unknown);
     }
     let Some(pid) = pids.get(repo, wanted)? else { return Ok(Presence::Missing) };
+    // Only a commit changing the same paths can have the same patch: test that first.
+    let pre = repo.patch_prehash(wanted)?;
     for candidate in repo.range(running, wanted)? {
-        if pids.get(repo, &candidate)?.as_ref() == Some(&pid) {
+        if repo.patch_prehash(&candidate)? == pre && pids.get(repo, &candidate)?.as_ref() == Some(&pid) {
             return Ok(Presence::Equivalent(candidate));
         }
     }

@@ -5,7 +5,7 @@
 //! This module only reads: it never writes refs, objects or config.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -16,6 +16,7 @@ use crate::model::CommitId;
 
 mod commit;
 mod graph;
+mod patch;
 mod paths;
 mod walk;
 
@@ -82,6 +83,10 @@ pub struct Repo {
     walks: RefCell<HashMap<(CommitId, CommitId), SharedLog>>,
     /// What `touches` learnt of each commit.
     touched: paths::Touched,
+    /// Patch-ids and their pre-hashes, for pairing cherry-picks.
+    patches: patch::Patches,
+    /// In a shallow clone, the boundary commits (`.git/shallow`): git walks them as roots.
+    boundary: OnceCell<HashSet<Oid>>,
 }
 
 type SharedLog = Rc<Log<Brief>>;
@@ -146,6 +151,10 @@ impl walk::Load for Loader<'_> {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        if self.repo.boundary().contains(&oid) {
+            // A shallow clone's boundary: its parents were never fetched.
+            ids.clear();
+        }
         parents.extend(ids.iter().map(|&id| self.key(id)));
         self.ids = ids;
         Ok(walk::Loaded { date, level: None, raw: Some(obj.data().to_vec()) })
@@ -179,6 +188,8 @@ impl Repo {
             graph_broken: Default::default(),
             walks: Default::default(),
             touched: Default::default(),
+            patches: patch::Patches::new(crate::registry::cache::dir_from_env()),
+            boundary: Default::default(),
         })
     }
 
@@ -193,6 +204,29 @@ impl Repo {
 
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
+    }
+
+    /// The commits whose parents a shallow clone lacks; empty when it is not shallow.
+    fn boundary(&self) -> &HashSet<Oid> {
+        self.boundary.get_or_init(|| {
+            let Ok(text) = std::fs::read_to_string(self.repo.commondir().join("shallow")) else {
+                return HashSet::new();
+            };
+            text.lines().filter_map(|l| Oid::from_str(l.trim()).ok()).collect()
+        })
+    }
+
+    /// True when `tip ^hidden` holds a shallow clone's boundary commit: what lies behind it
+    /// is missing here, and may belong to that range.
+    pub fn reaches_boundary(&self, tip: &CommitId, hidden: &CommitId) -> Result<bool, GitError> {
+        let boundary = self.boundary();
+        if boundary.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .walk(std::slice::from_ref(tip), std::slice::from_ref(hidden))?
+            .iter()
+            .any(|c| self.oid(c).is_ok_and(|o| boundary.contains(&o))))
     }
 
     /// The mainline: the configured branch, else origin/HEAD, else main, else master.
@@ -237,8 +271,39 @@ impl Repo {
                 Ok(c) if obj.kind() == Some(ObjectType::Commit) => Lookup::Found(CommitId(c.id().to_string())),
                 _ => Lookup::NotACommit,
             },
-            Err(e) if e.code() == ErrorCode::Ambiguous => Lookup::Ambiguous,
+            Err(e) if e.code() == ErrorCode::Ambiguous => self.commit_by_prefix(hex),
             Err(_) => Lookup::NotFound,
+        }
+    }
+
+    /// A prefix several objects share names the one commit among them, if there is one (as
+    /// `git rev-parse PREFIX^{commit}` does): a blob or tree that happens to share the prefix
+    /// does not make an image tag ambiguous.
+    fn commit_by_prefix(&self, hex: &str) -> Lookup {
+        let Ok(odb) = self.repo.odb() else { return Lookup::Ambiguous };
+        let prefix: Vec<u8> = hex.bytes().filter_map(|b| (b as char).to_digit(16).map(|d| d as u8)).collect();
+        let mut sharing = Vec::new();
+        let listed = odb.foreach(|oid| {
+            let bytes = oid.as_bytes();
+            let nibble = |i: usize| if i % 2 == 0 { bytes[i / 2] >> 4 } else { bytes[i / 2] & 15 };
+            if prefix.iter().enumerate().all(|(i, &d)| nibble(i) == d) {
+                sharing.push(*oid);
+            }
+            true
+        });
+        if listed.is_err() {
+            return Lookup::Ambiguous;
+        }
+        sharing.sort();
+        sharing.dedup();
+        let commits: Vec<Oid> = sharing
+            .into_iter()
+            .filter(|oid| odb.read_header(*oid).is_ok_and(|(_, kind)| kind == ObjectType::Commit))
+            .collect();
+        match commits.as_slice() {
+            [one] => Lookup::Found(self::hex(*one)),
+            [] => Lookup::NotACommit,
+            _ => Lookup::Ambiguous,
         }
     }
 
@@ -342,6 +407,44 @@ impl Repo {
         walked.iter().map(|w| info(&self.path, &odb, w)).collect()
     }
 
+    /// Where `tip` joins the history of `known` (commit -> position, newest first): the
+    /// lowest position among the known commits it reaches, and how many commits of its own
+    /// it has before them. Walks only `tip`'s own commits, at most `cap` (then `None`), so a
+    /// release branch costs its few hotfixes, not the history below them.
+    pub fn joins(
+        &self,
+        tip: &CommitId,
+        known: &HashMap<CommitId, usize>,
+        cap: usize,
+    ) -> Result<Option<(usize, usize)>, GitError> {
+        if let Some(&pos) = known.get(tip) {
+            return Ok(Some((pos, 0)));
+        }
+        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let (mut seen, mut queue) = (HashSet::new(), vec![self.oid(tip)?]);
+        let (mut join, mut own, mut parents) = (None::<usize>, 0, Vec::new());
+        while let Some(oid) = queue.pop() {
+            if !seen.insert(oid) {
+                continue;
+            }
+            if let Some(&pos) = known.get(&hex(oid)) {
+                join = Some(join.map_or(pos, |j| j.min(pos)));
+                continue;
+            }
+            own += 1;
+            if own > cap {
+                return Ok(None);
+            }
+            parents.clear();
+            let obj = read_commit(&self.path, &odb, oid)?;
+            commit::parents_and_date(obj.data(), &mut parents).map_err(|m| malformed(&self.path, oid, m))?;
+            if !self.boundary().contains(&oid) {
+                queue.extend(parents.iter().copied());
+            }
+        }
+        Ok(join.map(|j| (j, own)))
+    }
+
     /// True when `ancestor` is `descendant` or one of its ancestors.
     pub fn contains(&self, descendant: &CommitId, ancestor: &CommitId) -> Result<bool, GitError> {
         if descendant == ancestor {
@@ -419,22 +522,6 @@ impl Repo {
         let oid = self.oid(id)?;
         let obj = read_commit(&self.path, &odb, oid)?;
         parse_info(&self.path, oid, obj.data())
-    }
-
-    /// `git patch-id --stable` of a commit's change against its parent; `None` for merges
-    /// (git does not compute patch-ids for them either).
-    pub fn patch_id(&self, id: &CommitId) -> Result<Option<String>, GitError> {
-        let doing = || format!("computing the patch-id of {}", id.short());
-        let c = self.find_commit(id)?;
-        if c.parent_count() > 1 {
-            return Ok(None);
-        }
-        let diff = self.diff_to_parent(&c, None).map_err(|e| self.read_err(&doing(), e))?;
-        if diff.deltas().len() == 0 {
-            return Ok(None);
-        }
-        let pid = diff.patchid(None).map_err(|e| self.read_err(&doing(), e))?;
-        Ok(Some(pid.to_string()))
     }
 
     /// Files changed between two commits with lines added and removed, for plans.

@@ -2,6 +2,10 @@
 //! and a target, each commit's record and patch-id, and the service's path filter.
 //! The only place where comparison touches git.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
 use crate::compare::{Comparison, Side};
 use crate::git::{Brief, CommitInfo, GitError, Repo};
 use crate::model::{CommitId, CommitRecord};
@@ -17,6 +21,44 @@ pub enum Detail {
     /// commit-graph, no object of that side is read. The running side, which findings
     /// list, stays full.
     Counts,
+}
+
+/// Comparisons already made in this run, by (running, target, paths): each pair of ranges is
+/// walked and paired once, whichever views ask for it (the mainline, the predecessor in the
+/// promotion path, `--against`, declared state, plans and rollbacks). A full comparison
+/// also answers for counts.
+#[derive(Default)]
+pub struct Memo(RefCell<HashMap<MemoKey, (Detail, Rc<Comparison>)>>);
+
+type MemoKey = (CommitId, CommitId, Vec<String>);
+
+impl Memo {
+    /// `compare`, or what it answered before for the same pair; named `target_name`.
+    pub fn compare(
+        &self,
+        repo: &Repo,
+        running: &CommitId,
+        (target_name, target): (&str, &CommitId),
+        paths: &[String],
+        tickets: &TicketMatcher,
+        detail: Detail,
+    ) -> Result<Comparison, GitError> {
+        let key = (running.clone(), target.clone(), paths.to_vec());
+        let known =
+            self.0.borrow().get(&key).filter(|(d, _)| *d == Detail::Full || *d == detail).map(|(_, c)| c.clone());
+        let cmp = match known {
+            Some(c) => c,
+            None => {
+                tracing::debug!("walking {}..{} ({target_name})", running.short(), target.short());
+                let c = Rc::new(compare(repo, running, (target_name, target), paths, tickets, detail)?);
+                self.0.borrow_mut().insert(key, (detail, c.clone()));
+                c
+            }
+        };
+        let mut cmp = Rc::unwrap_or_clone(cmp);
+        cmp.target = target_name.to_string();
+        Ok(cmp)
+    }
 }
 
 /// Compares `running` with `target` (named `target_name` in reports). With `paths`, only
@@ -43,10 +85,7 @@ pub fn compare(
         (true, _) => Some(target.clone()),
         _ => repo.merge_base(running, target)?,
     };
-    // Patch-ids cost a diff each: only worth it when both sides have commits to pair.
-    let pair = !behind.records.is_empty() && !ahead.records.is_empty();
-    let behind = sides(repo, behind.records, pair)?;
-    let ahead = sides(repo, ahead.records, pair)?;
+    let (behind, ahead) = pair(repo, behind.records, ahead.records)?;
     Ok(Comparison::new(target_name.to_string(), target.clone(), merge_base, behind, ahead))
 }
 
@@ -99,12 +138,46 @@ fn range(
     Ok(Range { records, includes_exclude: log.includes_exclude, unfiltered_empty: log.commits.is_empty() })
 }
 
-fn sides(repo: &Repo, records: Vec<CommitRecord>, patch_ids: bool) -> Result<Side, GitError> {
-    let patch_ids = match patch_ids {
-        true => records.iter().map(|r| repo.patch_id(&r.sha)).collect::<Result<_, _>>()?,
-        false => Vec::new(),
-    };
-    Ok(Side { records, patch_ids })
+/// Up to how many distinct first paths the larger side is tested path by path.
+const FIRST_PATHS: usize = 16;
+
+/// Both sides with the patch-ids `Comparison` pairs them by, computed the way git's
+/// `patch-ids.c` does: full patch-ids for the smaller side; on the other side a pre-hash of
+/// the paths each commit changes first, and a full patch-id only where that matches one of
+/// the smaller side's. A commit left without a patch-id has no equivalent. Nothing is
+/// computed when a side is empty.
+fn pair(repo: &Repo, behind: Vec<CommitRecord>, ahead: Vec<CommitRecord>) -> Result<(Side, Side), GitError> {
+    if behind.is_empty() || ahead.is_empty() {
+        return Ok((Side { records: behind, patch_ids: Vec::new() }, Side { records: ahead, patch_ids: Vec::new() }));
+    }
+    let small_is_ahead = ahead.len() <= behind.len();
+    let (small, large) = if small_is_ahead { (&ahead, &behind) } else { (&behind, &ahead) };
+    let mut small_ids = Vec::with_capacity(small.len());
+    let mut wanted = HashSet::new();
+    let mut first_paths = Vec::new();
+    for r in small {
+        let pid = if r.merge { None } else { repo.patch_id(&r.sha)? };
+        if let (Some(_), Some((pre, first))) = (&pid, repo.patch_paths(&r.sha)?) {
+            wanted.insert(pre);
+            if !first_paths.contains(&first) {
+                first_paths.push(first);
+            }
+        }
+        small_ids.push(pid);
+    }
+    // A commit with one of those patches changes one of those first paths: looking that up
+    // in two trees is cheaper than a tree diff, while the paths are few.
+    let by_path = first_paths.len() <= FIRST_PATHS;
+    let mut large_ids = Vec::with_capacity(large.len());
+    for r in large {
+        let candidate = !r.merge
+            && !wanted.is_empty()
+            && (!by_path || repo.touches(&r.sha, &first_paths)?)
+            && repo.patch_prehash(&r.sha)?.is_some_and(|pre| wanted.contains(&pre));
+        large_ids.push(if candidate { repo.patch_id(&r.sha)? } else { None });
+    }
+    let (behind_ids, ahead_ids) = if small_is_ahead { (large_ids, small_ids) } else { (small_ids, large_ids) };
+    Ok((Side { records: behind, patch_ids: behind_ids }, Side { records: ahead, patch_ids: ahead_ids }))
 }
 
 /// The report's view of one commit.

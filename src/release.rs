@@ -66,6 +66,13 @@ impl Version {
         let numbers: Option<Vec<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
         Some(Version { numbers: numbers?, pre })
     }
+
+    /// A release candidate (`1.0.0-rc.1`, `-beta.2`, `-alpha`, `-pre`, `-dev`), not a
+    /// release; a hotfix build (`2.40.0-hotfix.1`) is one.
+    pub fn is_candidate(&self) -> bool {
+        let pre = self.pre.as_deref().unwrap_or_default().to_ascii_lowercase();
+        ["rc", "alpha", "beta", "pre", "preview", "dev"].iter().any(|p| pre.starts_with(p))
+    }
 }
 
 impl Ord for Version {
@@ -151,5 +158,7 @@ mod tests {
         assert!(v("1.0.0-rc.10") > v("1.0.0-rc.2"));
         assert_eq!(v("1.4"), v("1.4.0"));
         assert_eq!(Version::parse("latest"), None);
+        assert!(v("2.41.0-rc.1").is_candidate() && v("1.0.0-beta").is_candidate());
+        assert!(!v("2.40.0-hotfix.1").is_candidate() && !v("2.40.0").is_candidate());
     }
 }

@@ -239,7 +239,10 @@ pub fn resolve_with(
         if shallow {
             "the repository is shallow: git fetch --unshallow --tags".to_string()
         } else {
-            format!("git fetch origin {what} (or git fetch --tags); a label inherited from a base image names a commit of another repository")
+            format!(
+                "{} (or git fetch --tags); a label inherited from a base image names a commit of another repository",
+                fetch(what)
+            )
         }
     };
 
@@ -373,7 +376,7 @@ fn tag_evidence(
         .or_else(|| SUFFIX_SHA_TAG.captures(tag).map(|c| (true, c[1].to_string())))
         .filter(|(prefixed, hex)| *prefixed || hex.bytes().any(|b| b.is_ascii_alphabetic()));
     if let Some((_, hex)) = sha {
-        let hint = if shallow { "git fetch --unshallow --tags".to_string() } else { format!("git fetch origin {hex}") };
+        let hint = if shallow { "git fetch --unshallow --tags".to_string() } else { fetch(&hex) };
         let found = lookup(repo, &hex, findings, &format!("tag {tag}"), &hint, env, service);
         evidence.push(Evidence {
             kind: EvidenceKind::ShaTag,
@@ -425,10 +428,25 @@ fn lookup(
         Lookup::Found(c) => return Some(c),
         Lookup::NotFound => (Code::CommitNotFound, format!("{what} names no commit in this repository")),
         Lookup::NotACommit => (Code::CommitNotFound, format!("{what} names an object that is not a commit")),
-        Lookup::Ambiguous => (Code::AmbiguousCommit, format!("{what} matches several objects; a longer SHA is needed")),
+        Lookup::Ambiguous => {
+            let msg = format!("{what} is the start of several commits' ids; a longer SHA is needed");
+            let hint = "tag images with a longer SHA (12 digits or more: git rev-parse --short=12)";
+            findings.push(Finding::new(Code::AmbiguousCommit, msg).hint(hint).key(hex).at(env, service));
+            return None;
+        }
     };
     findings.push(Finding::new(code, msg).hint(hint).key(hex).at(env, service));
     None
+}
+
+/// How to get a missing commit: by its id when it is whole; a server hands out abbreviated
+/// ids only with the branches that hold them.
+fn fetch(hex: &str) -> String {
+    if hex.len() == 40 {
+        format!("git fetch origin {hex}")
+    } else {
+        "git fetch origin (an abbreviated id cannot be fetched by itself)".to_string()
+    }
 }
 
 fn evidence_for(evidence: &[Evidence], commit: &CommitId) -> String {

@@ -8,6 +8,7 @@ mod docker;
 mod docker_contexts;
 mod docker_ssh;
 mod gate;
+mod histories;
 mod history;
 mod init;
 mod kubernetes;

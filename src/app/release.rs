@@ -37,7 +37,10 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
         queries.push(QueryAnswer { query: item.clone(), commits: records, answers });
     }
     let findings = run_findings(&audit, None);
-    let complete = crate::report::is_complete(&findings) && !states.contains(&State::Unknown);
+    // A shallow clone leaves an answer unknown only where the known history does not
+    // suffice: those answers say so themselves.
+    let complete = crate::report::is_complete(findings.iter().filter(|f| f.code != Code::ShallowClone))
+        && !states.contains(&State::Unknown);
     let report = ContainsReport {
         schema_version: SCHEMA_VERSION,
         command: "contains".into(),
@@ -69,6 +72,17 @@ fn query_commits(
     }
     match index.as_ref().and_then(|i| i.get(item)) {
         Some(commits) => Ok(commits.clone()),
+        None if !audit.config.tickets.is_key(item) => {
+            let texts = match mentions(audit, item)? {
+                0 => String::new(),
+                1 => " (1 commit message contains it as text)".to_string(),
+                n => format!(" ({n} commit messages contain it as text)"),
+            };
+            bail!(
+                "{item:?} is not a commit here, and not a ticket key under the configured patterns{texts}: \
+                 add a pattern under [tickets] in prodiff.toml, or ask for the commits themselves"
+            )
+        }
         None => bail!(
             "{item:?} is not a commit here, and no commit in the history of {} or of anything running mentions it (ticket patterns: see [tickets] in prodiff.toml)",
             audit.mainline.0
@@ -82,15 +96,28 @@ fn asking(refs: &[ImageRef], what: &str) -> String {
     format!("asking {} about {} {what} image(s)", hosts.into_iter().collect::<Vec<_>>().join(", "), refs.len())
 }
 
-/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
-fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
-    let _p = crate::diag::progress("finding ticket keys in the history of the mainline and of what runs");
+/// How many commit messages in the history `contains` searches hold `text` literally.
+fn mentions(audit: &Audit, text: &str) -> Result<usize> {
+    let mut n = 0;
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
+        n += usize::from(audit.repo.commit_info(&id)?.message.contains(text));
+    }
+    Ok(n)
+}
+
+fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
     let mut tips = vec![audit.mainline.1.clone()];
     tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
     tips.sort();
     tips.dedup();
+    tips
+}
+
+/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
+fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
+    let _p = crate::diag::progress("finding ticket keys in the history of the mainline and of what runs");
     let mut index: HashMap<String, Vec<CommitId>> = HashMap::new();
-    for id in audit.repo.walk(&tips, &[])? {
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
         let info = audit.repo.commit_info(&id)?;
         for t in audit.config.tickets.find(&info.message) {
             index.entry(t).or_default().push(id.clone());
@@ -170,6 +197,10 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
             }
             None => plan_target(&audit, d, &args.to)?,
         };
+        if let Some(f) = shallow(&audit, d) {
+            services.push(shallow_plan(d, running, name, target, f));
+            continue;
+        }
         let mut plan = service_plan(&audit, d, running, name, target, &args.patch)?;
         // An image tag (or a git tag mapped back to one) names the image to deploy: the
         // registry decides which of the candidate tags exists, and pins it by digest.
@@ -221,6 +252,39 @@ fn run_findings(audit: &Audit, service: Option<&str>) -> Vec<Finding> {
     }
     findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     findings
+}
+
+/// In a shallow clone no range can be counted (git walks to the boundary without a word),
+/// so plans and rollbacks carry the `shallow-clone` finding `status` gives, and exit 3.
+fn shallow(audit: &Audit, d: &Deployment) -> Option<Finding> {
+    let f = audit.findings.iter().find(|f| f.code == Code::ShallowClone)?;
+    Some(f.clone().at(&d.environment, &d.service))
+}
+
+/// A plan that lists nothing: the clone is shallow.
+fn shallow_plan(
+    d: &Deployment,
+    running: &CommitId,
+    target: String,
+    target_commit: CommitId,
+    f: Finding,
+) -> ServicePlan {
+    ServicePlan {
+        target_image: None,
+        image_tags: Vec::new(),
+        service: d.service.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        target,
+        target_commit,
+        rollback: false,
+        added: Vec::new(),
+        removed: Vec::new(),
+        tickets: Vec::new(),
+        files: Vec::new(),
+        patches: Vec::new(),
+        findings: vec![f],
+    }
 }
 
 /// Each service's running deployment in the audited environment (the first image when
@@ -283,8 +347,8 @@ fn service_plan(
 ) -> Result<ServicePlan> {
     let repo = &audit.repo;
     let paths = audit.config.paths(&d.service);
-    let cmp = history::compare(repo, running, (&name, &target), paths, &audit.config.tickets, Detail::Full)?;
-    let rollback = running != &target && repo.contains(running, &target)?;
+    let cmp = audit.comparisons.compare(repo, running, (&name, &target), paths, &audit.config.tickets, Detail::Full)?;
+    let rollback = cmp.goes_back();
     let risky_patterns = audit.config.risky_paths(&d.service);
     let files: Vec<FileChange> = repo
         .diff_stat(running, &target)?
@@ -335,7 +399,7 @@ fn plan_findings(
         out.push(
             Finding::new(
                 Code::Rollback,
-                format!("{} is older than what runs: deploying it reverts {} commit(s)", cmp.target, cmp.ahead.len()),
+                format!("{} is older than what runs: deploying it reverts {} commit(s)", cmp.target, dropped.len()),
             )
             .at(&d.environment, &d.service),
         );
@@ -399,10 +463,15 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
                 d.image
             )
         };
-        services.push(service_rollback(&audit, d, running, &excluded, args.limit, &mut pids)?);
+        let service = match shallow(&audit, d) {
+            Some(f) => empty_rollback(d, running, f),
+            None => service_rollback(&audit, d, running, &excluded, (args.limit, args.pre_releases), &mut pids)?,
+        };
+        services.push(service);
     }
     check_images(&mut services, &audit.config, g.offline)?;
-    services.iter_mut().filter(|s| s.affected).for_each(|s| recommend(s, g.offline));
+    let judged = |s: &ServiceRollback| s.affected && !s.findings.iter().any(|f| f.code == Code::ShallowClone);
+    services.iter_mut().filter(|s| judged(s)).for_each(|s| recommend(s, g.offline));
     for s in &mut services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
@@ -425,12 +494,27 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
     Ok(code)
 }
 
+/// A rollback with no candidates: the clone is shallow.
+fn empty_rollback(d: &Deployment, running: &CommitId, f: Finding) -> ServiceRollback {
+    ServiceRollback {
+        service: d.service.clone(),
+        environment: d.environment.clone(),
+        image: d.image.to_string(),
+        running: running.clone(),
+        affected: true,
+        candidates: Vec::new(),
+        earlier: 0,
+        recommendation: None,
+        findings: vec![f],
+    }
+}
+
 fn service_rollback(
     audit: &Audit,
     d: &Deployment,
     running: &CommitId,
     excluded: &[Excluded],
-    limit: usize,
+    (limit, pre_releases): (usize, bool),
     pids: &mut PatchIds,
 ) -> Result<ServiceRollback> {
     let mut rollback = ServiceRollback {
@@ -449,7 +533,7 @@ fn service_rollback(
         rollback.affected = false;
         return Ok(rollback);
     }
-    let releases = earlier_releases(audit, d, running)?;
+    let releases = earlier_releases(audit, d, running, pre_releases)?;
     rollback.earlier = releases.len();
     for (git_tag, image_tag, commit) in releases.into_iter().take(limit) {
         rollback.candidates.push(candidate(audit, d, running, git_tag, image_tag, commit, excluded, pids)?);
@@ -587,12 +671,25 @@ fn recommend(s: &mut ServiceRollback, offline: bool) {
     });
 }
 
-/// Releases of the service older than what runs, newest first: (git tag, image tag, commit).
-/// With a version for what runs, "older" is by version (a release branch's 1.4.1 is older
-/// than 1.5.0); otherwise by ancestry.
-fn earlier_releases(audit: &Audit, d: &Deployment, running: &CommitId) -> Result<Vec<(String, String, CommitId)>> {
+/// How many commits of its own a release may have before it joins what runs (a release
+/// branch's hotfixes); a tag further away is not an earlier release of this history.
+const JOIN_CAP: usize = 2000;
+
+/// Releases to go back to, by history, newest first: the service's release tags that are
+/// ancestors of what runs, or that join its history below it with an older version (a
+/// release branch: they add commits that do not run, and the candidate says so), ordered by
+/// where they join it. A tag that descends from what runs is not earlier whatever its
+/// version says, and a release candidate (`-rc.N`) is left out where a release runs, unless
+/// `--pre-releases`.
+/// Returns (git tag, image tag, commit).
+fn earlier_releases(
+    audit: &Audit,
+    d: &Deployment,
+    running: &CommitId,
+    pre_releases: bool,
+) -> Result<Vec<(String, String, CommitId)>> {
     let templates = audit.config.git_tags(&d.service);
-    let mut releases: Vec<(Option<Version>, String, String, CommitId)> = audit
+    let releases: Vec<(Option<Version>, String, String, CommitId)> = audit
         .repo
         .tags()?
         .into_iter()
@@ -601,17 +698,24 @@ fn earlier_releases(audit: &Audit, d: &Deployment, running: &CommitId) -> Result
         })
         .collect();
     let current = releases.iter().filter(|r| &r.3 == running).filter_map(|r| r.0.clone()).max();
+    let finals = current.as_ref().is_some_and(|v| !v.is_candidate()) && !pre_releases;
+    let history: HashMap<CommitId, usize> =
+        audit.repo.walk(std::slice::from_ref(running), &[])?.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
     let mut earlier = Vec::new();
-    for r in releases.drain(..) {
-        let older = match (&current, &r.0) {
-            (Some(cur), Some(v)) => v < cur,
-            _ => &r.3 != running && audit.repo.contains(running, &r.3)?,
-        };
-        if older && &r.3 != running {
-            earlier.push(r);
+    for (version, git_tag, image_tag, commit) in releases {
+        if &commit == running || (finals && version.as_ref().is_some_and(Version::is_candidate)) {
+            continue;
+        }
+        let Some((at, own)) = audit.repo.joins(&commit, &history, JOIN_CAP)? else { continue };
+        // At position 0 it descends from what runs: later, whatever its version. Off the
+        // history of what runs, it is earlier only if its version is too (1.1.1 for 1.2.0,
+        // not 2.41.0 for 2.40.0-hotfix.1).
+        let off_older = matches!((&version, &current), (Some(v), Some(cur)) if v < cur);
+        if at > 0 && (own == 0 || off_older) {
+            earlier.push(((at, std::cmp::Reverse(own), std::cmp::Reverse(version)), git_tag, image_tag, commit));
         }
     }
-    earlier.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    earlier.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
     let mut seen = std::collections::HashSet::new();
     Ok(earlier.into_iter().filter(|r| seen.insert(r.3.clone())).map(|(_, g, t, c)| (g, t, c)).collect())
 }
@@ -629,7 +733,8 @@ fn candidate(
 ) -> Result<Candidate> {
     let repo = &audit.repo;
     let paths = audit.config.paths(&d.service);
-    let cmp = history::compare(repo, running, (&git_tag, &commit), paths, &audit.config.tickets, Detail::Full)?;
+    let cmp =
+        audit.comparisons.compare(repo, running, (&git_tag, &commit), paths, &audit.config.tickets, Detail::Full)?;
     let risky = audit.config.risky_paths(&d.service);
     let risky_files = repo
         .diff_stat(&commit, running)?
@@ -661,6 +766,7 @@ fn candidate(
         image,
         image_exists: None,
         reverts: cmp.drift().cloned().collect(),
+        adds: cmp.added().cloned().collect(),
         risky_files,
         contains,
         recommended: false,

@@ -33,6 +33,12 @@ pub(super) fn parents_and_date(raw: &[u8], parents: &mut Vec<Oid>) -> Result<i64
     Err(Malformed("no committer"))
 }
 
+/// The root tree: the first header line.
+pub(super) fn tree(raw: &[u8]) -> Result<Oid, Malformed> {
+    let hex = headers(raw).next().and_then(|l| l.strip_prefix(b"tree ")).ok_or(Malformed("no tree"))?;
+    oid(hex)
+}
+
 pub(super) fn parse(raw: &[u8]) -> Result<Commit<'_>, Malformed> {
     let mut parents = Vec::new();
     let mut author = None;
@@ -135,6 +141,7 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n parent 3333333333333333333333333333333
         assert_eq!(summary(c.message), b"  Fix the thing across lines");
         let mut parents = Vec::new();
         assert_eq!(parents_and_date(SIGNED, &mut parents), Ok(1700000100));
+        assert_eq!(tree(SIGNED), Ok(Oid::from_str("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap()));
         assert_eq!(parents, c.parents);
     }
 

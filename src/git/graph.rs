@@ -123,6 +123,13 @@ impl Graph {
         Ok(((hi << 32) | layer.u32(at + 12) as i64, level))
     }
 
+    /// The root tree id of the commit at `pos` (a position this graph handed out).
+    pub fn tree(&self, pos: u32) -> &[u8] {
+        let (layer, i) = self.layer(pos);
+        let at = layer.cdat + i as usize * (HASH_LEN + 16);
+        &layer.data[at..at + HASH_LEN]
+    }
+
     /// How many commits the graph has: positions run from 0 to this.
     pub fn len(&self) -> usize {
         self.total() as usize

@@ -18,13 +18,7 @@ pub struct Cache {
 impl Cache {
     /// The cache at the default location (see the module docs).
     pub fn from_env() -> Cache {
-        let dir = std::env::var_os("PRODIFF_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(|x| PathBuf::from(x).join("prodiff"))
-            })
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/prodiff")));
-        Cache { dir }
+        Cache { dir: dir_from_env() }
     }
 
     /// A cache that stores nothing.
@@ -52,7 +46,17 @@ impl Cache {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The cache directory (see the module docs); also where git keeps its immutable facts.
+pub fn dir_from_env() -> Option<PathBuf> {
+    std::env::var_os("PRODIFF_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(|x| PathBuf::from(x).join("prodiff"))
+        })
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/prodiff")))
+}
+
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));

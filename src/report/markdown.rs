@@ -80,9 +80,13 @@ fn diff_section(r: &Row, out: &mut dyn Write) -> io::Result<()> {
     let (Some(behind), Some(ahead), Some(target)) = (&r.behind, &r.ahead, &r.target) else {
         return writeln!(out, "No commit lists: see the findings.\n");
     };
-    writeln!(out, "**Not running yet** ({} in `{target}`):\n", behind.len())?;
+    let apart =
+        |note: String| if note.is_empty() { note } else { format!("; {}", note.replace(", =", "").replace(", M", "")) };
+    let (n, note) = super::side_counts(behind, false, target);
+    writeln!(out, "**Not running yet** ({n} in `{target}`{}):\n", apart(note))?;
     commits(behind, out)?;
-    writeln!(out, "**Running but not in `{target}`** ({}):\n", ahead.len())?;
+    let (n, note) = super::side_counts(ahead, true, target);
+    writeln!(out, "**Running but not in `{target}`** ({n}{}):\n", apart(note))?;
     commits(ahead, out)
 }
 

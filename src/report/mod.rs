@@ -219,6 +219,29 @@ impl Row {
     }
 }
 
+/// The numbers a diff heads one side of a row with, the same `status` counts: the commits
+/// counted (behind: not running in any form; ahead: drift, merges apart), and what is
+/// listed but not counted ("1 already running as a cherry-pick, =").
+pub(crate) fn side_counts(list: &[crate::model::CommitRecord], ahead: bool, target: &str) -> (usize, String) {
+    let same = list.iter().filter(|c| c.equivalent.is_some()).count();
+    let merges = if ahead { list.iter().filter(|c| c.merge && c.equivalent.is_none()).count() } else { 0 };
+    let mut apart = Vec::new();
+    if same > 0 {
+        apart.push(match ahead {
+            false => {
+                format!("{same} already running as {}, =", if same == 1 { "a cherry-pick" } else { "cherry-picks" })
+            }
+            true if same == 1 => format!("1 cherry-pick of a {target} commit, ="),
+            true => format!("{same} cherry-picks of {target} commits, ="),
+        });
+    }
+    if merges > 0 {
+        apart.push(format!("{merges} merge{}, M", if merges == 1 { "" } else { "s" }));
+    }
+    let note = if apart.is_empty() { String::new() } else { format!("not counted: {}", apart.join("; ")) };
+    (list.len() - same - merges, note)
+}
+
 impl Report {
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().chain(self.results.iter().flat_map(|r| r.findings.iter()))

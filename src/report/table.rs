@@ -68,12 +68,25 @@ fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
         match (&row.behind, &row.ahead, &row.target) {
             (Some(behind), Some(ahead), Some(target)) => {
-                let n = behind.len();
-                writeln!(out, "\n  Not running yet: {n} commit{} in {target}, not in {}", plural(n), row.environment)?;
+                let paren = |note: String| if note.is_empty() { note } else { format!(" ({note})") };
+                let (n, note) = super::side_counts(behind, false, target);
+                writeln!(
+                    out,
+                    "\n  Not running yet: {n} commit{} in {target}, not in {}{}",
+                    plural(n),
+                    row.environment,
+                    paren(note)
+                )?;
                 commit_lines(behind, out)?;
-                let n = ahead.len();
-                writeln!(out, "\n  Running but not in {target}: {n} commit{}", plural(n))?;
+                let (n, note) = super::side_counts(ahead, true, target);
+                writeln!(out, "\n  Running but not in {target}: {n} commit{}{}", plural(n), paren(note))?;
                 commit_lines(ahead, out)?;
+                if behind.iter().chain(ahead).any(|c| c.equivalent.is_some()) {
+                    writeln!(
+                        out,
+                        "\n  = the same change (git patch-id) is on the other side: a cherry-pick, counted on neither"
+                    )?;
+                }
             }
             _ => writeln!(out, "\n  No commit lists: see the findings below.")?,
         }

@@ -174,7 +174,7 @@ pub struct ServicePlan {
     #[serde(skip)]
     pub image_tags: Vec<String>,
     pub target_commit: CommitId,
-    /// The target is an ancestor of what runs: deploying it reverts commits.
+    /// Deploying the target goes back: it reverts running commits and adds none.
     pub rollback: bool,
     /// In the target, not running: what the deploy ships.
     pub added: Vec<CommitRecord>,
@@ -387,6 +387,9 @@ pub struct Candidate {
     pub digest: Option<crate::model::Digest>,
     /// Running commits this candidate lacks: what rolling back reverts.
     pub reverts: Vec<CommitRecord>,
+    /// The candidate's commits that do not run (a release branch's hotfixes): what rolling
+    /// back to it adds. Empty for a release the running commit descends from.
+    pub adds: Vec<CommitRecord>,
     /// Risky paths rolling back would revert (undoing a migration).
     pub risky_files: Vec<String>,
     /// For each excluded query: whether this candidate contains it, and how.
@@ -427,7 +430,8 @@ fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) 
             continue;
         }
         writeln!(out, "{} / {}: runs {} ({})\n", report.environment, s.service, s.running.short(), s.image)?;
-        let mut header = vec!["CANDIDATE".to_string(), "COMMIT".into(), "REVERTS".into(), "RISKY".into()];
+        let mut header =
+            vec!["CANDIDATE".to_string(), "COMMIT".into(), "REVERTS".into(), "ADDS".into(), "RISKY".into()];
         header.extend(report.excluded.iter().map(|e| format!("HAS {}", e.query)));
         header.push("IMAGE".into());
         let mut rows = vec![header];
@@ -436,6 +440,7 @@ fn rollback_table(report: &RollbackReport, markdown: bool, out: &mut dyn Write) 
                 format!("{}{}", if c.recommended { "* " } else { "  " }, c.git_tag),
                 c.commit.short().to_string(),
                 c.reverts.len().to_string(),
+                c.adds.len().to_string(),
                 if c.risky_files.is_empty() { "-".into() } else { c.risky_files.join(",") },
             ];
             row.extend(c.contains.iter().map(|(_, p)| match p {
