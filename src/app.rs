@@ -30,8 +30,16 @@ use crate::source::{declared as declared_source, docker, http, inventory, kubern
 /// Runs the command and returns its exit code (see `exit`).
 /// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
 /// run their async phase on it.
+/// Everything printed passes the redaction layer (`redact`).
 pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
     let _runtime = rt.enter();
+    let mut out = crate::redact::Writer::new(out);
+    let code = dispatch(cli, &mut out)?;
+    out.finish()?;
+    Ok(code)
+}
+
+fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     if cli.global.format == Format::Junit {
         let name = match &cli.command {
             Command::Contains(_) => Some("contains"),
@@ -67,7 +75,7 @@ pub fn annotate_failure(g: &Global, error: &anyhow::Error, out: &mut dyn Write) 
         Some(crate::config::ConfigError::Invalid { path, line, column, .. }) => Some((path.as_path(), *line, *column)),
         _ => None,
     });
-    report::github::failure(&format!("{error:#}"), at, out)
+    report::github::failure(&crate::redact::text(&format!("{error:#}")), at, out)
 }
 
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
@@ -98,7 +106,9 @@ fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> 
         Some(path) => {
             let mut file =
                 std::fs::File::create(path).with_context(|| format!("cannot write snapshot {}", path.display()))?;
+            let mut file = crate::redact::Writer::new(&mut file);
             report::json::render(&report, &mut file)
+                .and_then(|()| file.finish())
                 .with_context(|| format!("cannot write snapshot {}", path.display()))?;
             eprintln!(
                 "prodiff: wrote {} ({} rows, {} findings)",
@@ -171,7 +181,8 @@ fn job_summary(g: &Global, render: impl FnOnce(&mut dyn Write) -> std::io::Resul
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY {}", path.to_string_lossy()))?;
-    render(&mut file).context("writing the job summary")
+    let mut file = crate::redact::Writer::new(&mut file);
+    render(&mut file).and_then(|()| file.finish()).context("writing the job summary")
 }
 
 fn use_color(choice: ColorChoice) -> bool {
@@ -484,6 +495,7 @@ impl Audit {
             check: None,
         };
         self.config.policy.apply(&mut report, now()?);
+        report.redact();
         Ok(report)
     }
 }

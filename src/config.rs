@@ -63,6 +63,8 @@ pub struct RegistryConfig {
     pub timeout: std::time::Duration,
     /// The platform picked from multi-platform indexes.
     pub platform: Platform,
+    /// Bounds on what a registry may make prodiff read.
+    pub limits: crate::registry::Limits,
 }
 
 impl Default for RegistryConfig {
@@ -71,6 +73,7 @@ impl Default for RegistryConfig {
             insecure: Vec::new(),
             timeout: std::time::Duration::from_secs(10),
             platform: Platform::default(),
+            limits: crate::registry::Limits::default(),
         }
     }
 }
@@ -159,6 +162,9 @@ struct RawRegistry {
     insecure: Vec<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
     platform: Option<Spanned<String>>,
+    max_tags: Option<Spanned<u64>>,
+    max_tag_pages: Option<Spanned<u64>>,
+    max_index_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +431,7 @@ impl Config {
             let mut endpoints = Vec::new();
             for ep in e.endpoints {
                 let url = ep.url.get_ref();
+                crate::redact::register_url(url);
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(at(
                         ep.url.span(),
@@ -450,6 +457,7 @@ impl Config {
             for (list, key, out) in [(e.docker, "docker", &mut docker), (e.swarm, "swarm", &mut swarm)] {
                 for h in list {
                     let url = h.get_ref();
+                    crate::redact::register_url(url);
                     if !["unix://", "tcp://", "http://", "https://"].iter().any(|s| url.starts_with(s))
                         && url != "default"
                     {
@@ -687,6 +695,19 @@ fn registry_config(
             return Err(at(t.span(), "registry.timeout_ms: must be 1 to 600000".into()));
         }
         out.timeout = std::time::Duration::from_millis(*t.get_ref());
+    }
+    let limits = &mut out.limits;
+    for (value, key, max, slot) in [
+        (r.max_tags, "max_tags", 1_000_000, &mut limits.max_tags),
+        (r.max_tag_pages, "max_tag_pages", 10_000, &mut limits.max_tag_pages),
+        (r.max_index_entries, "max_index_entries", 100_000, &mut limits.max_index_entries),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 || *v.get_ref() > max {
+                return Err(at(v.span(), format!("registry.{key}: must be 1 to {max}")));
+            }
+            *slot = *v.get_ref() as usize;
+        }
     }
     if let Some(p) = r.platform {
         out.platform = Platform::parse(p.get_ref()).ok_or_else(|| {

@@ -37,9 +37,12 @@ const CONCURRENCY: usize = 4;
 /// `unix:///var/run/docker.sock`, `tcp://10.0.0.5:2376` (TLS with DOCKER_TLS_VERIFY and
 /// DOCKER_CERT_PATH, like the docker CLI); `None`: `DOCKER_HOST`, else the local socket.
 pub fn host_url(host: Option<&str>) -> String {
-    host.map(str::to_string)
+    let url = host
+        .map(str::to_string)
         .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    crate::redact::register_url(&url);
+    url
 }
 
 /// Running containers on one host, as workloads of `environment`.
