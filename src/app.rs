@@ -246,7 +246,12 @@ impl Audit {
         let repo = Repo::open(&g.repo)?;
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
-        let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
+        let mainline = match (g.mainline.as_deref(), config.mainline.as_deref()) {
+            (None, Some(m)) => {
+                repo.mainline(Some(m)).with_context(|| listed_in(&config, &format!("mainline = {m:?}")))?
+            }
+            (flag, _) => repo.mainline(flag)?,
+        };
         let Observation { workloads, findings: mut observed, declared, reported } = gather(g, &config, &repo)?;
         let (workloads, unclaimed) = resolve::claimed(workloads, &config);
         observed.extend(unclaimed);
@@ -511,7 +516,9 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
     }
     for env in &config.environments {
         for path in &env.inventories {
-            seen.workloads.extend(inventory::read(path, Some(&env.name))?);
+            let read = inventory::read(path, Some(&env.name));
+            seen.workloads
+                .extend(read.with_context(|| listed_in(config, &format!("environments.{}.inventory", env.name)))?);
         }
         for pods in &env.kubernetes {
             let _p = crate::diag::progress(format!("asking kubectl for the pods of {} ({pods:?})", env.name));
@@ -530,7 +537,9 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             seen.findings.extend(o.findings);
         }
         for d in &env.declared {
-            seen.declared.extend(declared_source::read(d, &env.name)?);
+            let read = declared_source::read(d, &env.name);
+            seen.declared
+                .extend(read.with_context(|| listed_in(config, &format!("environments.{}.declared", env.name)))?);
         }
         let (reported, findings) = http::read(&env.endpoints, &env.name);
         seen.reported.extend(reported);
@@ -558,6 +567,14 @@ fn registries_asked(workloads: &[crate::model::Workload]) -> String {
         if hosts.len() == 1 { "y" } else { "ies" },
         join(hosts)
     )
+}
+
+/// `KEY in prodiff.toml`: which setting of which config file an error is about.
+fn listed_in(config: &Config, key: &str) -> String {
+    match &config.path {
+        Some(p) => format!("{key} in {}", p.display()),
+        None => key.to_string(),
+    }
 }
 
 fn join(items: BTreeSet<&str>) -> String {

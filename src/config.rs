@@ -298,8 +298,14 @@ struct RawKubernetes {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = crate::source::utf8(bytes).map_err(|(line, column, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        })?;
         Config::parse(&text, path)
     }
 
@@ -322,6 +328,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
+            let message = crate::redact::clip_quoted(&message);
             ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -725,7 +732,11 @@ fn registry_config(
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
     (line, column)

@@ -118,6 +118,24 @@ pub fn clip(s: &str, max: usize) -> String {
     format!("{head}… ({} more characters)", n - max)
 }
 
+/// `message` with every quoted part (`"…"` or `` `…` ``) longer than `EXCERPT` characters
+/// cut: parsers quote the bad value whole, and a bad value can be megabytes.
+pub fn clip_quoted(message: &str) -> String {
+    static QUOTED: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*"|`[^`]*`"#).expect("the quote pattern compiles"));
+    QUOTED
+        .replace_all(message, |c: &regex::Captures| {
+            let q = &c[0];
+            if q.chars().count() <= EXCERPT + 2 {
+                return q.to_string();
+            }
+            let inner: String = q.chars().skip(1).take(EXCERPT).collect();
+            let end = &q[q.len() - 1..];
+            format!("{end}{inner}…{end} ({} characters)", q.chars().count() - 2)
+        })
+        .into_owned()
+}
+
 fn add(roots: Vec<String>) {
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     let before = secrets.forms.len();
@@ -316,6 +334,9 @@ mod tests {
         w.write_all(b"s3cret b\nlast wr1ter-s3cret").unwrap();
         w.finish().unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a [redacted] b\nlast [redacted]");
+        let bad = format!("invalid type: string \"{}\", expected a map", "y".repeat(8_000_000));
+        let clipped = clip_quoted(&bad);
+        assert!(clipped.len() < 400 && clipped.ends_with("(8000000 characters), expected a map"), "{clipped}");
         let long = "x".repeat(10_000);
         assert_eq!(excerpt(&long).chars().count(), EXCERPT + "… (9800 more characters)".chars().count());
     }
