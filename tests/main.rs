@@ -7,6 +7,7 @@ mod diag;
 mod docker;
 mod gate;
 mod history;
+mod hostile;
 mod init;
 mod kubernetes;
 mod registry;
