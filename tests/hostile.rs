@@ -268,13 +268,27 @@ fn a_digest_asked_for_as_a_manifest_and_then_as_a_blob_does_not_panic() {
         {"mediaType": OCI_MANIFEST, "digest": img.manifest, "size": img.bytes.len(), "platform": {"os": "linux", "architecture": "amd64"}},
     ]}))
     .unwrap();
-    let proxy = serve_index(reg.port, index);
+    let digest = sha256(&index);
+    let as_manifest = format!("/manifests/{}", img.config);
+    let unknown = br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec();
+    let proxy = Proxy::start(reg.port, move |req, _| {
+        if req.path.ends_with("/manifests/1.0") || req.path.ends_with(&format!("/manifests/{digest}")) {
+            let hs = vec![("Content-Type".into(), OCI_INDEX.into()), ("Docker-Content-Digest".into(), digest.clone())];
+            Act::Reply(200, hs, index.clone())
+        } else if req.path.ends_with(&as_manifest) {
+            Act::Reply(404, vec![], unknown.clone())
+        } else {
+            Act::Forward
+        }
+    });
     let home = Home::new();
     let other = format!("sha256:{}", "2".repeat(64));
     let inv =
         write_inventory(home.dir.path(), vec![workload(&format!("{}/shop/api:1.0", proxy.host()), &[], Some(&other))]);
     let b = guarded(&home, &r, "", Some(&inv));
-    assert!(proxy.count("GET", &img.config) >= 1, "the blob digest was asked as a manifest: {}", proxy.log());
+    let as_manifest = format!("/manifests/{}", img.config);
+    assert_eq!(proxy.count("GET", &as_manifest), 1, "the blob digest was asked as a manifest: {}", proxy.log());
+    assert_eq!(proxy.count("GET", &format!("/blobs/{}", img.config)), 1, "and as a blob: {}", proxy.log());
     assert_eq!(b.run.json()["results"].as_array().unwrap().len(), 1, "{}", b.run.context);
 }
 

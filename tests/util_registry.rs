@@ -669,7 +669,7 @@ pub fn bounded(cmd: Command, deadline: Duration) -> Bounded {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("GNU time reported no peak memory\n{context}"));
     let run = Run { code: status.code().unwrap_or(-1), stdout, stderr, context };
     Bounded { run, max_rss_mib: kib / 1024 }
