@@ -1,5 +1,6 @@
 //! One integration-test binary: modules per area, shared scaffolding in `util`.
 
+mod canary;
 mod cli;
 mod contract;
 mod demo;
