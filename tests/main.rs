@@ -6,6 +6,7 @@ mod contract;
 mod demo;
 mod diag;
 mod docker;
+mod fuzz;
 mod gate;
 mod history;
 mod hostile;

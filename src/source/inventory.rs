@@ -62,8 +62,12 @@ impl<'de> Deserialize<'de> for PinnedRef {
 /// Reads an inventory. `environment` is the environment the config lists this file under,
 /// if any: rows may then omit their own, and must not name another.
 pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, SourceError> {
-    let text = super::read_text(path)?;
-    let raw: RawInventory = super::parse_json(path, &text)?;
+    parse(&super::read_text(path)?, path, environment)
+}
+
+/// `read` on text already read (`path` names it in errors).
+pub fn parse(text: &str, path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, SourceError> {
+    let raw: RawInventory = super::parse_json(path, text)?;
     let origin = format!("inventory {}", path.display());
     raw.workloads
         .into_iter()
