@@ -19,8 +19,9 @@ use prodiff::registry::manifest;
 use prodiff::registry::Platform;
 use prodiff::source::{inventory, kubernetes};
 
-/// The longest error message a parser may produce for these inputs.
-const MAX_ERROR: usize = 2_000;
+/// The longest error message a parser may produce for these inputs (bad values are cut
+/// to 200 characters, which escaping can make ten bytes each).
+const MAX_ERROR: usize = 4_000;
 
 fn cases() -> u32 {
     std::env::var("PRODIFF_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)

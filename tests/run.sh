@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the Debian packages the tests use
-# when they are missing (git, docker-registry, skopeo, busybox-static, man-db, bsdutils), builds, runs every
-# test. The Docker tests need a running daemon; they fail, saying how to start one, without.
+# when they are missing (git, docker-registry, skopeo, busybox-static, man-db, bsdutils, time),
+# builds, runs every test. The Docker tests need a running daemon; they fail, saying how to start one, without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +12,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v man >/dev/null || need+=(man-db)        # the man page test renders prodiff.1
 command -v script >/dev/null || need+=(bsdutils)   # the progress test runs prodiff on a pty
+[ -x /usr/bin/time ] || need+=(time)              # the hostile tests measure peak memory
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""
