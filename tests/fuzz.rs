@@ -187,6 +187,18 @@ fn fuzz_manifests_indexes_and_config_blobs() {
     });
 }
 
+const BASELINE: &str = r#"{"schema_version": 1, "command": "snapshot", "results": [{"environment": "production",
+  "service": "api", "image": "r/api:1", "commit": "aéééééééééééé", "behind": [], "ahead": null,
+  "findings": [{"code": "hotfix-drift", "environment": "production", "service": "api", "key": "k", "message": "m"}]}],
+  "findings": [{"code": "shallow-clone", "message": "x"}]}"#;
+
+#[test]
+fn fuzz_baselines() {
+    fuzz(prop_oneof![any::<String>(), mutated(BASELINE)], |s| {
+        let _ = prodiff::baseline::Baseline::parse(&s, Path::new("baseline.json")).map_err(short);
+    });
+}
+
 #[test]
 fn fuzz_kubectl_json() {
     const PODS: &str = include_str!("../fixtures/kubernetes/production-pods.json");

@@ -304,7 +304,7 @@ async fn tasks(host: &str, environment: &str, config: &Config) -> Result<Observa
         let instance = format!(
             "{name}.{} on node {}",
             t.slot.unwrap_or(0),
-            t.node_id.as_deref().map(|n| &n[..n.len().min(12)]).unwrap_or("?")
+            t.node_id.as_deref().map(|n| n.chars().take(12).collect::<String>()).unwrap_or_else(|| "?".into())
         );
         let Ok(image) = ImageSpec::parse(&task_image) else { continue };
         let (spec_digest, task_digest) = (digest_of(&spec_image), digest_of(&task_image));
