@@ -433,6 +433,20 @@ fn transport_message(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Headers a peer writes: any text parses to an answer, never a panic.
+        #[test]
+        fn peer_headers_never_panic(s in ".{0,300}") {
+            let _ = challenge_params(&s);
+            let _ = realm_url(&s);
+            let mut h = HeaderMap::new();
+            if let Ok(v) = s.parse() {
+                h.insert(RETRY_AFTER, v);
+            }
+            let _ = retry_after(&h, chrono::Utc::now());
+        }
+    }
+
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T08:49:07Z").unwrap().to_utc();

@@ -574,6 +574,16 @@ mod tests {
         assert_eq!(next_link("</v2/a/tags/list?last=x>; rel=\"prev\""), None);
     }
 
+    proptest::proptest! {
+        /// A `Link` header is the peer's: any text is a path or nothing, never a panic.
+        #[test]
+        fn link_headers_never_panic(s in ".{0,300}") {
+            if let Some(p) = next_link(&s) {
+                proptest::prop_assert!(p.starts_with("/v2/"));
+            }
+        }
+    }
+
     #[test]
     fn verification_names_the_actual_digest() {
         let d = Digest::parse(&sha256(b"hello")).unwrap();
