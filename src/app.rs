@@ -34,8 +34,11 @@ use crate::source::{declared as declared_source, docker, http, inventory, kubern
 pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
     let _runtime = rt.enter();
     let mut out = crate::redact::Writer::new(out);
-    let code = dispatch(cli, &mut out)?;
-    out.finish()?;
+    // What was written before an error still reaches the reader, redacted.
+    let result = dispatch(cli, &mut out);
+    let finished = out.finish();
+    let code = result?;
+    finished?;
     Ok(code)
 }
 

@@ -82,7 +82,10 @@ fn guarded(home: &Home, r: &TestRepo, config: &str, inventory: Option<&std::path
     if let Some(i) = inventory {
         args.extend(["--inventory", i.to_str().unwrap()]);
     }
+    let started = std::time::Instant::now();
     let b = bounded(home.command(r.path(), &args), DEADLINE);
+    // For the record (`--nocapture`), never asserted beyond the loose bounds.
+    eprintln!("hostile run: {} MiB peak, {:.1?}", b.max_rss_mib, started.elapsed());
     assert_ne!(b.run.code, 101, "a panic\n{}", b.run.context);
     assert!(b.max_rss_mib < MAX_RSS_MIB, "peak memory {} MiB\n{}", b.max_rss_mib, b.run.context);
     b
