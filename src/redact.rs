@@ -1,5 +1,6 @@
 //! The one redaction layer: every message, finding key, report, baseline and diagnostic
-//! passes through `text` before a person or a file sees it.
+//! (log lines and progress messages included) passes through `text` before a person or a
+//! file sees it.
 //!
 //! Two rules. URLs lose their userinfo (`tcp://user:pw@host` prints as `tcp://host`; a
 //! bare `ssh://user@host` keeps its user, which is not a secret). And every secret prodiff
@@ -286,6 +287,22 @@ impl Write for Writer<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Standard error through the redaction layer, for log lines (the tracing subscriber
+/// writes each event with one call, so each call is redacted as a whole).
+#[derive(Default)]
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write_all(text(&String::from_utf8_lossy(buf)).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
     }
 }
 

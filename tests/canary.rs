@@ -2,7 +2,7 @@
 //! credentials from (docker config `auths` and identity tokens, a per-registry credential
 //! helper, the default `credsStore`, tokens from token endpoints, userinfo of Docker hosts,
 //! of `DOCKER_HOST` and of version endpoints), with peers that echo what they were sent.
-//! Every output format, the job summary, the snapshot baseline and the cache are then
+//! Every output format, the log lines of `-vv`, the job summary, the snapshot baseline and the cache are then
 //! searched for each secret raw, in base64, JSON-escaped and percent-encoded.
 
 use std::path::Path;
@@ -157,6 +157,8 @@ fn commands(snapshot: &str) -> Vec<Vec<&str>> {
     for format in ["table", "json", "markdown", "github"] {
         runs.push(vec!["diff", "production", "--format", format]);
     }
+    // Log lines too: -vv logs every request and every host asked.
+    runs.push(vec!["status", "-vv", "--format", "json"]);
     runs.push(vec!["snapshot", "--output", snapshot]);
     runs.push(vec!["check", "--baseline", snapshot, "--format", "json"]);
     runs
@@ -250,6 +252,8 @@ fn canary_secrets_appear_in_no_output_summary_baseline_or_cache() {
     }
     assert!(refusing.count("GET", "/token") >= 1 && echo.count("GET", "/__version__") >= 1);
     assert!(!files_under(&home.cache()).is_empty(), "the cache was written");
+    let logs = &seen.iter().find(|(n, _)| n.starts_with(r#"["status", "-vv""#) && n.ends_with("stderr")).unwrap().1;
+    assert!(logs.contains(&format!("docker tcp://127.0.0.1:{dead}")), "the log names the hosts asked:\n{logs}");
 
     for secret in SECRETS {
         for form in forms(secret) {
