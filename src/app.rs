@@ -29,8 +29,19 @@ use crate::source::{declared as declared_source, docker, http, inventory, kubern
 /// Runs the command and returns its exit code (see `exit`).
 /// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
 /// run their async phase on it.
+/// Everything printed passes the redaction layer (`redact`).
 pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
     let _runtime = rt.enter();
+    let mut out = crate::redact::Writer::new(out);
+    // What was written before an error still reaches the reader, redacted.
+    let result = dispatch(cli, &mut out);
+    let finished = out.finish();
+    let code = result?;
+    finished?;
+    Ok(code)
+}
+
+fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     if cli.global.format == Format::Junit {
         let name = match &cli.command {
             Command::Contains(_) => Some("contains"),
@@ -66,7 +77,7 @@ pub fn annotate_failure(g: &Global, error: &anyhow::Error, out: &mut dyn Write) 
         Some(crate::config::ConfigError::Invalid { path, line, column, .. }) => Some((path.as_path(), *line, *column)),
         _ => None,
     });
-    report::github::failure(&format!("{error:#}"), at, out)
+    report::github::failure(&crate::redact::text(&format!("{error:#}")), at, out)
 }
 
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
@@ -97,7 +108,9 @@ fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> 
         Some(path) => {
             let mut file =
                 std::fs::File::create(path).with_context(|| format!("cannot write snapshot {}", path.display()))?;
+            let mut file = crate::redact::Writer::new(&mut file);
             report::json::render(&report, &mut file)
+                .and_then(|()| file.finish())
                 .with_context(|| format!("cannot write snapshot {}", path.display()))?;
             eprintln!(
                 "prodiff: wrote {} ({} rows, {} findings)",
@@ -170,7 +183,8 @@ fn job_summary(g: &Global, render: impl FnOnce(&mut dyn Write) -> std::io::Resul
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY {}", path.to_string_lossy()))?;
-    render(&mut file).context("writing the job summary")
+    let mut file = crate::redact::Writer::new(&mut file);
+    render(&mut file).and_then(|()| file.finish()).context("writing the job summary")
 }
 
 fn use_color(choice: ColorChoice) -> bool {
@@ -238,7 +252,12 @@ impl Audit {
         let repo = Repo::open(&g.repo)?;
         let mut config = Config::discover(g.config.as_deref(), repo.path())?;
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
-        let mainline = repo.mainline(g.mainline.as_deref().or(config.mainline.as_deref()))?;
+        let mainline = match (g.mainline.as_deref(), config.mainline.as_deref()) {
+            (None, Some(m)) => {
+                repo.mainline(Some(m)).with_context(|| listed_in(&config, &format!("mainline = {m:?}")))?
+            }
+            (flag, _) => repo.mainline(flag)?,
+        };
         let Observation { workloads, findings: mut observed, declared, reported, daemons } = gather(g, &config, &repo)?;
         let (workloads, unclaimed) = resolve::claimed(workloads, &config);
         observed.extend(unclaimed);
@@ -471,6 +490,7 @@ impl Audit {
             check: None,
         };
         self.config.policy.apply(&mut report, now()?);
+        report.redact();
         Ok(report)
     }
 }
@@ -486,7 +506,9 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
     }
     for env in &config.environments {
         for path in &env.inventories {
-            seen.workloads.extend(inventory::read(path, Some(&env.name))?);
+            let read = inventory::read(path, Some(&env.name));
+            seen.workloads
+                .extend(read.with_context(|| listed_in(config, &format!("environments.{}.inventory", env.name)))?);
         }
         for pods in &env.kubernetes {
             let _p = crate::diag::progress(format!("asking kubectl for the pods of {} ({pods:?})", env.name));
@@ -506,7 +528,9 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             seen.daemons.extend(o.daemons);
         }
         for d in &env.declared {
-            seen.declared.extend(declared_source::read(d, &env.name)?);
+            let read = declared_source::read(d, &env.name);
+            seen.declared
+                .extend(read.with_context(|| listed_in(config, &format!("environments.{}.declared", env.name)))?);
         }
         let (reported, findings) = http::read(&env.endpoints, &env.name);
         seen.reported.extend(reported);
@@ -534,6 +558,14 @@ fn registries_asked(workloads: &[crate::model::Workload]) -> String {
         if hosts.len() == 1 { "y" } else { "ies" },
         join(hosts)
     )
+}
+
+/// `KEY in prodiff.toml`: which setting of which config file an error is about.
+fn listed_in(config: &Config, key: &str) -> String {
+    match &config.path {
+        Some(p) => format!("{key} in {}", p.display()),
+        None => key.to_string(),
+    }
 }
 
 fn join(items: BTreeSet<&str>) -> String {

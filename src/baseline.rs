@@ -33,8 +33,13 @@ impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| BaselineError::Read { path: path.into(), message: e.to_string() })?;
+        Baseline::parse(&text, path)
+    }
+
+    /// `load` on text already read (`path` names it in errors and notes).
+    pub fn parse(text: &str, path: &Path) -> Result<Baseline, BaselineError> {
         let invalid = |message: String| BaselineError::Invalid { path: path.into(), message };
-        let v: Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| invalid(crate::redact::clip_quoted(&e.to_string())))?;
         match v.get("schema_version").and_then(Value::as_u64) {
             Some(n) if n == u64::from(SCHEMA_VERSION) => {}
             Some(n) => return Err(invalid(format!("schema_version {n}, this prodiff reads {SCHEMA_VERSION}"))),
@@ -92,7 +97,8 @@ fn state_lines(v: &Value) -> Vec<String> {
     let mut lines = Vec::new();
     for r in v["results"].as_array().into_iter().flatten() {
         let place = format!("{}/{}", r["environment"].as_str().unwrap_or(""), r["service"].as_str().unwrap_or(""));
-        let commit = r["commit"].as_str().map(|c| &c[..c.len().min(10)]).unwrap_or("unresolved");
+        // A baseline is input: cut by characters, never inside one.
+        let commit: String = r["commit"].as_str().unwrap_or("unresolved").chars().take(10).collect();
         let count = |k: &str| r[k].as_array().map(|a| a.len().to_string()).unwrap_or_else(|| "?".into());
         lines.push(format!(
             "{place}  {}  {commit}  behind {}  ahead {}",

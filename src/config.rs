@@ -64,6 +64,8 @@ pub struct RegistryConfig {
     pub timeout: std::time::Duration,
     /// The platform picked from multi-platform indexes.
     pub platform: Platform,
+    /// Bounds on what a registry may make prodiff read.
+    pub limits: crate::registry::Limits,
 }
 
 impl Default for RegistryConfig {
@@ -72,6 +74,7 @@ impl Default for RegistryConfig {
             insecure: Vec::new(),
             timeout: std::time::Duration::from_secs(10),
             platform: Platform::default(),
+            limits: crate::registry::Limits::default(),
         }
     }
 }
@@ -161,6 +164,9 @@ struct RawRegistry {
     insecure: Vec<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
     platform: Option<Spanned<String>>,
+    max_tags: Option<Spanned<u64>>,
+    max_tag_pages: Option<Spanned<u64>>,
+    max_index_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -294,8 +300,14 @@ struct RawKubernetes {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = crate::source::utf8(bytes).map_err(|(line, column, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        })?;
         Config::parse(&text, path)
     }
 
@@ -318,6 +330,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
+            let message = crate::redact::clip_quoted(&message);
             ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -427,6 +440,7 @@ impl Config {
             let mut endpoints = Vec::new();
             for ep in e.endpoints {
                 let url = ep.url.get_ref();
+                crate::redact::register_url(url);
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(at(
                         ep.url.span(),
@@ -451,6 +465,9 @@ impl Config {
             let mut swarm = Vec::new();
             for (list, key, out) in [(e.docker, "docker", &mut docker), (e.swarm, "swarm", &mut swarm)] {
                 for h in list {
+                    if let Some(url) = h.get_ref().as_str() {
+                        crate::redact::register_url(url);
+                    }
                     let host = docker_host(h.get_ref())
                         .map_err(|m| at(h.span(), format!("environments.{name}.{key}: {m}")))?;
                     out.push(host);
@@ -703,6 +720,19 @@ fn registry_config(
         }
         out.timeout = std::time::Duration::from_millis(*t.get_ref());
     }
+    let limits = &mut out.limits;
+    for (value, key, max, slot) in [
+        (r.max_tags, "max_tags", 1_000_000, &mut limits.max_tags),
+        (r.max_tag_pages, "max_tag_pages", 10_000, &mut limits.max_tag_pages),
+        (r.max_index_entries, "max_index_entries", 100_000, &mut limits.max_index_entries),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 || *v.get_ref() > max {
+                return Err(at(v.span(), format!("registry.{key}: must be 1 to {max}")));
+            }
+            *slot = *v.get_ref() as usize;
+        }
+    }
     if let Some(p) = r.platform {
         out.platform = Platform::parse(p.get_ref()).ok_or_else(|| {
             at(
@@ -719,7 +749,11 @@ fn registry_config(
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
     (line, column)

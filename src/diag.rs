@@ -39,7 +39,7 @@ pub fn init(verbose: u8, stderr_is_terminal: bool) {
     if logging {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(crate::redact::Stderr::default)
             .with_ansi(stderr_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
             .with_timer(tracing_subscriber::fmt::time::uptime())
             .with_target(false)
@@ -58,7 +58,7 @@ pub struct Progress {
 
 /// Starts a phase (`asking 3 registries about 12 images`). Also logged at info level.
 pub fn progress(message: impl Into<String>) -> Progress {
-    let message = message.into();
+    let message = crate::redact::text(&message.into());
     tracing::info!("{message}");
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     let done = Arc::new(AtomicBool::new(false));
@@ -83,7 +83,7 @@ pub fn progress(message: impl Into<String>) -> Progress {
 impl Progress {
     /// What the phase is waiting on now (`registry 127.0.0.1:5000`).
     pub fn set_message(&self, message: impl Into<String>) {
-        self.bar.set_message(message.into());
+        self.bar.set_message(crate::redact::text(&message.into()));
     }
 }
 

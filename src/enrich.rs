@@ -61,6 +61,7 @@ pub fn enrich(rt: &Handle, workloads: &[Workload], config: &Config, offline: boo
         timeout: config.registry.timeout,
         platform: config.registry.platform.clone(),
         cache: Cache::from_env(),
+        limits: config.registry.limits.clone(),
     };
     let hosts: BTreeSet<&str> = targets.iter().map(|t| t.image.registry.as_str()).collect();
     let registry = match Registry::new(&options, hosts.iter().copied()) {
@@ -316,6 +317,7 @@ pub fn tag_digests(rt: &Handle, refs: &[ImageRef], config: &Config) -> HashMap<S
         timeout: config.registry.timeout,
         platform: config.registry.platform.clone(),
         cache: Cache::from_env(),
+        limits: config.registry.limits.clone(),
     };
     let hosts: BTreeSet<&str> = refs.iter().map(|r| r.registry.as_str()).collect();
     let registry = match Registry::new(&options, hosts.iter().copied()) {

@@ -21,6 +21,7 @@ pub mod history;
 pub mod init;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod release;

@@ -26,7 +26,8 @@ fn main() -> ExitCode {
         // `prodiff status | head` is not a failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("prodiff: error: {e:#}");
+            // Errors pass the redaction layer like every report does.
+            eprintln!("prodiff: error: {}", prodiff::redact::text(&format!("{e:#}")));
             let _ = prodiff::app::annotate_failure(&cli.global, &e, &mut out).and_then(|_| out.flush());
             ExitCode::from(prodiff::exit::USAGE)
         }

@@ -79,8 +79,10 @@ pub struct ReferenceError {
 }
 
 impl ReferenceError {
+    /// Keeps at most `redact::EXCERPT` characters of the input: a bad reference can be
+    /// megabytes long.
     fn new(input: &str, reason: &'static str) -> Self {
-        ReferenceError { input: input.to_string(), reason }
+        ReferenceError { input: crate::redact::clip(input, crate::redact::EXCERPT), reason }
     }
 }
 

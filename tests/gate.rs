@@ -189,7 +189,10 @@ fn every_format_renders_the_demo() {
     let summary = tempfile::NamedTempFile::new().unwrap();
     let run = run_demo(&["check", "--format", "github"], &[("GITHUB_STEP_SUMMARY", summary.path().to_str().unwrap())]);
     run.expect_code(1);
-    expect_file("check.expected.github", &run.stdout);
+    // The stop-commands token is random per run: the fixture holds a placeholder.
+    let token = regex::Regex::new("prodiff-[0-9a-f]{32}").unwrap();
+    assert_eq!(token.find_iter(&run.stdout).count(), 2, "{}", run.stdout);
+    expect_file("check.expected.github", &token.replace_all(&run.stdout, "prodiff-TOKEN"));
     let md = std::fs::read_to_string(summary.path()).unwrap();
     assert!(md.starts_with("## prodiff check") && md.contains("❌ **Check failed**: 2 denied"), "{md}");
     expect_file("check.expected.junit.xml", &run_demo(&["check", "--format", "junit"], &[]).expect_code(1).stdout);

@@ -1,5 +1,6 @@
 //! One integration-test binary: modules per area, shared scaffolding in `util`.
 
+mod canary;
 mod cli;
 mod contract;
 mod demo;
@@ -7,9 +8,11 @@ mod diag;
 mod docker;
 mod docker_contexts;
 mod docker_ssh;
+mod fuzz;
 mod gate;
 mod histories;
 mod history;
+mod hostile;
 mod init;
 mod kubernetes;
 mod registry;

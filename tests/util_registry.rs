@@ -333,6 +333,11 @@ pub enum Act {
     Reply(u16, Vec<(String, String)>, Vec<u8>),
     /// Accept and never answer.
     Hang,
+    /// Answer the status and headers, then the body one byte per `every` (a peer that
+    /// keeps the connection alive without ever finishing).
+    Drip(u16, Vec<(String, String)>, Vec<u8>, Duration),
+    /// Answer the status and headers, then an endless body (until the client hangs up).
+    Endless(u16, Vec<(String, String)>),
 }
 
 type Script = dyn Fn(&Seen, usize) -> Act + Send + Sync;
@@ -401,6 +406,8 @@ fn serve(mut conn: TcpStream, upstream: u16, log: &Mutex<Vec<Seen>>, script: &Sc
             std::thread::sleep(Duration::from_secs(30));
             return;
         }
+        Act::Drip(status, hs, body, every) => return drip(conn, status, &hs, &body, every),
+        Act::Endless(status, hs) => return endless(conn, status, &hs),
         Act::Reply(s, h, b) => (s, h, b),
         act @ (Act::Forward | Act::ForwardWith(_) | Act::ForwardWithout(_) | Act::Corrupt) => {
             let fwd: Vec<(String, String)> = headers
@@ -447,6 +454,42 @@ fn serve(mut conn: TcpStream, upstream: u16, log: &Mutex<Vec<Seen>>, script: &Sc
     }
     let _ = conn.write_all(resp.as_bytes());
     let _ = conn.write_all(&out);
+}
+
+fn head(status: u16, hs: &[(String, String)], len: Option<usize>) -> String {
+    let mut resp = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+    if let Some(n) = len {
+        resp.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    for (k, v) in hs {
+        resp.push_str(&format!("{k}: {v}\r\n"));
+    }
+    resp + "\r\n"
+}
+
+fn drip(mut conn: TcpStream, status: u16, hs: &[(String, String)], body: &[u8], every: Duration) {
+    if conn.write_all(head(status, hs, Some(body.len())).as_bytes()).is_err() {
+        return;
+    }
+    for b in body {
+        std::thread::sleep(every);
+        if conn.write_all(&[*b]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes `{"token": "AAAA…` forever (valid-looking JSON that never ends).
+fn endless(mut conn: TcpStream, status: u16, hs: &[(String, String)]) {
+    let chunk = vec![b'A'; 64 << 10];
+    let _ = conn.write_all(head(status, hs, None).as_bytes());
+    let _ = conn.write_all(b"{\"token\": \"");
+    // At most 64 GiB: ends on its own, should a client really read that far.
+    for _ in 0..(1 << 20) {
+        if conn.write_all(&chunk).is_err() {
+            return;
+        }
+    }
 }
 
 fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
@@ -501,11 +544,11 @@ impl Home {
         self.dir.path().join("bin")
     }
 
-    /// Runs prodiff with this home's cache and docker config (never the user's).
-    pub fn prodiff(&self, cwd: &Path, args: &[&str]) -> Run {
+    /// The prodiff command with this home's cache and docker config (never the user's).
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         let path = format!("{}:{}", self.bin().display(), std::env::var("PATH").unwrap_or_default());
-        let out = Command::new(env!("CARGO_BIN_EXE_prodiff"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prodiff"));
+        cmd.args(args)
             .current_dir(cwd)
             .env("NO_COLOR", "1")
             .env("PRODIFF_CACHE_DIR", self.cache())
@@ -514,9 +557,14 @@ impl Home {
             .env("PATH", path)
             .env_remove("XDG_CACHE_HOME")
             .env_remove("GITHUB_STEP_SUMMARY")
-            .stdin(Stdio::null())
-            .output()
-            .expect("prodiff binary runs");
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs prodiff with this home's cache and docker config (never the user's).
+    pub fn prodiff(&self, cwd: &Path, args: &[&str]) -> Run {
+        let out = self.command(cwd, args).output().expect("prodiff binary runs");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let context = format!("cwd: {}\nargs: {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", cwd.display());
@@ -559,4 +607,70 @@ pub fn evidence(row: &Value) -> Vec<(String, String)> {
 /// The finding codes of a row, without `behind-mainline` (which is about git, not registries).
 pub fn registry_codes(row: &Value) -> Vec<String> {
     crate::util::codes(row).into_iter().filter(|c| c != "behind-mainline").collect()
+}
+
+/// How a bounded run went: the run, and the peak resident memory in MiB.
+pub struct Bounded {
+    pub run: Run,
+    pub max_rss_mib: u64,
+}
+
+/// Runs `cmd` (a prodiff command) under GNU time, killed if it is still running after
+/// `deadline`: a hang fails the test instead of hanging it. The deadline is a guard against
+/// hangs, loose on purpose, not a timing assertion.
+pub fn bounded(cmd: Command, deadline: Duration) -> Bounded {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        Path::new("/usr/bin/time").is_file(),
+        "the hostile tests measure memory with GNU time: apt-get install time"
+    );
+    let rss = tempfile::NamedTempFile::new().unwrap();
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg("-o").arg(rss.path()).arg(program).args(&args);
+    timed.current_dir(cmd.get_current_dir().unwrap_or(Path::new(".")));
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    timed.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = timed.spawn().expect("GNU time runs prodiff");
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let (out, err) = (drain(Box::new(out)), drain(Box::new(err)));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > deadline {
+            // The whole group: GNU time and the prodiff it runs.
+            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    let context = format!("args: {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let Some(status) = status else {
+        panic!("prodiff did not finish within {deadline:?} (a hang)\n{context}");
+    };
+    let kib: u64 = std::fs::read_to_string(rss.path())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("GNU time reported no peak memory\n{context}"));
+    let run = Run { code: status.code().unwrap_or(-1), stdout, stderr, context };
+    Bounded { run, max_rss_mib: kib / 1024 }
 }

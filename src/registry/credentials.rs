@@ -98,7 +98,7 @@ pub fn lookup(registry: &str) -> Result<Creds, CredsError> {
     };
     let bad = |message: String| CredsError::Config { path: path.clone(), message };
     let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    let config: DockerConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let config = parse_config(&text).map_err(bad)?;
     let helper = matching(&config.cred_helpers, registry).cloned().or(config.creds_store.clone());
     if let Some(helper) = helper {
         if let Some(c) = run_helper(&helper, registry)? {
@@ -108,6 +108,41 @@ pub fn lookup(registry: &str) -> Result<Creds, CredsError> {
     match matching(&config.auths, registry) {
         Some(entry) => from_entry(entry).map_err(|m| bad(format!("auths entry for {registry}: {m}"))),
         None => Ok(Creds::Anonymous),
+    }
+}
+
+/// Parses a docker config and registers every secret in it with the redaction layer. The
+/// error never quotes the file: serde quotes the bad value, and in this file the bad value
+/// is often base64 `user:password` (an `auths` entry written as a bare string).
+fn parse_config(text: &str) -> Result<DockerConfig, String> {
+    let config: DockerConfig = serde_json::from_str(text).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => {
+                "a value has the wrong type (expected {\"auths\": {\"HOST\": {\"auth\": \"…\"}}}, \"credHelpers\": {\"HOST\": \"NAME\"}, \"credsStore\": \"NAME\")"
+            }
+            serde_json::error::Category::Eof => "the JSON ends early",
+            _ => "not valid JSON",
+        };
+        format!("line {} column {}: {what} (values are not quoted: they may be credentials)", e.line(), e.column())
+    })?;
+    for entry in config.auths.values() {
+        register(entry);
+    }
+    Ok(config)
+}
+
+/// Registers an `auths` entry's secrets, whether or not prodiff ends up using it.
+fn register(entry: &AuthEntry) {
+    if let Some(t) = &entry.identitytoken {
+        crate::redact::register(t);
+    }
+    if let Some(a) = &entry.auth {
+        crate::redact::register(a.trim());
+        if let Ok(Creds::Basic { user, password }) =
+            from_entry(&AuthEntry { auth: Some(a.clone()), identitytoken: None })
+        {
+            crate::redact::register_login(&user, &password);
+        }
     }
 }
 
@@ -169,8 +204,10 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Creds>, CredsError>
     let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
         .map_err(|_| fail("answered something that is not credentials JSON".into()))?;
     Ok(Some(if answer.username == "<token>" {
+        crate::redact::register(&answer.secret);
         Creds::IdentityToken(answer.secret)
     } else {
+        crate::redact::register_login(&answer.username, &answer.secret);
         Creds::Basic { user: answer.username, password: answer.secret }
     }))
 }
@@ -185,6 +222,17 @@ mod tests {
         assert_eq!(key_host("registry-1.docker.io"), "docker.io");
         assert_eq!(key_host("https://ghcr.io"), "ghcr.io");
         assert_eq!(key_host("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn a_malformed_config_is_reported_without_its_values() {
+        let secret = base64::engine::general_purpose::STANDARD.encode("mus:er-pw-cfg1");
+        let e = parse_config(&format!("{{\"auths\": {{\"r.example\": \"{secret}\"}}}}")).err().unwrap();
+        assert!(e.starts_with("line 1 column"), "{e}");
+        assert!(!e.contains(&secret) && !e.contains("er-pw-cfg1"), "{e}");
+        let c = parse_config(&format!("{{\"auths\": {{\"r.example\": {{\"auth\": \"{secret}\"}}}}}}")).unwrap();
+        assert_eq!(c.auths.len(), 1);
+        assert_eq!(crate::redact::text(&format!("x {secret} er-pw-cfg1")), "x [redacted] [redacted]");
     }
 
     #[test]

@@ -2,24 +2,26 @@
 //! oci-client hides: a HEAD that never silently becomes a GET (Docker Hub counts GETs), the
 //! status and `Retry-After` of a 429, the `Link` header of a tag list, and size limits.
 //!
-//! oci-client does the one thing it does well here: the bearer-token dance (`Client::auth`,
-//! which, unlike its internal token path, returns token-endpoint failures instead of
-//! swallowing them). A 401 with a `Basic` challenge gets basic auth from the docker config;
-//! identity tokens are exchanged at the realm here (oci-client has no refresh-token path).
-//! Token requests are not counted against the per-host bound.
+//! The token exchange is done here too, not by oci-client: its token path has no total
+//! deadline and no size bound (a token endpoint dripping a byte every two seconds hung it
+//! forever; an endless token body grew without limit). A 401 with a `Bearer` challenge gets
+//! a token from the realm (basic auth when the docker config has credentials, an OAuth2
+//! refresh-token POST for identity tokens); a `Basic` challenge gets basic auth. Token
+//! requests are not counted against the per-host bound. Every token is registered with
+//! `redact`, and a refusing token endpoint is quoted only as a short redacted excerpt.
 //!
 //! Bounded: at most `CONCURRENCY` requests per registry host at once, at most `RETRIES`
-//! retries on 429/5xx with backoff that honours `Retry-After`, never waiting more than
-//! `MAX_WAIT` in total for one request; connect and request timeouts from the options.
+//! retries on 429/5xx with backoff that honours `Retry-After` (saturating: a huge value
+//! just means "too long, give up"), never waiting more than `MAX_WAIT` in total for one
+//! request; every request, token requests included, has a total deadline (the registry
+//! timeout, from connecting until the last body byte) and a size limit checked while the
+//! body streams in.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Reference, RegistryOperation};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::{OnceCell, Semaphore};
@@ -34,6 +36,8 @@ pub const CONCURRENCY: usize = 4;
 pub const RETRIES: u32 = 3;
 /// The longest prodiff waits on retries for one request, whatever `Retry-After` says.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// The largest token-endpoint answer read (real tokens are a few kilobytes).
+pub const TOKEN_LIMIT: usize = 64 << 10;
 
 type CredsAnswer = Result<Creds, credentials::CredsError>;
 
@@ -52,7 +56,6 @@ impl Answer {
 
 pub struct Transport {
     http: reqwest::Client,
-    oci: oci_client::Client,
     plain_http: BTreeSet<String>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// `Authorization` header values per (host, repository), once a challenge was answered.
@@ -72,16 +75,8 @@ impl Transport {
             .user_agent(concat!("prodiff/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        let oci = oci_client::Client::try_from(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(plain_http.iter().cloned().collect()),
-            connect_timeout: Some(timeout),
-            read_timeout: Some(timeout),
-            ..ClientConfig::default()
-        })
-        .map_err(|e| e.to_string())?;
         Ok(Transport {
             http,
-            oci,
             plain_http,
             hosts: Mutex::default(),
             auth: Mutex::default(),
@@ -125,7 +120,8 @@ impl Transport {
             }
             if retriable(status) && attempt < RETRIES {
                 let wait = retry_after(resp.headers(), chrono::Utc::now()).unwrap_or(backoff(attempt));
-                if waited + wait <= MAX_WAIT {
+                // Saturating: `Retry-After: 18446744073709551615` is "too long", not an overflow.
+                if waited.checked_add(wait).is_some_and(|total| total <= MAX_WAIT) {
                     tokio::time::sleep(wait).await;
                     waited += wait;
                     attempt += 1;
@@ -200,13 +196,13 @@ impl Transport {
         found.clone().map_err(|e| RegistryError::Credentials { registry: host.to_string(), message: e.to_string() })
     }
 
-    /// Answers a 401 challenge: bearer tokens through oci-client, basic auth ourselves.
+    /// Answers a 401 challenge: a bearer token from the realm, or basic auth.
     async fn authenticate(&self, host: &str, repository: &str, challenge: &str) -> Result<(), RegistryError> {
         let creds = self.creds(host).await?;
         let fail = |message: String| RegistryError::Auth {
             registry: host.to_string(),
             repository: repository.to_string(),
-            message: scrub(&message, &creds),
+            message: crate::redact::text(&message),
         };
         let scheme = challenge.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
         let value = match (scheme.as_str(), &creds) {
@@ -220,32 +216,61 @@ impl Transport {
             ("bearer", Creds::IdentityToken(token)) => {
                 self.refresh(challenge, repository, token).await.map_err(fail)?
             }
-            ("bearer", _) => self.bearer(host, repository, &creds).await.map_err(fail)?,
+            ("bearer", _) => self.bearer(challenge, repository, &creds).await.map_err(fail)?,
             _ => return Err(fail(format!("unsupported challenge {scheme:?}"))),
         };
         self.auth.lock().unwrap().insert((host.to_string(), repository.to_string()), value);
         Ok(())
     }
 
-    async fn bearer(&self, host: &str, repository: &str, creds: &Creds) -> Result<String, String> {
-        let reference = Reference::with_tag(host.into(), repository.into(), "latest".into());
-        let auth = match creds {
-            Creds::Basic { user, password } => RegistryAuth::Basic(user.clone(), password.clone()),
-            _ => RegistryAuth::Anonymous,
-        };
-        match self.oci.auth(&reference, &auth, RegistryOperation::Pull).await {
-            Ok(Some(token)) => Ok(format!("Bearer {token}")),
-            Ok(None) => match creds {
-                Creds::Basic { user, password } => Ok(basic(user, password)),
-                _ => Err("the token endpoint gave no token".into()),
-            },
-            Err(e) => Err(format!("token endpoint: {e}")),
+    /// The token protocol of distribution: a GET of the challenge's realm with the scope,
+    /// basic auth when there are credentials.
+    async fn bearer(&self, challenge: &str, repository: &str, creds: &Creds) -> Result<String, String> {
+        let params = challenge_params(challenge);
+        let realm = params.get("realm").ok_or("the challenge names no realm")?;
+        let mut query = vec![("scope", format!("repository:{repository}:pull"))];
+        if let Some(service) = params.get("service") {
+            query.push(("service", service.clone()));
         }
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let mut req = self.http.get(format!("{}{sep}{}", realm_url(realm)?, query.join("&")));
+        if let Creds::Basic { user, password } = creds {
+            req = req.header(AUTHORIZATION, basic(user, password));
+        }
+        self.token(req).await
+    }
+
+    /// Sends a token request and reads the token from its answer, bounded in time (the
+    /// client's total deadline) and size (`TOKEN_LIMIT`, checked while reading).
+    async fn token(&self, req: reqwest::RequestBuilder) -> Result<String, String> {
+        let resp = req.send().await.map_err(|e| format!("token endpoint: {}", transport_message(&e)))?;
+        let status = resp.status();
+        let body = read_limited(resp, TOKEN_LIMIT, "token endpoint", "").await.map_err(|e| match e {
+            RegistryError::TooLarge { .. } => format!("token endpoint answered more than {TOKEN_LIMIT} bytes"),
+            RegistryError::Connect { message, .. } => format!("token endpoint: {message}"),
+            other => other.to_string(),
+        })?;
+        if !status.is_success() {
+            return Err(format!(
+                "token endpoint answered HTTP {}: {}",
+                status.as_u16(),
+                crate::redact::excerpt(&String::from_utf8_lossy(&body))
+            ));
+        }
+        let not_json = || "token endpoint answered something that is not JSON".to_string();
+        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| not_json())?;
+        let token = answer["access_token"]
+            .as_str()
+            .or(answer["token"].as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| "token endpoint gave no token".to_string())?;
+        crate::redact::register(token);
+        Ok(format!("Bearer {token}"))
     }
 
     /// Exchanges an identity (refresh) token for an access token, as Docker does: an OAuth2
-    /// POST to the challenge's realm. oci-client has no such path. The answer's body is not
-    /// quoted in errors: a token endpoint may echo what it was sent.
+    /// POST to the challenge's realm. oci-client has no such path.
     async fn refresh(&self, challenge: &str, repository: &str, token: &str) -> Result<String, String> {
         let params = challenge_params(challenge);
         let realm = params.get("realm").ok_or("the challenge names no realm")?;
@@ -260,26 +285,12 @@ impl Transport {
             form.push(("service", service));
         }
         let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
-        let resp = self
+        let req = self
             .http
-            .post(realm.as_str())
+            .post(realm_url(realm)?)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.join("&"))
-            .send()
-            .await
-            .map_err(|e| format!("token endpoint: {}", transport_message(&e)))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("token endpoint answered HTTP {}", status.as_u16()));
-        }
-        let not_json = || "token endpoint answered something that is not JSON".to_string();
-        let bytes = resp.bytes().await.map_err(|_| not_json())?;
-        let answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
-        answer["access_token"]
-            .as_str()
-            .or(answer["token"].as_str())
-            .map(|t| format!("Bearer {t}"))
-            .ok_or_else(|| "token endpoint gave no access_token".to_string())
+            .body(body.join("&"));
+        self.token(req).await
     }
 
     fn note_rate_limit(&self, host: &str, headers: &HeaderMap) {
@@ -320,6 +331,16 @@ fn challenge_params(challenge: &str) -> HashMap<String, String> {
     }
 }
 
+/// A realm must be an http(s) URL; anything else is refused before a request is made.
+fn realm_url(realm: &str) -> Result<&str, String> {
+    let lower = realm.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        Ok(realm)
+    } else {
+        Err(format!("the challenge's realm {:?} is not an http(s) URL", crate::redact::excerpt(realm)))
+    }
+}
+
 /// `application/x-www-form-urlencoded` for one value.
 fn form_encode(v: &str) -> String {
     v.bytes()
@@ -333,20 +354,6 @@ fn form_encode(v: &str) -> String {
 fn basic(user: &str, password: &str) -> String {
     let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {b}")
-}
-
-/// Removes the secret, and the basic-auth header made of it, from a message that may echo
-/// them (a token endpoint's error body).
-fn scrub(message: &str, creds: &Creds) -> String {
-    let mut out = message.to_string();
-    if let Creds::Basic { user, password } = creds {
-        let header = basic(user, password);
-        out = out.replace(header.trim_start_matches("Basic "), "<redacted>");
-    }
-    match creds.secret().filter(|s| !s.is_empty()) {
-        Some(s) => out.replace(s, "<redacted>"),
-        None => out,
-    }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> String {
@@ -426,13 +433,18 @@ fn transport_message(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn scrubbing_removes_the_password_and_its_basic_header() {
-        let creds = Creds::Basic { user: "ada".into(), password: "pw-123".into() };
-        let header = basic("ada", "pw-123");
-        let echoed = format!("bad password pw-123 in {header}");
-        let clean = scrub(&echoed, &creds);
-        assert!(!clean.contains("pw-123") && !clean.contains(header.trim_start_matches("Basic ")));
+    proptest::proptest! {
+        /// Headers a peer writes: any text parses to an answer, never a panic.
+        #[test]
+        fn peer_headers_never_panic(s in ".{0,300}") {
+            let _ = challenge_params(&s);
+            let _ = realm_url(&s);
+            let mut h = HeaderMap::new();
+            if let Ok(v) = s.parse() {
+                h.insert(RETRY_AFTER, v);
+            }
+            let _ = retry_after(&h, chrono::Utc::now());
+        }
     }
 
     #[test]

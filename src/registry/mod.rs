@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
@@ -37,8 +38,24 @@ pub const MANIFEST_LIMIT: usize = 4 << 20;
 pub const CONFIG_LIMIT: usize = 8 << 20;
 /// The largest page of a tag list.
 pub const TAGS_LIMIT: usize = 4 << 20;
-/// Tag-list pages followed at most.
-pub const MAX_TAG_PAGES: usize = 100;
+
+/// The bounds a registry peer cannot push prodiff past (`[registry]` in prodiff.toml sets
+/// them; the README's "Limits" table lists them with the fixed ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Tags listed at most per repository; a longer list is an error, not a partial answer.
+    pub max_tags: usize,
+    /// Tag-list pages followed at most.
+    pub max_tag_pages: usize,
+    /// Entries an index may list; a longer index is refused.
+    pub max_index_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_tags: 10_000, max_tag_pages: 100, max_index_entries: 256 }
+    }
+}
 
 /// Why a registry could not answer. Names the registry and what was asked, never credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +72,10 @@ pub enum RegistryError {
     DigestMismatch { registry: String, what: String, actual: String },
     #[error("registry {registry}: {path} is larger than {limit} bytes")]
     TooLarge { registry: String, path: String, limit: usize },
+    #[error(
+        "registry {registry}: {what} has more than {limit} {unit} (registry.{key} in prodiff.toml raises the limit)"
+    )]
+    TooMany { registry: String, what: String, limit: usize, unit: &'static str, key: &'static str },
     #[error("registry {registry}: {what}: {message}")]
     Invalid { registry: String, what: String, message: String },
 }
@@ -67,6 +88,7 @@ pub struct Options {
     pub timeout: Duration,
     pub platform: Platform,
     pub cache: Cache,
+    pub limits: Limits,
 }
 
 /// What a registry says about one image (one digest, seen through its index if it has one).
@@ -91,13 +113,21 @@ impl ImageFacts {
 
 type TagAnswer = Result<Option<Digest>, RegistryError>;
 type Content = Result<Option<Vec<u8>>, RegistryError>;
-/// (registry host, digest)
-type ContentKey = (String, Digest);
+/// (registry host, digest, kind): a manifest and a blob of one digest are different
+/// questions (a 404 for one says nothing about the other).
+type ContentKey = (String, Digest, Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Manifest,
+    Blob,
+}
 
 pub struct Registry {
     transport: Transport,
     platform: Platform,
     cache: Cache,
+    limits: Limits,
     heads: Mutex<HashMap<String, Arc<OnceCell<TagAnswer>>>>,
     /// Content fetched this run, by registry and digest: concurrent lookups of one image
     /// fetch it once. Keyed by registry too, so one registry's failure is not another's.
@@ -116,6 +146,7 @@ impl Registry {
             transport: Transport::new(plain, options.timeout)?,
             platform: options.platform.clone(),
             cache: options.cache.clone(),
+            limits: options.limits.clone(),
             heads: Mutex::default(),
             contents: Mutex::default(),
         })
@@ -146,7 +177,7 @@ impl Registry {
         // No digest header: the digest is the hash of the body, which only a GET returns.
         let a = self.manifest_request(Method::GET, image, &path).await?;
         self.expect_ok(image, &path, &a)?;
-        let digest = Digest::parse(&sha256(&a.body)).expect("sha256 digests parse");
+        let digest = Digest::parse(&sha256(&a.body)).map_err(|e| self.invalid(image, &path, e))?;
         self.cache.put(&digest, &a.body);
         Ok(Some(digest))
     }
@@ -187,8 +218,11 @@ impl Registry {
             }
             Manifest::Index { chosen, entries, annotations } => {
                 let facts = ImageFacts { index: Some(digest.clone()), annotations, ..ImageFacts::default() };
-                let running_entry =
-                    if running.contains(digest) { None } else { self.running_entry(image, &entries, running).await? };
+                let running_entry = if running.contains(digest) {
+                    None
+                } else {
+                    self.running_entry(image, &entries, chosen.as_ref(), running).await?
+                };
                 match running_entry.or(chosen) {
                     Some(m) => self.platform(image, facts, &m).await.map(Some),
                     None => Ok(Some(facts)),
@@ -198,10 +232,13 @@ impl Registry {
     }
 
     /// The index entry that runs: its manifest digest, or its config digest, is in `running`.
+    /// The configured platform's entry (`likely`) is asked first and alone: it is usually
+    /// the one that runs.
     async fn running_entry(
         &self,
         image: &ImageRef,
         entries: &[Digest],
+        likely: Option<&Digest>,
         running: &BTreeSet<Digest>,
     ) -> Result<Option<Digest>, RegistryError> {
         if running.is_empty() {
@@ -210,17 +247,48 @@ impl Registry {
         if let Some(e) = entries.iter().find(|e| running.contains(*e)) {
             return Ok(Some(e.clone()));
         }
-        for e in entries {
-            let Some(body) = self.manifest(image, e).await? else {
-                continue;
-            };
-            if let Ok(Manifest::Image { config, .. }) = manifest::parse(&body, &self.platform) {
-                if running.contains(&config) {
-                    return Ok(Some(e.clone()));
-                }
+        // Fetched a few at a time (the per-host bound), in order, only until the running one
+        // is found: dropping `pending` cancels the rest.
+        if let Some(l) = likely {
+            if self.runs(image, l, running).await? {
+                return Ok(Some(l.clone()));
             }
         }
-        Ok(None)
+        // The others a few at a time (the per-host bound), in order, only until the running
+        // one is found: dropping `pending` cancels the rest.
+        let mut pending = FuturesOrdered::new();
+        let mut rest = entries.iter().filter(|e| Some(*e) != likely);
+        loop {
+            while pending.len() < http::CONCURRENCY {
+                let Some(e) = rest.next() else { break };
+                pending.push_back(self.entry_runs(image, e, running));
+            }
+            let Some((e, found)) = pending.next().await else {
+                return Ok(None);
+            };
+            if found? {
+                return Ok(Some(e.clone()));
+            }
+        }
+    }
+
+    /// Whether the manifest `m` has its config digest in `running`.
+    async fn runs(&self, image: &ImageRef, m: &Digest, running: &BTreeSet<Digest>) -> Result<bool, RegistryError> {
+        let Some(body) = self.manifest(image, m).await? else {
+            return Ok(false);
+        };
+        Ok(
+            matches!(manifest::parse(&body, &self.platform), Ok(Manifest::Image { config, .. }) if running.contains(&config)),
+        )
+    }
+
+    async fn entry_runs<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        e: &'a Digest,
+        running: &'a BTreeSet<Digest>,
+    ) -> (&'a Digest, Result<bool, RegistryError>) {
+        (e, self.runs(image, e, running).await)
     }
 
     /// Adds one platform's manifest `m` (from an index) to `facts`.
@@ -259,7 +327,10 @@ impl Registry {
         let mut path = format!("/v2/{}/tags/list?n=1000", image.repository);
         let mut seen = BTreeSet::new();
         let mut tags = Vec::new();
-        while seen.insert(path.clone()) && seen.len() <= MAX_TAG_PAGES {
+        while seen.insert(path.clone()) {
+            if seen.len() > self.limits.max_tag_pages {
+                return Err(self.too_many(image, "the tag list", self.limits.max_tag_pages, "pages", "max_tag_pages"));
+            }
             let a =
                 self.transport.send(Method::GET, &image.registry, &image.repository, &path, None, TAGS_LIMIT).await?;
             // distribution answers 404 NAME_UNKNOWN for a repository without tags.
@@ -269,6 +340,9 @@ impl Registry {
             self.expect_ok(image, &path, &a)?;
             let page: Page = serde_json::from_slice(&a.body).map_err(|e| self.invalid(image, &path, e))?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > self.limits.max_tags {
+                return Err(self.too_many(image, "the tag list", self.limits.max_tags, "tags", "max_tags"));
+            }
             match a.header("link").and_then(next_link) {
                 Some(next) => path = next,
                 None => break,
@@ -282,9 +356,11 @@ impl Registry {
         &self,
         image: &ImageRef,
         digest: &Digest,
+        kind: Kind,
         fetch: impl std::future::Future<Output = Content>,
     ) -> Content {
-        let cell = self.contents.lock().unwrap().entry((image.registry.clone(), digest.clone())).or_default().clone();
+        let key = (image.registry.clone(), digest.clone(), kind);
+        let cell = self.contents.lock().unwrap().entry(key).or_default().clone();
         cell.get_or_init(|| async {
             match self.cache.get(digest) {
                 Some(b) => Ok(Some(b)),
@@ -297,7 +373,7 @@ impl Registry {
 
     /// A manifest body by digest: from the cache, else fetched and verified.
     async fn manifest(&self, image: &ImageRef, digest: &Digest) -> Content {
-        self.content(image, digest, self.fetch_manifest(image, digest)).await
+        self.content(image, digest, Kind::Manifest, self.fetch_manifest(image, digest)).await
     }
 
     async fn fetch_manifest(&self, image: &ImageRef, digest: &Digest) -> Content {
@@ -312,8 +388,10 @@ impl Registry {
 
     async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
         let fetch = async { self.fetch_blob(image, digest).await.map(Some) };
-        let body = self.content(image, digest, fetch).await?;
-        Ok(body.expect("a blob fetch answers content or an error"))
+        let body = self.content(image, digest, Kind::Blob, fetch).await?;
+        // A cached entry is content; a fetch answers content or an error. Never None, but
+        // an error is the answer rather than a panic if that ever changes.
+        body.ok_or_else(|| self.invalid(image, digest.as_str(), "the blob is missing"))
     }
 
     async fn fetch_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
@@ -339,7 +417,20 @@ impl Registry {
     }
 
     fn parse(&self, image: &ImageRef, digest: &Digest, body: &[u8]) -> Result<Manifest, RegistryError> {
-        manifest::parse(body, &self.platform).map_err(|e| self.invalid(image, digest.as_str(), e))
+        let m = manifest::parse(body, &self.platform).map_err(|e| self.invalid(image, digest.as_str(), e))?;
+        match &m {
+            Manifest::Index { entries, .. } if entries.len() > self.limits.max_index_entries => {
+                let (limit, what) = (self.limits.max_index_entries, format!("index {digest}"));
+                Err(RegistryError::TooMany {
+                    registry: image.registry.clone(),
+                    what,
+                    limit,
+                    unit: "entries",
+                    key: "max_index_entries",
+                })
+            }
+            _ => Ok(m),
+        }
     }
 
     fn expect_ok(&self, image: &ImageRef, path: &str, a: &Answer) -> Result<(), RegistryError> {
@@ -351,6 +442,18 @@ impl Registry {
             path: path.to_string(),
             status: a.status.as_u16(),
         })
+    }
+
+    fn too_many(
+        &self,
+        image: &ImageRef,
+        what: &str,
+        limit: usize,
+        unit: &'static str,
+        key: &'static str,
+    ) -> RegistryError {
+        let what = format!("{what} of {}", image.repository);
+        RegistryError::TooMany { registry: image.registry.clone(), what, limit, unit, key }
     }
 
     fn invalid(&self, image: &ImageRef, what: &str, e: impl ToString) -> RegistryError {
@@ -442,6 +545,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             platform: Platform::default(),
             cache: Cache::none(),
+            limits: Limits::default(),
         };
         let hosts = ["r.example:5000", "other.example:5000", "127.0.0.1:5000", "docker.io"];
         let r = Registry::new(&options, hosts).unwrap();
@@ -468,6 +572,16 @@ mod tests {
             Some("/v2/a/tags/list?last=y")
         );
         assert_eq!(next_link("</v2/a/tags/list?last=x>; rel=\"prev\""), None);
+    }
+
+    proptest::proptest! {
+        /// A `Link` header is the peer's: any text is a path or nothing, never a panic.
+        #[test]
+        fn link_headers_never_panic(s in ".{0,300}") {
+            if let Some(p) = next_link(&s) {
+                proptest::prop_assert!(p.starts_with("/v2/"));
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! GitHub Actions: workflow commands (`::error`, `::warning`) that annotate the run, then the
 //! plain table for the log. The job summary (markdown) is written by `app` when
 //! `GITHUB_STEP_SUMMARY` is set.
+//!
+//! No line can inject a workflow command: annotation values are escaped as the toolkit
+//! does, and the table is printed between `::stop-commands::TOKEN` and `::TOKEN::` with a
+//! token no one can predict (the table itself also escapes control characters, so a
+//! newline in a label never starts a line).
 
 use std::io::{self, Write};
 
@@ -9,7 +14,10 @@ use crate::model::{Finding, Level};
 
 pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()> {
     annotate(report.all_findings(), out)?;
-    super::table::render(report, view, false, out)
+    let token = stop_token();
+    writeln!(out, "::stop-commands::{token}")?;
+    super::table::render(report, view, false, out)?;
+    writeln!(out, "::{token}::")
 }
 
 /// One `::error` (denied) or `::warning` per distinct finding; allowed ones are not shown.
@@ -68,6 +76,17 @@ fn workspace_relative(file: &str) -> String {
     cwd.and_then(|d| path.strip_prefix(&d).ok().map(|p| p.display().to_string())).unwrap_or_else(|| file.to_string())
 }
 
+/// 128 unpredictable bits (std's hash keys are random per process), as hex.
+fn stop_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.finish()
+    };
+    format!("prodiff-{:016x}{:016x}", word(), word())
+}
+
 /// https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts
 fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -85,5 +104,6 @@ mod tests {
     fn workflow_command_values_are_escaped() {
         assert_eq!(escape_data("50%\na"), "50%25%0Aa");
         assert_eq!(escape_property("a: b, c"), "a%3A b%2C c");
+        assert_ne!(stop_token(), stop_token());
     }
 }

@@ -243,6 +243,18 @@ pub(crate) fn side_counts(list: &[crate::model::CommitRecord], ahead: bool, targ
 }
 
 impl Report {
+    /// Passes every finding's message, hint and key through the redaction layer, before a
+    /// baseline matches keys and before anything is rendered (the output writer redacts
+    /// again; keys must be redacted in memory so that baselines written earlier match).
+    pub fn redact(&mut self) {
+        let rows = self.results.iter_mut().chain(self.declared.iter_mut());
+        for f in self.findings.iter_mut().chain(rows.flat_map(|r| r.findings.iter_mut())) {
+            f.message = crate::redact::text(&f.message);
+            f.key = crate::redact::text(&f.key);
+            f.hint = f.hint.as_deref().map(crate::redact::text);
+        }
+    }
+
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().chain(self.results.iter().flat_map(|r| r.findings.iter()))
     }

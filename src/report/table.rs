@@ -1,6 +1,12 @@
 //! The human view: an aligned table for `status`, commit lists for `diff`, then the
 //! findings with their hints. Plain text, stable order, fits a terminal.
+//!
+//! Everything here can come from a peer (a service name, a label, a commit subject), so
+//! every piece of text is printed on one line with control characters escaped (`clean`),
+//! and table cells longer than `MAX_CELL` characters are cut: a newline cannot start a
+//! line of its own (in GitHub Actions, a `::command`), and no cell is too wide to align.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::{Report, Row, View};
@@ -57,7 +63,7 @@ fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     header(report, out)?;
     for row in &report.results {
-        writeln!(out, "{} / {}  ({})", row.environment, row.service, row.image)?;
+        writeln!(out, "{} / {}  ({})", clean(&row.environment), clean(&row.service), clean(&row.image))?;
         let running = row.commit.as_ref().map(|c| c.0.as_str()).unwrap_or("unresolved");
         writeln!(out, "  running     {running}  via {}", via(row))?;
         if let (Some(t), Some(tc)) = (&row.target, &row.target_commit) {
@@ -104,7 +110,10 @@ fn check(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
         if c.changes.is_empty() {
             writeln!(out, "\nNo changes since the baseline {b}.")?;
         } else {
-            writeln!(out, "\nChanges since the baseline:\n{}", c.changes.trim_end())?;
+            writeln!(out, "\nChanges since the baseline:")?;
+            for line in c.changes.trim_end().lines() {
+                writeln!(out, "{}", clean(line))?;
+            }
         }
     }
     let accepted = report.all_findings().filter(|f| f.suppressed.is_some()).count();
@@ -118,14 +127,14 @@ fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "repository {}  mainline {} at {}{}",
-        report.repository,
-        report.mainline.name,
+        clean(&report.repository),
+        clean(&report.mainline.name),
         report.mainline.commit.short(),
         if report.shallow { "  (shallow clone)" } else { "" }
     )?;
     // Which daemon was audited: the answer to "did it look where docker looks?".
     for d in &report.daemons {
-        writeln!(out, "{} {}: {}", d.kind, d.environment, d.describe())?;
+        writeln!(out, "{} {}: {}", d.kind, clean(&d.environment), clean(&d.describe()))?;
     }
     writeln!(out)
 }
@@ -173,7 +182,8 @@ fn commit_lines(commits: &[CommitRecord], out: &mut dyn Write) -> io::Result<()>
         };
         let tickets = if c.tickets.is_empty() { String::new() } else { format!("  [{}]", c.tickets.join(", ")) };
         let same = c.equivalent.as_ref().map(|e| format!("  (same change as {})", e.short())).unwrap_or_default();
-        writeln!(out, "  {mark} {}  {}  {}{tickets}{same}", c.sha.short(), &c.date[..10], c.subject)?;
+        let date = c.date.get(..10).unwrap_or(&c.date);
+        writeln!(out, "  {mark} {}  {}  {}{}{same}", c.sha.short(), clean(date), clean(&c.subject), clean(&tickets))?;
     }
     Ok(())
 }
@@ -187,9 +197,9 @@ fn findings(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()
     writeln!(out, "\nFindings:")?;
     for f in all {
         let place = place(f);
-        writeln!(out, "  {} {}  {place}{}", paint.level(f.level), f.code, f.message)?;
+        writeln!(out, "  {} {}  {}{}", paint.level(f.level), f.code, clean(&place), clean(&f.message))?;
         if let Some(h) = &f.hint {
-            writeln!(out, "        hint: {h}")?;
+            writeln!(out, "        hint: {}", clean(h))?;
         }
     }
     Ok(())
@@ -243,16 +253,20 @@ pub(super) fn dedup<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Findin
     out
 }
 
+/// The widest a table cell gets; longer ones end in `…`.
+pub const MAX_CELL: usize = 120;
+
 pub(super) fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Result<()> {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cell(c)).collect()).collect();
     let cols = rows[0].len();
     let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    for r in rows {
+    for r in &rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
-            if i + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            line.push_str(cell);
+            if i + 1 < cols {
+                // Padded by hand: a width in `format!` must fit in a u16.
+                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
             }
         }
         writeln!(out, "{}", line.trim_end())?;
@@ -260,10 +274,50 @@ pub(super) fn write_table(rows: &[Vec<String>], out: &mut dyn Write) -> io::Resu
     Ok(())
 }
 
+/// One table cell: on one line, at most `MAX_CELL` characters.
+fn cell(s: &str) -> String {
+    let s = clean(s);
+    if s.chars().count() <= MAX_CELL {
+        return s.into_owned();
+    }
+    let mut cut: String = s.chars().take(MAX_CELL - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `s` on one line: control characters (newlines, escapes), line separators and
+/// bidirectional overrides are shown escaped (`\n`, `\u{1b}`), never interpreted.
+pub(super) fn clean(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_cells_are_cut_and_control_characters_escaped() {
+        let long = "x".repeat(70_000);
+        let rows = vec![vec!["A".to_string(), "B".to_string()], vec![long, "a\n::error::x\u{1b}[31m".to_string()]];
+        let mut out = Vec::new();
+        write_table(&rows, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.lines().all(|l| l.chars().count() < MAX_CELL + 40), "{text}");
+        assert!(text.contains("a\\n::error::x\\u{1b}[31m"), "{text}");
     }
 }

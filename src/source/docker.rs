@@ -54,7 +54,10 @@ fn in_flight(at: &Endpoint) -> usize {
 /// The daemon a host entry means (see `context`): a missing or broken Docker context is an
 /// error, as it is for the docker CLI.
 pub fn endpoint(spec: &HostSpec) -> Result<Endpoint, context::ContextError> {
-    context::resolve(spec)
+    let at = context::resolve(spec)?;
+    // Userinfo in a host (`tcp://user:PW@host`) is a secret wherever it comes back.
+    crate::redact::register_url(&at.host);
+    Ok(at)
 }
 
 /// Why an `ssh://` host cannot be used (a password in it, a path), in words that never
@@ -389,7 +392,7 @@ async fn tasks(at: &Endpoint, environment: &str, config: &Config, claim: Claim<'
         let instance = format!(
             "{name}.{} on node {}",
             t.slot.unwrap_or(0),
-            t.node_id.as_deref().map(|n| &n[..n.len().min(12)]).unwrap_or("?")
+            t.node_id.as_deref().map(|n| n.chars().take(12).collect::<String>()).unwrap_or_else(|| "?".into())
         );
         let Ok(image) = ImageSpec::parse(&task_image) else { continue };
         let (spec_digest, task_digest) = (digest_of(&spec_image), digest_of(&task_image));

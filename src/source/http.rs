@@ -68,13 +68,31 @@ async fn ask(e: &Endpoint) -> Result<String, String> {
     if !status.is_success() {
         return Err(format!("answered {status}"));
     }
-    let bytes = response.bytes().await.map_err(|err| super::error_chain(&err))?;
-    if bytes.len() > MAX_BODY {
-        return Err(format!("answered {} bytes, more than a version endpoint should ({MAX_BODY})", bytes.len()));
-    }
+    let bytes = read_limited(response).await?;
     let body = String::from_utf8_lossy(&bytes);
-    commit_in(&body, e.pointer.as_deref(), e.regex.as_ref())
-        .ok_or_else(|| format!("answered, but no commit found in {:?}", body.chars().take(80).collect::<String>()))
+    commit_in(&body, e.pointer.as_deref(), e.regex.as_ref()).ok_or_else(|| {
+        // The body may echo the request (its `Authorization` included): redacted whole
+        // first (a cut could split a secret), then a short excerpt.
+        let excerpt: String = crate::redact::text(&body).chars().take(80).collect();
+        format!("answered, but no commit found in {excerpt:?}")
+    })
+}
+
+/// The body, read chunk by chunk and abandoned as soon as it passes `MAX_BODY`: the
+/// limit bounds what is read, not only what is kept.
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_large = || format!("answered more than a version endpoint should ({MAX_BODY} bytes)");
+    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| super::error_chain(&err))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The commit in a body: by regex, else by JSON pointer (default `/commit`), else the body

@@ -62,8 +62,12 @@ impl<'de> Deserialize<'de> for PinnedRef {
 /// Reads an inventory. `environment` is the environment the config lists this file under,
 /// if any: rows may then omit their own, and must not name another.
 pub fn read(path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, SourceError> {
-    let text = super::read_text(path)?;
-    let raw: RawInventory = serde_json::from_str(&text).map_err(|e| super::invalid_json(path, &e))?;
+    parse(&super::read_text(path)?, path, environment)
+}
+
+/// `read` on text already read (`path` names it in errors).
+pub fn parse(text: &str, path: &Path, environment: Option<&str>) -> Result<Vec<Workload>, SourceError> {
+    let raw: RawInventory = super::parse_json(path, text)?;
     let origin = format!("inventory {}", path.display());
     raw.workloads
         .into_iter()
@@ -145,6 +149,27 @@ mod tests {
         assert!(e.contains("workloads[0] has no \"environment\""), "{e}");
         let e = read_str("{\"workloads\": [{\"environment\": \"\", \"image\": \"a\"}]}", None).unwrap_err();
         assert!(e.contains("must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_bad_values_are_cut() {
+        let w = r#"{"environment": "p", "image": "a"}"#;
+        let json =
+            format!(r#"{{"workloads": [{w}, {w}, {w}, {{"environment": "p", "image": "a", "labels": ["x"]}}]}}"#);
+        let e = read_str(&json, None).unwrap_err();
+        assert!(e.contains("workloads[3].labels: invalid type: sequence, expected a map"), "{e}");
+        let huge = "Z".repeat(8 << 20);
+        let e =
+            read_str(&format!(r#"{{"workloads": [{{"environment": "p", "image": "{huge}"}}]}}"#), None).unwrap_err();
+        assert!(e.len() < 1000 && e.contains("workloads[0].image"), "{} bytes: {}", e.len(), &e[..e.len().min(600)]);
+    }
+
+    #[test]
+    fn invalid_utf8_gives_its_position() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"{\"workloads\": [\n  {\"environment\": \"p\xff\"}]}").unwrap();
+        let e = read(f.path(), None).unwrap_err().to_string();
+        assert!(e.ends_with(":2:21: invalid UTF-8 (byte 0xff at offset 36)"), "{e}");
     }
 
     #[test]

@@ -68,25 +68,60 @@ pub enum SourceError {
     Inconsistent { path: PathBuf, message: String },
 }
 
-/// A source file's text; `-` is standard input.
+/// A source file's text; `-` is standard input. Text that is not UTF-8 is an error that
+/// says where (line, column and byte offset of the first bad byte).
 pub(crate) fn read_text(path: &Path) -> Result<String, SourceError> {
     let err = |e: std::io::Error| SourceError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let mut bytes = Vec::new();
     if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(err)?;
-        Ok(s)
+        std::io::stdin().read_to_end(&mut bytes).map_err(err)?;
     } else {
-        std::fs::read_to_string(path).map_err(err)
+        bytes = std::fs::read(path).map_err(err)?;
     }
+    utf8(bytes).map_err(|(line, column, message)| SourceError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    })
 }
 
-/// A JSON error as `file:line:column: message`.
+/// `bytes` as text, or where the first byte that is not UTF-8 is: (line, column, message).
+pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String, (usize, usize, String)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or_default();
+        let line = valid.matches('\n').count() + 1;
+        let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let byte = e.as_bytes().get(at).copied().unwrap_or(0);
+        (line, column, format!("invalid UTF-8 (byte 0x{byte:02x} at offset {at})"))
+    })
+}
+
+/// Parses JSON into `T`; an error names the key path (`workloads[3].labels: …`), the line
+/// and column, and quotes at most `redact::EXCERPT` characters of a bad value.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, SourceError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = invalid_json(path, e.inner());
+        match inner {
+            SourceError::Invalid { path, line, column, message } if key != "." && !key.is_empty() => {
+                SourceError::Invalid { path, line, column, message: format!("{key}: {message}") }
+            }
+            other => other,
+        }
+    })
+}
+
+/// A JSON error as `file:line:column: message`, long quoted values cut short.
 pub(crate) fn invalid_json(path: &Path, e: &serde_json::Error) -> SourceError {
     let text = e.to_string();
     let message = match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,
     };
+    let message = crate::redact::clip_quoted(&message);
     SourceError::Invalid { path: PathBuf::from(path), line: e.line(), column: e.column(), message }
 }
 
