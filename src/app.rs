@@ -3,6 +3,7 @@
 //! report to a renderer.
 
 mod init;
+mod ledger;
 mod release;
 mod shell;
 
@@ -64,6 +65,11 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
+        Command::Record(args) => ledger::record(&cli.global, args, out),
+        Command::Watch(args) => ledger::watch(&cli.global, args, out),
+        Command::Log(args) => ledger::log(&cli.global, args, out),
+        Command::When(args) => ledger::when(&cli.global, args, out),
+        Command::Metrics(args) => ledger::metrics(&cli.global, args, out),
     }
 }
 
@@ -102,7 +108,8 @@ fn check(g: &Global, args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
 }
 
 fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
+    let mut report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
+    report.observed_at = Some(now()?);
     match &args.output {
         None => report::json::render(&report, out)?,
         Some(path) => {
@@ -199,7 +206,7 @@ fn use_color(choice: ColorChoice) -> bool {
 
 /// "Now" for policies (lag in days, exception expiry): `PRODIFF_NOW` (RFC 3339) when set,
 /// so a run can be reproduced; the clock otherwise.
-fn now() -> Result<DateTime<Utc>> {
+pub(crate) fn now() -> Result<DateTime<Utc>> {
     match std::env::var("PRODIFF_NOW") {
         Ok(s) => Ok(DateTime::parse_from_rfc3339(&s)
             .with_context(|| format!("PRODIFF_NOW={s:?} is not an RFC 3339 time like 2026-11-22T12:00:00Z"))?
@@ -488,6 +495,7 @@ impl Audit {
             findings: self.findings,
             daemons: self.daemons,
             check: None,
+            observed_at: None,
         };
         self.config.policy.apply(&mut report, now()?);
         report.redact();

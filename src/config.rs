@@ -53,6 +53,55 @@ pub struct Config {
     pub environments: Vec<EnvironmentConfig>,
     pub policy: Policy,
     pub registry: RegistryConfig,
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: where the deployment ledger lives and how `metrics` judges a failure.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// A SQLite file (relative to the config file).
+    pub path: Option<PathBuf>,
+    /// A PostgreSQL URL (its password is registered as a secret when read).
+    pub url: Option<String>,
+    /// A deployment followed within this many seconds by a fix counts as failed.
+    pub fix_window: i64,
+    /// What makes a follow-up deployment a fix: a shipped commit's subject matches this.
+    pub fix_pattern: Regex,
+}
+
+/// `(?i)\b(fix|fixes|fixed|hotfix|revert)\b`, the default `[ledger] fix_pattern`.
+pub const DEFAULT_FIX_PATTERN: &str = r"(?i)\b(fix|fixes|fixed|hotfix|revert|reverts)\b";
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            path: None,
+            url: None,
+            fix_window: 86_400,
+            fix_pattern: Regex::new(DEFAULT_FIX_PATTERN).expect("the default fix pattern compiles"),
+        }
+    }
+}
+
+/// `7d`, `90d`, `10m`, `24h`, `30s`, `2w` as seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let bad = || format!("{s:?} is not a duration like 30s, 10m, 24h, 7d or 2w (units: s, m, h, d, w)");
+    let n: i64 = match n.parse() {
+        Ok(n) if n > 0 => n,
+        _ => return Err(bad()),
+    };
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long a duration"))
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -138,6 +187,7 @@ impl Default for Config {
             environments: Vec::new(),
             policy: Policy::default(),
             registry: RegistryConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -155,6 +205,16 @@ struct RawConfig {
     environments: BTreeMap<String, RawEnvironment>,
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
+    ledger: Option<RawLedger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    path: Option<String>,
+    url: Option<Spanned<String>>,
+    fix_window: Option<Spanned<String>>,
+    fix_pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -510,9 +570,28 @@ impl Config {
             Some(r) => registry_config(r, &at)?,
         };
 
+        let mut ledger = LedgerConfig::default();
+        if let Some(l) = raw.ledger {
+            ledger.path = l.path.map(|p| base_dir.join(p));
+            if let Some(url) = l.url {
+                crate::redact::register_url(url.get_ref());
+                if !url.get_ref().starts_with("postgres://") && !url.get_ref().starts_with("postgresql://") {
+                    return Err(at(url.span(), "ledger.url: not a postgres:// URL (a SQLite file is `path`)".into()));
+                }
+                ledger.url = Some(url.into_inner());
+            }
+            if let Some(w) = l.fix_window {
+                ledger.fix_window = parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("ledger.fix_window: {m}")))?;
+            }
+            if let Some(p) = l.fix_pattern {
+                ledger.fix_pattern = Regex::new(p.get_ref())
+                    .map_err(|e| at(p.span(), format!("ledger.fix_pattern: invalid regular expression: {e}")))?;
+            }
+        }
         Ok(Config {
             policy,
             registry,
+            ledger,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

@@ -77,6 +77,9 @@ pub struct Report {
     /// `prodiff check` only: the verdict and what changed since the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
+    /// `snapshot` only: when this was observed (what `record --import` places it by).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Serialize)]
