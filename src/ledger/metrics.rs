@@ -7,7 +7,8 @@
 //! - lead time for changes: for every commit a deployment shipped, its commit time to the
 //!   deployment (the replica start when known, else the first run that saw it);
 //! - change failure rate: deployments whose next change of that service there is a
-//!   rollback, or a deployment within `fix_window` shipping a commit matching `fix_pattern`;
+//!   rollback, or a deployment within `fix_window` shipping a commit matching `fix_pattern`
+//!   (a rollout completing in between does not count as that next change);
 //! - failed deployment recovery time: from a failed deployment to that next change.
 
 use std::collections::BTreeMap;
@@ -65,7 +66,9 @@ pub fn compute(spans: &[Span], from: i64, to: i64, rules: &Rules) -> Metrics {
             }
             deploys += 1;
             leads.extend(s.change.shipped.iter().map(|c| (s.at() - c.committed_at) as f64));
-            if let Some(next) = list.get(i + 1).filter(|n| fixes(s, n, rules)) {
+            // A rollout completing (`changed`) is not the next change: what follows it is.
+            let next = list[i + 1..].iter().find(|n| n.change.kind != Kind::Changed);
+            if let Some(next) = next.filter(|n| fixes(s, n, rules)) {
                 failed += 1;
                 recoveries.push((next.at() - s.at()) as f64);
             }

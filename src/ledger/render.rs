@@ -27,7 +27,10 @@ pub fn when_text(exact: Option<i64>, after: Option<i64>, by: i64) -> String {
 }
 
 fn parts_text(parts: &[Part]) -> String {
-    let mut labels: Vec<String> = parts.iter().map(Part::label).collect();
+    let mut labels: Vec<String> = parts
+        .iter()
+        .map(|p| if p.replicas > 1 { format!("{} ×{}", p.label(), p.replicas) } else { p.label() })
+        .collect();
     labels.sort();
     labels.dedup();
     labels.join(" + ")
@@ -172,7 +175,12 @@ pub fn when(query: &str, commits: &[String], answers: &[When], format: Format, o
                 if !methods.contains(&f.method) {
                     methods.push(f.method.clone());
                 }
-                (when_text(f.exact, f.after, f.by), f.how.clone(), f.lead_time.map(human).unwrap_or("-".into()))
+                let lead = match (f.lead_time, f.exact) {
+                    (None, _) => "-".to_string(),
+                    (Some(t), Some(_)) => human(t),
+                    (Some(t), None) => format!("at most {}", human(t)),
+                };
+                (when_text(f.exact, f.after, f.by), f.how.clone(), lead)
             }
         };
         rows.push(vec![a.environment.clone(), a.service.clone(), at, how, a.still_runs.to_string(), lead]);
