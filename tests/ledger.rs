@@ -246,3 +246,178 @@ fn a_deployment_history_on_sqlite() {
 fn the_same_history_on_postgresql() {
     the_history_answers(util_pg::database("history"));
 }
+
+/// The ledger's heartbeats, read through the library (both engines).
+fn heartbeats(ledger: &str) -> Vec<prodiff::ledger::Heartbeat> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _entered = rt.enter();
+    let mut store = prodiff::ledger::Location::parse(ledger).open().unwrap();
+    store.heartbeats(i64::MIN).unwrap()
+}
+
+/// Four recorders at once (CI jobs racing, their clocks a minute apart, committing in any
+/// order): one deployment event per service, bounded by the earliest run that saw it, and
+/// every heartbeat kept.
+fn concurrent_recorders(ledger: String) {
+    let h = History::new(ledger);
+    h.record(&STEPS[0]);
+    h.inventory("staging.json", "staging", STEPS[1].staging);
+    h.inventory("production.json", "production", STEPS[1].production);
+    h.pods(STEPS[1].eu);
+    let times = ["2026-01-06T10:03:00Z", "2026-01-06T10:00:00Z", "2026-01-06T10:02:00Z", "2026-01-06T10:01:00Z"];
+    let children: Vec<_> = times
+        .iter()
+        .map(|t| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_prodiff"))
+                .args(["--repo", h.repo.path().to_str().unwrap(), "--config", h.config.to_str().unwrap()])
+                .args(["record", "--offline"])
+                .env("PRODIFF_NOW", t)
+                .env("PRODIFF_LEDGER", &h.ledger)
+                .env("PRODIFF_KUBECTL", &h.kubectl)
+                // Each waits 200 ms between reading a service's state and writing it: without
+                // the writer lock they would interleave there (and duplicate the events).
+                .env("PRODIFF_LEDGER_HOLD_MS", "200")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a recorder failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let log = h.prodiff(&["log", "--since", "1d", "--format", "json"], "2026-01-06T12:00:00Z").json();
+    let mut events: Vec<(String, String, String, String)> = log["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+            (s("environment"), s("kind"), s("after"), s("by"))
+        })
+        .collect();
+    events.sort();
+    let deploy = |env: &str| (env.to_string(), "deploy".to_string(), STEPS[0].at.to_string(), "2026-01-06T10:00:00Z".to_string());
+    assert_eq!(events, vec![deploy("eu"), deploy("production"), deploy("staging")]);
+    let beats = heartbeats(&h.ledger);
+    assert_eq!(beats.len(), 5, "{beats:?}");
+    assert!(beats.iter().all(|b| b.complete && b.failed.is_empty()), "{beats:?}");
+}
+
+#[test]
+fn concurrent_recorders_on_sqlite_neither_lose_nor_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_recorders(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn concurrent_recorders_on_postgresql_neither_lose_nor_duplicate() {
+    concurrent_recorders(util_pg::database("concurrent"));
+}
+
+/// A version-1 ledger (the first released schema) with a recorded history is upgraded in
+/// place by the next command, and what it held still answers.
+fn upgrades_from_v1(ledger: String) {
+    let h = History::new(ledger.clone());
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = rt.enter();
+        let mut v1: Box<dyn prodiff::ledger::Store> = match prodiff::ledger::Location::parse(&ledger) {
+            prodiff::ledger::Location::Sqlite(p) => Box::new(prodiff::ledger::sqlite::Sqlite::open_at(&p, 1).unwrap()),
+            prodiff::ledger::Location::Postgres(u) => {
+                Box::new(prodiff::ledger::postgres::Postgres::open_at(&u, 1).unwrap())
+            }
+        };
+        assert_eq!(v1.version().unwrap(), 1);
+        let repo = prodiff::git::Repo::open(h.repo.path()).unwrap();
+        let config = prodiff::config::Config::load(&h.config).unwrap();
+        for step in &STEPS[..3] {
+            h.inventory("staging.json", "staging", step.staging);
+            h.inventory("production.json", "production", step.production);
+            h.pods(step.eu);
+            let report = h.prodiff(&["snapshot", "--offline"], step.at);
+            report.expect_code(0);
+            let sighting = prodiff::ledger::sighting::from_report(&report.json(), None, "v1").unwrap();
+            let mut git = prodiff::ledger::events::Git::new(&repo, &config);
+            prodiff::ledger::events::record(v1.as_mut(), &sighting, &mut git).unwrap();
+        }
+    }
+    let log = h.prodiff(&["log", "production"], "2026-01-07T10:00:00Z");
+    log.expect_code(0);
+    assert_eq!(log.stdout.lines().count(), 4, "{}", log.context);
+    assert!(log.stdout.contains("1.1.0 (") && log.stdout.contains("→ 1.2.0 ("), "{}", log.context);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _entered = rt.enter();
+    let mut store = prodiff::ledger::Location::parse(&ledger).open().unwrap();
+    assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
+    assert!(prodiff::ledger::schema::current() > 1);
+}
+
+#[test]
+fn a_v1_sqlite_ledger_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    upgrades_from_v1(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn a_v1_postgresql_ledger_is_upgraded() {
+    upgrades_from_v1(util_pg::database("upgrade"));
+}
+
+/// `record --import` of snapshots taken at each step writes the same ledger a live `record`
+/// at each step does: the same log, byte for byte.
+#[test]
+fn importing_snapshots_backfills_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::new(dir.path().join("imported.db").display().to_string());
+    let mut files = Vec::new();
+    for (i, step) in STEPS.iter().enumerate() {
+        h.inventory("staging.json", "staging", step.staging);
+        h.inventory("production.json", "production", step.production);
+        h.pods(step.eu);
+        let path = dir.path().join(format!("snapshot-{i}.json"));
+        h.prodiff(&["snapshot", "--offline", "-o", path.to_str().unwrap()], step.at).expect_code(0);
+        files.push(path.display().to_string());
+    }
+    // Given in any order: placed by their time.
+    files.reverse();
+    let mut args = vec!["record", "--import"];
+    args.extend(files.iter().map(String::as_str));
+    let run = h.prodiff(&args, NOW);
+    run.expect_code(3); // one of them was incomplete (eu unreachable)
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("(import ")).count(), STEPS.len(), "{}", run.context);
+    let log = h.prodiff(&["log"], NOW);
+    log.expect_code(0);
+    assert_expected("log.expected", &log.stdout);
+    // A snapshot written before snapshots carried their time cannot be placed: refused.
+    let old = dir.path().join("old.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("observed_at");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let run = h.prodiff(&["record", "--import", old.to_str().unwrap()], NOW);
+    run.expect_code(2);
+    assert!(run.stderr.contains("has no observed_at time"), "{}", run.context);
+}
+
+/// The PostgreSQL password never shows: not in what `record` prints, not in errors (a
+/// wrong password, a missing database), not in `--help`.
+#[test]
+fn the_postgresql_password_never_shows() {
+    let url = util_pg::database("secret");
+    let h = History::new(url.clone());
+    let run = h.record(&STEPS[0]);
+    assert!(run.stdout.contains("into postgres://127.0.0.1:"), "{}", run.context);
+    let wrong_pw = url.replace(util_pg::PASSWORD, "not-the-pw-Zq81");
+    let missing_db = format!("{}_missing", url);
+    for bad in [wrong_pw.as_str(), missing_db.as_str()] {
+        let run = h.prodiff(&["log", "--ledger", bad], NOW);
+        run.expect_code(2);
+        assert!(run.stderr.contains("cannot connect to the ledger postgres://127.0.0.1:"), "{}", run.context);
+        for secret in [util_pg::PASSWORD, "not-the-pw-Zq81"] {
+            assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{}", run.context);
+        }
+    }
+    let help = h.prodiff(&["log", "--help"], NOW);
+    assert!(!help.stdout.contains(util_pg::PASSWORD), "{}", help.stdout);
+}

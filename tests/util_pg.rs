@@ -38,13 +38,6 @@ pub fn database(name: &str) -> String {
     s.url(&db)
 }
 
-/// Runs SQL in a database of the shared server, returning psql's unaligned output.
-pub fn psql(url: &str, sql: &str) -> String {
-    let s = SERVER.get().expect("the server is started by database()");
-    let db = url.rsplit('/').next().unwrap();
-    s.psql(db, sql)
-}
-
 impl Server {
     fn url(&self, db: &str) -> String {
         format!("postgres://prodiff:{PASSWORD}@127.0.0.1:{}/{db}", self.port)

@@ -51,9 +51,20 @@ pub fn record(store: &mut dyn Store, sighting: &Sighting, describe: &mut dyn Des
     })
 }
 
+/// Debug builds only: `PRODIFF_LEDGER_HOLD_MS` keeps the transaction open that long after
+/// it has read a service's state and before it writes, so the concurrency tests make
+/// recorders overlap there for certain.
+fn hold_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("PRODIFF_LEDGER_HOLD_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 fn place(store: &mut dyn Store, seen: &Seen, at: i64, describe: &mut dyn Describe, out: &mut Outcome) -> Result<()> {
     let key = state_key(&seen.parts);
     let (prev, next) = store.around(&seen.environment, &seen.service, at)?;
+    hold_for_tests();
     if let Some(mut p) = prev.clone().filter(|p| p.key == key) {
         if at > p.last_seen {
             p.last_seen = at;
