@@ -87,7 +87,8 @@ pub fn annotate_failure(g: &Global, error: &anyhow::Error, out: &mut dyn Write) 
 }
 
 fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "status", counts_only(g))?;
+    let mut report = status_report(g, &args.environments, "status", counts_only(g))?;
+    ledger::add_ages(g, &mut report)?;
     emit(&report, View::Status, g, out)
 }
 

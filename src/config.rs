@@ -581,7 +581,8 @@ impl Config {
                 ledger.url = Some(url.into_inner());
             }
             if let Some(w) = l.fix_window {
-                ledger.fix_window = parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("ledger.fix_window: {m}")))?;
+                ledger.fix_window =
+                    parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("ledger.fix_window: {m}")))?;
             }
             if let Some(p) = l.fix_pattern {
                 ledger.fix_pattern = Regex::new(p.get_ref())

@@ -48,18 +48,60 @@ struct Step<'a> {
 }
 
 const STEPS: &[Step] = &[
-    Step { at: "2026-01-05T10:00:00Z", staging: &[("1.0.0", None)], production: &[("1.0.0", None), ("1.0.0", None)], eu: Some(&[("1.0.0", None)]), code: 0 },
+    Step {
+        at: "2026-01-05T10:00:00Z",
+        staging: &[("1.0.0", None)],
+        production: &[("1.0.0", None), ("1.0.0", None)],
+        eu: Some(&[("1.0.0", None)]),
+        code: 0,
+    },
     // A normal deploy; production's replicas say when they started.
-    Step { at: "2026-01-06T10:00:00Z", staging: &[("1.1.0", None)], production: &[("1.1.0", Some("2026-01-06T09:30:00Z")), ("1.1.0", Some("2026-01-06T09:32:00Z"))], eu: Some(&[("1.1.0", None)]), code: 0 },
-    Step { at: "2026-01-07T10:00:00Z", staging: &[("1.2.0", None)], production: &[("1.2.0", None), ("1.2.0", None)], eu: Some(&[("1.1.0", None)]), code: 0 },
+    Step {
+        at: "2026-01-06T10:00:00Z",
+        staging: &[("1.1.0", None)],
+        production: &[("1.1.0", Some("2026-01-06T09:30:00Z")), ("1.1.0", Some("2026-01-06T09:32:00Z"))],
+        eu: Some(&[("1.1.0", None)]),
+        code: 0,
+    },
+    Step {
+        at: "2026-01-07T10:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.2.0", None), ("1.2.0", None)],
+        eu: Some(&[("1.1.0", None)]),
+        code: 0,
+    },
     // Production rolls back; eu cannot be seen (it moves to 1.2.0 meanwhile).
-    Step { at: "2026-01-07T11:00:00Z", staging: &[("1.2.0", None)], production: &[("1.1.0", None), ("1.1.0", None)], eu: None, code: 3 },
+    Step {
+        at: "2026-01-07T11:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.1.0", None), ("1.1.0", None)],
+        eu: None,
+        code: 3,
+    },
     // A partial rollout of 1.3.0 in production; eu is back, on 1.2.0.
-    Step { at: "2026-01-08T10:00:00Z", staging: &[("1.2.0", None)], production: &[("1.3.0", None), ("1.1.0", None)], eu: Some(&[("1.2.0", None)]), code: 0 },
+    Step {
+        at: "2026-01-08T10:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.0", None), ("1.1.0", None)],
+        eu: Some(&[("1.2.0", None)]),
+        code: 0,
+    },
     // The rollout completes.
-    Step { at: "2026-01-08T10:30:00Z", staging: &[("1.2.0", None)], production: &[("1.3.0", None), ("1.3.0", None)], eu: Some(&[("1.2.0", None)]), code: 0 },
+    Step {
+        at: "2026-01-08T10:30:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.0", None), ("1.3.0", None)],
+        eu: Some(&[("1.2.0", None)]),
+        code: 0,
+    },
     // The hotfix reaches production (started at 10:50); eu gets the fix cherry-picked on 1.1.
-    Step { at: "2026-01-08T11:00:00Z", staging: &[("1.2.0", None)], production: &[("1.3.1", Some("2026-01-08T10:50:00Z")), ("1.3.1", Some("2026-01-08T10:51:00Z"))], eu: Some(&[("1.1.1", None)]), code: 0 },
+    Step {
+        at: "2026-01-08T11:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.1", Some("2026-01-08T10:50:00Z")), ("1.3.1", Some("2026-01-08T10:51:00Z"))],
+        eu: Some(&[("1.1.1", None)]),
+        code: 0,
+    },
 ];
 
 /// The last step's time: `now` for the reading commands.
@@ -149,7 +191,7 @@ impl History {
             .iter()
             .enumerate()
             .map(|(i, (version, started))| {
-                let digest = format!("sha256:{}", version.replace('.', "").repeat(64)[..64].to_string());
+                let digest = format!("sha256:{}", &version.replace('.', "").repeat(64)[..64]);
                 json!({
                     "metadata": {"name": format!("api-{i}"), "namespace": "shop", "labels": {"app.kubernetes.io/name": "api"}},
                     "spec": {"containers": [{"name": "api", "image": format!("{IMAGE}:{version}")}]},
@@ -197,7 +239,10 @@ fn assert_expected(name: &str, actual: &str) {
     }
     let want = expected(name);
     if want != actual {
-        let diff = similar::TextDiff::from_lines(want.as_str(), actual).unified_diff().header("expected", "actual").to_string();
+        let diff = similar::TextDiff::from_lines(want.as_str(), actual)
+            .unified_diff()
+            .header("expected", "actual")
+            .to_string();
         panic!("{name} differs:\n{diff}");
     }
 }
@@ -217,7 +262,10 @@ fn the_history_answers(ledger: String) {
     assert_expected("when-shop-104.expected", &when.stdout);
     let when = h.prodiff(&["when", &h.repo.rev("SHOP-102 api: new cart")], NOW);
     when.expect_code(0);
-    assert_expected("when-shop-102.expected", &when.stdout.replace(&h.repo.rev("SHOP-102 api: new cart"), "SHOP-102-SHA"));
+    assert_expected(
+        "when-shop-102.expected",
+        &when.stdout.replace(&h.repo.rev("SHOP-102 api: new cart"), "SHOP-102-SHA"),
+    );
     let metrics = h.prodiff(&["metrics"], NOW);
     metrics.expect_code(0);
     assert_expected("metrics.expected", &metrics.stdout);
@@ -229,11 +277,26 @@ fn the_history_answers(ledger: String) {
     // The 1.2.0 deploy happened while eu could not be seen: bounded by the last run that saw
     // 1.1.0 (10:00 on the 7th), not by the blind run at 11:00.
     let blind = eu.iter().find(|d| d["to"][0]["image"] == format!("{IMAGE}:1.2.0")).unwrap();
-    assert_eq!((blind["after"].as_str(), blind["by"].as_str()), (Some("2026-01-07T10:00:00Z"), Some("2026-01-08T10:00:00Z")));
+    assert_eq!(
+        (blind["after"].as_str(), blind["by"].as_str()),
+        (Some("2026-01-07T10:00:00Z"), Some("2026-01-08T10:00:00Z"))
+    );
     assert_eq!(blind["exact"], Value::Null);
     // The commits shipped, compared with git itself.
     let shipped: Vec<&str> = blind["shipped"].as_array().unwrap().iter().map(|c| c["sha"].as_str().unwrap()).collect();
     assert_eq!(shipped, h.repo.rev_list(&["v1.2.0", "^v1.1.0"]));
+    // `status` shows how long each state has run, from the ledger.
+    let status = h.prodiff(&["status", "--offline", "--format", "json"], "2026-01-08T12:00:00Z").json();
+    let deployed = |env: &str| crate::util::row(&status, env, "api")["deployed"].clone();
+    assert_eq!(deployed("production")["exact"], "2026-01-08T10:50:00Z");
+    assert_eq!(deployed("production")["age"], "1h 10m ago");
+    assert_eq!(deployed("eu")["age"], "1h–1h 30m ago");
+    assert_eq!(deployed("staging")["age"], "1d 2h–2d 2h ago");
+    let table = h.prodiff(&["status", "--offline"], "2026-01-08T12:00:00Z");
+    let header = table.stdout.lines().find(|l| l.starts_with("ENVIRONMENT")).unwrap().to_string();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns[..6], ["ENVIRONMENT", "SERVICE", "IMAGE", "N", "DEPLOYED", "COMMIT"], "{}", table.context);
+    assert!(table.stdout.contains("  1d 2h–2d 2h ago  "), "{}", table.context);
 }
 
 #[test]
@@ -298,7 +361,9 @@ fn concurrent_recorders(ledger: String) {
         })
         .collect();
     events.sort();
-    let deploy = |env: &str| (env.to_string(), "deploy".to_string(), STEPS[0].at.to_string(), "2026-01-06T10:00:00Z".to_string());
+    let deploy = |env: &str| {
+        (env.to_string(), "deploy".to_string(), STEPS[0].at.to_string(), "2026-01-06T10:00:00Z".to_string())
+    };
     assert_eq!(events, vec![deploy("eu"), deploy("production"), deploy("staging")]);
     let beats = heartbeats(&h.ledger);
     assert_eq!(beats.len(), 5, "{beats:?}");
@@ -420,4 +485,50 @@ fn the_postgresql_password_never_shows() {
     }
     let help = h.prodiff(&["log", "--help"], NOW);
     assert!(!help.stdout.contains(util_pg::PASSWORD), "{}", help.stdout);
+}
+
+/// `watch` records cycle after cycle: a failing cycle (an inventory missing) is logged and
+/// the loop goes on; SIGTERM stops it between cycles with exit 0.
+#[test]
+fn watch_records_in_a_loop_survives_a_failing_cycle_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("watch.db").display().to_string();
+    let h = History::new(ledger.clone());
+    h.inventory("staging.json", "staging", STEPS[0].staging);
+    h.pods(STEPS[0].eu);
+    // production.json is missing: the first cycle fails.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_prodiff"))
+        .args(["--repo", h.repo.path().to_str().unwrap(), "--config", h.config.to_str().unwrap()])
+        .args(["watch", "--every", "1s", "--offline"])
+        .env("PRODIFF_LEDGER", &ledger)
+        .env("PRODIFF_KUBECTL", &h.kubectl)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut wrote = false;
+    loop {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "watch recorded too few cycles in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if !wrote && Path::new(&ledger).exists() {
+            h.inventory("production.json", "production", STEPS[0].production);
+            wrote = true;
+        }
+        if Path::new(&ledger).exists() && heartbeats(&ledger).len() >= 2 {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("watch cycle 1 failed: ") && stderr.contains("production.json"), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    let beats = heartbeats(&ledger);
+    assert!(beats.len() >= 2 && beats.iter().all(|b| b.complete && b.origin == "watch"), "{beats:?}");
+    // The first successful cycle saw three services; later ones confirmed them.
+    let log = h.prodiff(&["log", "--format", "json"], "2030-01-01T00:00:00Z").json();
+    assert_eq!(log["deployments"].as_array().unwrap().len(), 3, "{log}");
 }

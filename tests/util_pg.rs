@@ -105,6 +105,8 @@ impl Server {
 
     /// `postgres` under a shell that stops it (and removes the directory) once this test
     /// process has exited.
+    // The watchdog outlives this process on purpose (it stops the server after it): no wait.
+    #[allow(clippy::zombie_processes)]
     fn spawn_watched(&self) {
         let server = format!(
             "{} {BIN}/postgres -D {} -p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \

@@ -42,11 +42,8 @@ fn text_formats(g: &Global, command: &str) -> Result<()> {
 pub(super) fn record(g: &Global, args: &RecordArgs, out: &mut dyn Write) -> Result<u8> {
     let o = open(g)?;
     let mut store = o.location.open()?;
-    let sightings = if args.import.is_empty() {
-        vec![observe(g, &args.environments, "record")?]
-    } else {
-        imports(&args.import)?
-    };
+    let sightings =
+        if args.import.is_empty() { vec![observe(g, &args.environments, "record")?] } else { imports(&args.import)? };
     let mut complete = true;
     for s in &sightings {
         let outcome = events::record(store.as_mut(), s, &mut events::Git::new(&o.repo, &o.config))?;
@@ -69,8 +66,8 @@ fn imports(paths: &[std::path::PathBuf]) -> Result<Vec<Sighting>> {
     let mut out = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read snapshot {}", p.display()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("snapshot {} is not JSON", p.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("snapshot {} is not JSON", p.display()))?;
         out.push(sighting::from_report(&value, None, &format!("import {}", p.display()))?);
     }
     out.sort_by_key(|s| s.at);
@@ -267,4 +264,59 @@ pub(super) fn metrics(g: &Global, args: &MetricsArgs, out: &mut dyn Write) -> Re
     let m = metrics::compute(&spans, from, now, &rules);
     render::metrics(&m, args.environment.as_deref(), g.format, out)?;
     Ok(crate::exit::CLEAN)
+}
+
+/// `status` with a ledger (configured, or the default file once `record` wrote it): each
+/// row gets how long its image has been running there. A ledger that cannot be read is a
+/// warning on stderr, never a failed status.
+pub(super) fn add_ages(g: &Global, report: &mut crate::report::Report) -> Result<()> {
+    let o = open(g)?;
+    let (location, explicit) = Location::choose(g.ledger.as_deref(), &o.config.ledger, o.repo.path())?;
+    if !explicit && !location.exists() {
+        return Ok(());
+    }
+    let now = super::now()?.timestamp();
+    match location.open().and_then(|mut store| ages(store.as_mut(), report, now)) {
+        Ok(()) => {}
+        Err(e) => tracing::warn!("ledger {}: {}", location.describe(), crate::redact::text(&format!("{e:#}"))),
+    }
+    Ok(())
+}
+
+fn ages(store: &mut dyn Store, report: &mut crate::report::Report, now: i64) -> Result<()> {
+    use crate::ledger::{human, time};
+    for row in &mut report.results {
+        let filter =
+            Filter { environment: Some(row.environment.clone()), service: Some(row.service.clone()), since: None };
+        let digests: Vec<String> = serde_json::from_value(serde_json::to_value(&row.digests)?)?;
+        let part = crate::ledger::Part {
+            image: row.image.clone(),
+            commit: row.commit.as_ref().map(|c| c.0.clone()),
+            digests,
+            replicas: 0,
+            started_at: None,
+        };
+        let key = part.key();
+        // The earliest of the latest run of spans that all run this image.
+        let mut since = None;
+        for s in query::log(store, &filter)? {
+            if !s.parts.iter().any(|p| p.key() == key) {
+                break;
+            }
+            since = Some(s);
+        }
+        let Some(s) = since else { continue };
+        let age = match (s.started_at, s.prev_seen) {
+            (Some(t), _) => format!("{} ago", human(now - t)),
+            (None, Some(a)) => format!("{}–{} ago", human(now - s.first_seen), human(now - a)),
+            (None, None) => format!("over {} ago", human(now - s.first_seen)),
+        };
+        row.deployed = Some(crate::report::Deployed {
+            exact: s.started_at.map(time),
+            after: s.prev_seen.map(time),
+            by: time(s.first_seen),
+            age,
+        });
+    }
+    Ok(())
 }

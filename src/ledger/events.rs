@@ -221,7 +221,13 @@ mod tests {
     use super::*;
 
     fn part(commit: &str, started: Option<i64>) -> Part {
-        Part { image: format!("r/api:{commit}"), commit: Some(commit.into()), digests: vec![], replicas: 1, started_at: started }
+        Part {
+            image: format!("r/api:{commit}"),
+            commit: Some(commit.into()),
+            digests: vec![],
+            replicas: 1,
+            started_at: started,
+        }
     }
 
     #[test]

@@ -255,7 +255,9 @@ pub fn default_path(repo: &Path) -> Result<PathBuf> {
     let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let name: String = canonical
         .file_name()
-        .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect())
+        .map(|n| {
+            n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+        })
         .unwrap_or_else(|| "repo".into());
     Ok(base.join("prodiff").join(format!("{name}-{hex}.db")))
 }

@@ -43,9 +43,8 @@ impl Postgres {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
         let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
-        let (client, connection) = rt
-            .block_on(config.connect(NoTls))
-            .with_context(|| format!("cannot connect to the ledger {shown}"))?;
+        let (client, connection) =
+            rt.block_on(config.connect(NoTls)).with_context(|| format!("cannot connect to the ledger {shown}"))?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!("ledger connection: {}", crate::redact::text(&e.to_string()));
@@ -89,11 +88,15 @@ impl Postgres {
     }
 
     fn read_version(&self) -> Result<u32> {
-        let row = self.run("reading the schema version", self.client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]))?;
+        let row = self.run(
+            "reading the schema version",
+            self.client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]),
+        )?;
         if !row.get::<_, bool>(0) {
             return Ok(0);
         }
-        let row = self.run("reading the schema version", self.client.query_one("SELECT version FROM schema_version", &[]))?;
+        let row =
+            self.run("reading the schema version", self.client.query_one("SELECT version FROM schema_version", &[]))?;
         Ok(row.get::<_, i64>(0) as u32)
     }
 
@@ -129,7 +132,10 @@ impl Store for Postgres {
 
     fn begin(&mut self) -> Result<()> {
         self.run("begin", self.client.batch_execute("BEGIN"))?;
-        self.run("waiting for the writer lock", self.client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]))?;
+        self.run(
+            "waiting for the writer lock",
+            self.client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK]),
+        )?;
         Ok(())
     }
 
@@ -152,7 +158,10 @@ impl Store for Postgres {
     }
 
     fn around(&mut self, environment: &str, service: &str, at: i64) -> Result<(Option<Span>, Option<Span>)> {
-        Ok((self.one(&schema::before(), environment, service, at)?, self.one(&schema::after(), environment, service, at)?))
+        Ok((
+            self.one(&schema::before(), environment, service, at)?,
+            self.one(&schema::after(), environment, service, at)?,
+        ))
     }
 
     fn insert_span(&mut self, s: &Span) -> Result<bool> {
@@ -161,7 +170,17 @@ impl Store for Postgres {
             "writing a deployment",
             self.client.execute(
                 schema::INSERT_SPAN,
-                &[&s.environment, &s.service, &s.key, &s.first_seen, &s.last_seen, &s.prev_seen, &s.started_at, &parts, &change],
+                &[
+                    &s.environment,
+                    &s.service,
+                    &s.key,
+                    &s.first_seen,
+                    &s.last_seen,
+                    &s.prev_seen,
+                    &s.started_at,
+                    &parts,
+                    &change,
+                ],
             ),
         )?;
         Ok(n == 1)

@@ -18,7 +18,9 @@ use crate::model::CommitId;
 pub fn log(store: &mut dyn Store, filter: &Filter) -> Result<Vec<Span>> {
     let mut spans = store.spans(filter)?;
     spans.retain(|s| filter.since.is_none_or(|t| s.at() >= t));
-    spans.sort_by(|a, b| b.at().cmp(&a.at()).then_with(|| (&a.environment, &a.service).cmp(&(&b.environment, &b.service))));
+    spans.sort_by(|a, b| {
+        b.at().cmp(&a.at()).then_with(|| (&a.environment, &a.service).cmp(&(&b.environment, &b.service)))
+    });
     Ok(spans)
 }
 
@@ -153,10 +155,9 @@ fn still(p: &mut Presences, s: &Span, wanted: &[CommitId]) -> Result<&'static st
 fn first_of(s: &Span, how: String, committed_at: i64) -> First {
     let (lead_time, method) = match (s.started_at, s.prev_seen) {
         (Some(t), _) => (Some(t - committed_at), "commit time to the first replica's start (exact)".to_string()),
-        (None, Some(_)) => (
-            Some(s.first_seen - committed_at),
-            "commit time to the first run that saw it (upper bound)".to_string(),
-        ),
+        (None, Some(_)) => {
+            (Some(s.first_seen - committed_at), "commit time to the first run that saw it (upper bound)".to_string())
+        }
         (None, None) => (None, "already running when the ledger first saw it: no lead time".to_string()),
     };
     First { exact: s.started_at, after: s.prev_seen, by: s.first_seen, how, lead_time, method }

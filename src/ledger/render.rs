@@ -166,7 +166,8 @@ pub fn when(query: &str, commits: &[String], answers: &[When], format: Format, o
     let short: Vec<&str> = commits.iter().map(|c| &c[..c.len().min(10)]).collect();
     writeln!(out, "{query}: {}", short.join(", "))?;
     writeln!(out)?;
-    let mut rows = vec![["ENVIRONMENT", "SERVICE", "FIRST RAN", "HOW", "STILL RUNS", "LEAD TIME"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["ENVIRONMENT", "SERVICE", "FIRST RAN", "HOW", "STILL RUNS", "LEAD TIME"].map(String::from).to_vec()];
     let mut methods = Vec::new();
     for a in answers {
         let (at, how, lead) = match &a.first {

@@ -83,4 +83,5 @@ pub fn select_spans(cast: &str) -> String {
     )
 }
 
-pub const SELECT_HEARTBEATS: &str = "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";
+pub const SELECT_HEARTBEATS: &str =
+    "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";

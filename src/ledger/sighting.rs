@@ -57,7 +57,8 @@ pub fn from_report(report: &Value, at: Option<i64>, origin: &str) -> Result<Sigh
         services.entry((env, service)).or_default().push(part(r, origin, i)?);
     }
     let complete = report.get("complete").and_then(Value::as_bool).unwrap_or(false);
-    let seen = services.into_iter().map(|((environment, service), parts)| Seen { environment, service, parts }).collect();
+    let seen =
+        services.into_iter().map(|((environment, service), parts)| Seen { environment, service, parts }).collect();
     Ok(Sighting { at, complete, failed, seen, origin: origin.to_string() })
 }
 
@@ -70,8 +71,14 @@ fn field(r: &Value, name: &str, origin: &str, i: usize) -> Result<String> {
 
 fn part(r: &Value, origin: &str, i: usize) -> Result<Part> {
     let strings = |name: &str| -> Vec<String> {
-        let mut v: Vec<String> =
-            r.get(name).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let mut v: Vec<String> = r
+            .get(name)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
         v.sort();
         v
     };
@@ -80,7 +87,9 @@ fn part(r: &Value, origin: &str, i: usize) -> Result<Part> {
     for (j, inst) in instances.iter().enumerate() {
         if let Some(t) = inst.get("started_at").and_then(Value::as_str) {
             let t = DateTime::parse_from_rfc3339(t)
-                .with_context(|| format!("{origin}: results[{i}].instances[{j}].started_at {t:?} is not an RFC 3339 time"))?
+                .with_context(|| {
+                    format!("{origin}: results[{i}].instances[{j}].started_at {t:?} is not an RFC 3339 time")
+                })?
                 .timestamp();
             started = Some(started.map_or(t, |s: i64| s.min(t)));
         }

@@ -135,7 +135,10 @@ impl Store for Sqlite {
     }
 
     fn around(&mut self, environment: &str, service: &str, at: i64) -> Result<(Option<Span>, Option<Span>)> {
-        Ok((self.one(&schema::before(), environment, service, at)?, self.one(&schema::after(), environment, service, at)?))
+        Ok((
+            self.one(&schema::before(), environment, service, at)?,
+            self.one(&schema::after(), environment, service, at)?,
+        ))
     }
 
     fn insert_span(&mut self, s: &Span) -> Result<bool> {
@@ -144,7 +147,17 @@ impl Store for Sqlite {
             .conn
             .execute(
                 schema::INSERT_SPAN,
-                params![s.environment, s.service, s.key, s.first_seen, s.last_seen, s.prev_seen, s.started_at, parts, change],
+                params![
+                    s.environment,
+                    s.service,
+                    s.key,
+                    s.first_seen,
+                    s.last_seen,
+                    s.prev_seen,
+                    s.started_at,
+                    parts,
+                    change
+                ],
             )
             .with_context(|| self.at("writing a deployment"))?;
         Ok(n == 1)
