@@ -224,27 +224,9 @@ impl History {
     }
 }
 
-fn expected(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ledger").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Compares with a fixture, showing a diff (PRODIFF_BLESS=1 rewrites the fixture).
+/// Compares with fixtures/ledger/NAME (UPDATE_EXPECTED=1 rewrites it).
 fn assert_expected(name: &str, actual: &str) {
-    if std::env::var_os("PRODIFF_BLESS").is_some() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ledger").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let want = expected(name);
-    if want != actual {
-        let diff = similar::TextDiff::from_lines(want.as_str(), actual)
-            .unified_diff()
-            .header("expected", "actual")
-            .to_string();
-        panic!("{name} differs:\n{diff}");
-    }
+    crate::demo::expect_fixture(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ledger").join(name), actual);
 }
 
 /// The whole history and every answer, on one ledger.
@@ -531,4 +513,29 @@ fn watch_records_in_a_loop_survives_a_failing_cycle_and_stops_on_sigterm() {
     // The first successful cycle saw three services; later ones confirmed them.
     let log = h.prodiff(&["log", "--format", "json"], "2030-01-01T00:00:00Z").json();
     assert_eq!(log["deployments"].as_array().unwrap().len(), 3, "{log}");
+}
+
+/// The README's ledger demo (fixtures/demo/ledger.sh: five fleets recorded, then `log`,
+/// `when SHOP-120` and `metrics`) answers exactly as the README shows, on both engines.
+fn the_readme_demo(ledger: &str) {
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ledger.sh"))
+        .env("PRODIFF", env!("CARGO_BIN_EXE_prodiff"))
+        .env("PRODIFF_LEDGER", ledger)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).replace(&crate::util_pg::redacted(ledger), "LEDGER");
+    assert!(out.status.success(), "ledger.sh failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    crate::demo::expect_file("ledger.expected", &stdout);
+}
+
+#[test]
+fn the_readme_ledger_demo_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    the_readme_demo(&dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn the_readme_ledger_demo_on_postgresql() {
+    the_readme_demo(&util_pg::database("demo"));
 }

@@ -38,6 +38,11 @@ pub fn database(name: &str) -> String {
     s.url(&db)
 }
 
+/// A ledger location as prodiff prints it: a path as is, a URL without its password.
+pub fn redacted(ledger: &str) -> String {
+    ledger.replace(&format!("prodiff:{PASSWORD}@"), "")
+}
+
 impl Server {
     fn url(&self, db: &str) -> String {
         format!("postgres://prodiff:{PASSWORD}@127.0.0.1:{}/{db}", self.port)

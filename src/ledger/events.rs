@@ -165,15 +165,15 @@ impl<'a> Git<'a> {
         Ok(out)
     }
 
-    /// Whether `c` is a cherry-pick of (has the patch of) one of `others`.
-    fn picked_from(&mut self, c: &Commit, others: &[Commit]) -> Result<bool> {
-        let Some(pid) = self.pids.get(self.repo, &CommitId(c.sha.clone()))? else { return Ok(false) };
+    /// The commit of `others` with the same patch as `c` (a cherry-pick either way), if any.
+    fn picked_from(&mut self, c: &Commit, others: &[Commit]) -> Result<Option<String>> {
+        let Some(pid) = self.pids.get(self.repo, &CommitId(c.sha.clone()))? else { return Ok(None) };
         for o in others {
             if self.pids.get(self.repo, &CommitId(o.sha.clone()))?.as_ref() == Some(&pid) {
-                return Ok(true);
+                return Ok(Some(o.sha.clone()));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 }
 
@@ -196,14 +196,19 @@ impl Describe for Git<'_> {
             return Ok(Change { kind: Kind::FirstSeen, from: None, shipped: vec![], removed: vec![], tickets: vec![] });
         };
         let (old, new) = (resolved(self.repo, from), resolved(self.repo, to));
-        let shipped = self.commits(service, &new, &old)?;
-        let removed = self.commits(service, &old, &new)?;
-        let mut really_new = 0;
+        let mut shipped = self.commits(service, &new, &old)?;
+        let mut removed = self.commits(service, &old, &new)?;
+        // A commit that replaces its own cherry-pick (or the reverse) changes nothing that
+        // runs: neither shipped nor removed.
+        let mut same = Vec::new();
         for c in &shipped {
-            if !self.picked_from(c, &removed)? {
-                really_new += 1;
+            if let Some(o) = self.picked_from(c, &removed)? {
+                same.push((c.sha.clone(), o));
             }
         }
+        shipped.retain(|c| !same.iter().any(|(s, _)| s == &c.sha));
+        removed.retain(|c| !same.iter().any(|(_, o)| o == &c.sha));
+        let really_new = shipped.len();
         let kind = match (really_new, removed.is_empty()) {
             (0, false) => Kind::Rollback,
             (n, _) if n > 0 => Kind::Deploy,

@@ -229,7 +229,7 @@ pub fn metrics(m: &Metrics, env: Option<&str>, format: Format, out: &mut dyn Wri
         rows.push(vec![
             f.name.to_string(),
             figure_value(f),
-            format!("{} {}", f.sample, f.sample_of),
+            format!("{} {}", f.sample, if f.sample == 1 { f.sample_of.trim_end_matches('s') } else { f.sample_of }),
             f.band.unwrap_or("-").to_string(),
         ]);
     }
