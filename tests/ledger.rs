@@ -527,6 +527,11 @@ fn the_readme_demo(ledger: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout).replace(&crate::util_pg::redacted(ledger), "LEDGER");
     assert!(out.status.success(), "ledger.sh failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     crate::demo::expect_file("ledger.expected", &stdout);
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&stdout.replace("into LEDGER", "into /tmp/tmp.x/ledger.db")),
+        "the README shows another demo"
+    );
 }
 
 #[test]
@@ -538,4 +543,28 @@ fn the_readme_ledger_demo_on_sqlite() {
 #[test]
 fn the_readme_ledger_demo_on_postgresql() {
     the_readme_demo(&util_pg::database("demo"));
+}
+
+/// `[ledger]` mistakes are configuration errors naming the file, line and key; reading a
+/// ledger that is not there says how to make one.
+#[test]
+fn ledger_settings_are_checked_and_a_missing_ledger_says_what_to_do() {
+    let h = History::new("/nonexistent/never.db".into());
+    for (toml, want) in [
+        ("[ledger]\nfix_window = \"soon\"\n", "prodiff.toml:2:14: ledger.fix_window: \"soon\" is not a duration"),
+        ("[ledger]\nurl = \"mysql://db/x\"\n", "prodiff.toml:2:7: ledger.url: not a postgres:// URL"),
+        ("[ledger]\nfix_pattern = \"(\"\n", "prodiff.toml:2:15: ledger.fix_pattern: invalid regular expression"),
+        ("[ledger]\npaht = \"x.db\"\n", "prodiff.toml:2:1: unknown field `paht`"),
+    ] {
+        std::fs::write(&h.config, toml).unwrap();
+        let run = h.prodiff(&["log"], NOW);
+        run.expect_code(2);
+        assert!(run.stderr.contains(want), "want {want:?}\n{}", run.context);
+    }
+    std::fs::write(&h.config, "").unwrap();
+    let run = h.prodiff(&["metrics"], NOW);
+    run.expect_code(2);
+    assert!(run.stderr.contains("no ledger at /nonexistent/never.db: run `prodiff record` first"), "{}", run.context);
+    let run = h.prodiff(&["log", "--since", "7"], NOW);
+    run.expect_code(2);
 }
