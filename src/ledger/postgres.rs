@@ -42,6 +42,11 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
+        // Bounded in time: no statement (waiting for the writer lock included) runs longer
+        // than two minutes, unless the URL sets its own options.
+        if config.get_options().is_none() {
+            config.options("-c statement_timeout=120000");
+        }
         let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
         let (client, connection) =
             rt.block_on(config.connect(NoTls)).with_context(|| format!("cannot connect to the ledger {shown}"))?;
@@ -202,6 +207,11 @@ impl Store for Postgres {
         let sql = schema::select_spans("::text");
         let since = f.since.unwrap_or(i64::MIN);
         let rows = self.run("reading deployments", self.client.query(&sql, &[&f.environment, &f.service, &since]))?;
+        rows.iter().map(|r| span_row(r).into_span()).collect()
+    }
+
+    fn latest(&mut self) -> Result<Vec<Span>> {
+        let rows = self.run("reading the latest deployments", self.client.query(&schema::latest(), &[]))?;
         rows.iter().map(|r| span_row(r).into_span()).collect()
     }
 

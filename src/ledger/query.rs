@@ -89,8 +89,13 @@ impl Presences<'_> {
     }
 }
 
+/// Images built before a commit cannot run it; this much clock skew is allowed for.
+const SKEW: i64 = 86_400;
+
 /// For every environment/service in the ledger that `concerns`, when it first ran all of
 /// `wanted` (committed at `committed_at`, the latest of them) and whether it still does.
+/// Only spans first seen after the commit time (less a day of clock skew) are read, and the
+/// latest span of each service for whether it still runs.
 pub fn when(
     store: &mut dyn Store,
     repo: &Repo,
@@ -98,16 +103,19 @@ pub fn when(
     committed_at: i64,
     concerns: impl Fn(&str) -> Result<bool>,
 ) -> Result<Vec<When>> {
-    let mut by_service: BTreeMap<(String, String), Vec<Span>> = BTreeMap::new();
-    for s in store.spans(&Filter::default())? {
-        by_service.entry((s.environment.clone(), s.service.clone())).or_default().push(s);
+    let mut after: BTreeMap<(String, String), Vec<Span>> = BTreeMap::new();
+    let filter = Filter { since: Some(committed_at.saturating_sub(SKEW)), ..Filter::default() };
+    for s in store.spans(&filter)? {
+        after.entry((s.environment.clone(), s.service.clone())).or_default().push(s);
     }
     let mut p = Presences { repo, pids: PatchIds::default(), seen: HashMap::new() };
     let mut out = Vec::new();
-    for ((environment, service), mut spans) in by_service {
-        if !concerns(&service)? {
+    for latest in store.latest()? {
+        if !concerns(&latest.service)? {
             continue;
         }
+        let key = (latest.environment.clone(), latest.service.clone());
+        let mut spans = after.remove(&key).unwrap_or_default();
         spans.reverse(); // oldest first
         let mut first = None;
         for s in &spans {
@@ -116,9 +124,15 @@ pub fn when(
                 break;
             }
         }
-        let latest = spans.last().map(|s| still(&mut p, s, wanted)).transpose()?.unwrap_or("no");
-        out.push(When { environment, service, first, still_runs: latest });
+        let still_runs = still(&mut p, &latest, wanted)?;
+        if first.is_none() && still_runs != "no" {
+            // Skewed clocks: the state that runs it began before its commit time.
+            first = running_in(&mut p, &latest, wanted)?.map(|how| first_of(&latest, how, committed_at));
+        }
+        out.push(When { environment: key.0, service: key.1, first, still_runs });
     }
+    // Byte order on both engines (PostgreSQL's ORDER BY follows the database's collation).
+    out.sort_by(|a, b| (&a.environment, &a.service).cmp(&(&b.environment, &b.service)));
     Ok(out)
 }
 

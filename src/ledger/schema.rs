@@ -83,5 +83,13 @@ pub fn select_spans(cast: &str) -> String {
     )
 }
 
+/// The latest span of every environment/service (the unique key's index answers it).
+pub fn latest() -> String {
+    format!(
+        "SELECT {SPAN_COLUMNS} FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans \
+         WHERE environment = s.environment AND service = s.service) ORDER BY environment, service"
+    )
+}
+
 pub const SELECT_HEARTBEATS: &str =
     "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";

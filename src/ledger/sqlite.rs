@@ -184,6 +184,15 @@ impl Store for Sqlite {
         rows.into_iter().map(SpanRow::into_span).collect()
     }
 
+    fn latest(&mut self) -> Result<Vec<Span>> {
+        let mut stmt = self.conn.prepare_cached(&schema::latest())?;
+        let rows = stmt
+            .query_map([], span_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| self.at("reading the latest deployments"))?;
+        rows.into_iter().map(SpanRow::into_span).collect()
+    }
+
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>> {
         let mut stmt = self.conn.prepare_cached(schema::SELECT_HEARTBEATS)?;
         let rows = stmt

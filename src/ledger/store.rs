@@ -38,6 +38,8 @@ pub trait Store {
     fn update_span(&mut self, span: &Span) -> Result<()>;
     /// Spans matching `filter`, newest first.
     fn spans(&mut self, filter: &Filter) -> Result<Vec<Span>>;
+    /// The latest span of every environment/service, by environment and service.
+    fn latest(&mut self) -> Result<Vec<Span>>;
     /// Every heartbeat at or after `since`, oldest first.
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>>;
 }
