@@ -22,8 +22,9 @@ now=$(date -u -d @$((1700000000 + 730 * 86400)) +%Y-%m-%dT%H:%M:%SZ)
 export PRODIFF_NOW=$now
 cd "$work/repo"
 
-# SQLite: create the schema through prodiff (a first read migrates), then load the CSVs.
-"$bin" --ledger "$work/ledger.db" log >/dev/null 2>&1 || true
+# SQLite: create the schema through prodiff (a first record migrates), then load the CSVs.
+echo '{"workloads": [{"environment": "setup", "service": "setup", "image": "r.example.com/setup:1"}]}' > "$work/setup.json"
+"$bin" --ledger "$work/ledger.db" record --offline --inventory "$work/setup.json" >/dev/null
 python3 - "$work" <<'PY'
 import csv, sqlite3, sys
 w = sys.argv[1]
@@ -42,7 +43,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "${as[@]}" "$pg/initdb" -D "$work/pg" -U prodiff --auth=trust -E UTF8 --no-sync >/dev/null
 "${as[@]}" "$pg/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
 url="postgres://prodiff@127.0.0.1:$port/postgres"
-"$bin" --ledger "$url" log >/dev/null 2>&1 || true
+"$bin" --ledger "$url" record --offline --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
   -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change) FROM '$work/spans.csv' CSV" \
   -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "ANALYZE"
@@ -52,8 +53,25 @@ for ledger in "$work/ledger.db" "$url"; do
   "$bin" --ledger "$ledger" log production --since 7d | wc -l
   "$bin" --ledger "$ledger" when "$commit" | head -3
   "$bin" --ledger "$ledger" metrics --since 90d
-  hyperfine -N --warmup 1 --runs 5 \
+  hyperfine -N -i --warmup 1 --runs 5 \
     "$bin --ledger $ledger log --since 7d" \
     "$bin --ledger $ledger when $commit" \
     "$bin --ledger $ledger metrics --since 90d" 2>&1 | grep -E "Benchmark|Time"
 done
+
+# `record` against `status` on the same fleet: 200 services x 4 environments (800 workloads
+# from an inventory), into a ledger that already knows them (the steady state of `watch`).
+python3 - "$work" <<'PY'
+import json, subprocess, sys
+w = sys.argv[1]
+shas = subprocess.run(["git", "-C", f"{w}/repo", "rev-list", "main"], capture_output=True, text=True, check=True).stdout.split()
+rows = [{"environment": e, "service": f"svc{s:03d}", "image": f"r.example.com/svc{s:03d}:{s}",
+         "labels": {"org.opencontainers.image.revision": shas[(s * 7) % 500]}}
+        for e in ["dev", "staging", "production", "eu"] for s in range(200)]
+json.dump({"workloads": rows}, open(f"{w}/fleet.json", "w"))
+PY
+"$bin" --ledger "$work/fleet.db" record --offline --inventory "$work/fleet.json" | tail -1
+hyperfine -N -i --warmup 1 --runs 5 \
+  "$bin status --offline --inventory $work/fleet.json" \
+  "$bin --ledger $work/fleet.db record --offline --inventory $work/fleet.json" \
+  "$bin --ledger $url record --offline --inventory $work/fleet.json" 2>&1 | grep -E "Benchmark|Time"
