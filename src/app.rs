@@ -5,6 +5,7 @@
 mod init;
 mod release;
 mod shell;
+mod why;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
@@ -47,6 +48,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             Command::Contains(_) => Some("contains"),
             Command::Plan(_) => Some("plan"),
             Command::Rollback(_) => Some("rollback"),
+            Command::Why(_) => Some("why"),
             _ => None,
         };
         if let Some(name) = name {
@@ -61,6 +63,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Contains(args) => release::contains(&cli.global, args, out),
         Command::Plan(args) => release::plan(&cli.global, args, out),
         Command::Rollback(args) => release::rollback(&cli.global, args, out),
+        Command::Why(args) => why::why(&cli.global, args, out),
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),

@@ -124,6 +124,10 @@ pub enum Command {
     /// Is a commit or ticket deployed? Per service and environment. Exit 0 yes, 1 no, 4 partly.
     #[command(visible_alias = "is-deployed")]
     Contains(ContainsArgs),
+    /// Why a commit or ticket is not (yet) in an environment: the chain from the change to
+    /// each environment (repository, mainline, release, image, promotion path, seasoning,
+    /// blockers), the first link that breaks, and what to do next. Exit codes as `contains`.
+    Why(WhyArgs),
     /// Write a commented prodiff.toml from what is detected here: git tag scheme, Docker
     /// containers and contexts, Kubernetes contexts, image repositories.
     Init(InitArgs),
@@ -195,6 +199,19 @@ pub struct ContainsArgs {
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "ENV")]
     pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A commit SHA (full or abbreviated) or a ticket key (SHOP-123, #42).
+    #[arg(value_name = "COMMIT|TICKET")]
+    pub item: String,
+    /// Only these environments (repeatable); their predecessors are still consulted.
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
+    /// Only this service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

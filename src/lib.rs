@@ -29,3 +29,4 @@ pub mod report;
 pub mod resolve;
 pub mod source;
 pub mod tickets;
+pub mod why;

@@ -22,3 +22,4 @@ mod sources;
 mod util;
 mod util_registry;
 mod walk;
+mod why;

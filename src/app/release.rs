@@ -57,7 +57,7 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
 
 /// A SHA stands for itself; anything else is a ticket key, standing for every commit whose
 /// message mentions it in the history of the mainline and of everything running.
-fn query_commits(
+pub(super) fn query_commits(
     audit: &Audit,
     item: &str,
     index: &mut Option<HashMap<String, Vec<CommitId>>>,
@@ -105,7 +105,7 @@ fn mentions(audit: &Audit, text: &str) -> Result<usize> {
     Ok(n)
 }
 
-fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
+pub(super) fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
     let mut tips = vec![audit.mainline.1.clone()];
     tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
     tips.sort();
@@ -156,7 +156,12 @@ fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<V
     Ok(out)
 }
 
-fn running_state(audit: &Audit, d: &Deployment, commits: &[CommitId], pids: &mut PatchIds) -> Result<Running> {
+pub(super) fn running_state(
+    audit: &Audit,
+    d: &Deployment,
+    commits: &[CommitId],
+    pids: &mut PatchIds,
+) -> Result<Running> {
     let mut presences = Vec::new();
     if let Some(running) = &d.commit {
         for c in commits {
@@ -241,7 +246,7 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
 /// What the audit found about the run and about what runs (an unreachable source or
 /// registry, a shallow clone, conflicting evidence), for `service` when one is asked
 /// about, at their policy levels: the answer stands on them, as `status` would say.
-fn run_findings(audit: &Audit, service: Option<&str>) -> Vec<Finding> {
+pub(super) fn run_findings(audit: &Audit, service: Option<&str>) -> Vec<Finding> {
     let mut findings: Vec<Finding> = Vec::new();
     let about_running = audit.deployments.iter().flat_map(|d| &d.findings);
     for f in audit.findings.iter().chain(about_running) {
@@ -320,7 +325,7 @@ fn plan_target(audit: &Audit, d: &Deployment, to: &str) -> Result<(String, Commi
 
 /// The image tags git tag `git_tag` may stand for, through each template in reverse; the
 /// template that maps what runs now to its git tag first (the scheme the registry uses).
-fn image_tags_of(audit: &Audit, d: &Deployment, git_tag: &str, templates: &[String]) -> Vec<String> {
+pub(super) fn image_tags_of(audit: &Audit, d: &Deployment, git_tag: &str, templates: &[String]) -> Vec<String> {
     let running_tag = d.image.named().and_then(|r| r.tag.clone());
     let in_use =
         |t: &String| running_tag.as_ref().is_some_and(|tag| audit.repo.tag_commit(&t.replace("{tag}", tag)).is_some());
