@@ -17,6 +17,7 @@ Examples:
   prodiff diff production --service api           the exact commits, both ways
   prodiff check --format github --baseline b.json the CI gate
   prodiff contains SHOP-123 --env production      is it deployed?
+  prodiff why SHOP-123                            why not, and what has to happen?
   prodiff plan production --to v1.5.0             what would this deploy change?
   prodiff rollback production --exclude SHOP-120  which older release is safe?
   prodiff init                                    write a commented prodiff.toml
@@ -28,7 +29,7 @@ Exit codes (every command):
      repository, unknown environment or service, init refusing to overwrite)
   3  nothing denied, but something could not be observed (shallow clone, unreachable
      source or registry); --allow-incomplete makes it 0
-  4  contains only: deployed in some of the asked places, not all
+  4  contains and why only: deployed in some of the asked places, not all
 
 Environment:
   PRODIFF_NOW             pin \"now\" (RFC 3339) for lag and expiry rules
