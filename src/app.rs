@@ -20,8 +20,9 @@ use crate::enrich;
 use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history::{self, Detail};
+use crate::judge::report::{Check, Mainline, Report, Row};
 use crate::model::{Code, CommitId, Finding, Level};
-use crate::report::{self, Check, Format, Mainline, Report, Row, View};
+use crate::report::{self, Format, View};
 use crate::resolve::{self, Deployment};
 use crate::source::versions::{self, Reported};
 use crate::source::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
@@ -393,7 +394,7 @@ impl Audit {
                     .min();
                 let lag =
                     cmp.missing().filter_map(|c| chrono::DateTime::parse_from_rfc3339(&c.committed_at).ok()).min();
-                row.promotion = Some(report::Promotion {
+                row.promotion = Some(crate::judge::report::Promotion {
                     environment: pred.clone(),
                     commit: pc.clone(),
                     behind: cmp.missing().count(),
@@ -477,7 +478,7 @@ impl Audit {
         let complete =
             !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
         let mut report = Report {
-            schema_version: report::SCHEMA_VERSION,
+            schema_version: crate::judge::report::SCHEMA_VERSION,
             command: command.to_string(),
             repository: self.repo.path().display().to_string(),
             mainline: Mainline { name: self.mainline.0, commit: self.mainline.1 },

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::judge::report::{Report, SCHEMA_VERSION};
 use crate::model::Level;
-use crate::report::{Report, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {

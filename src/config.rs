@@ -4,6 +4,10 @@
 //! Without a file, `Config::default()` is the zero-config behaviour: services are named after
 //! the image repository, image tags map to `v{tag}` or `{tag}`, the mainline is detected.
 
+pub mod history;
+pub mod judge;
+pub mod observe;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -12,15 +16,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{Code, Level};
-use crate::policy::{Exception, LagRule, Policy, SeasoningRule};
 use crate::reference::ImageRef;
-use crate::registry::Platform;
-use crate::source::declared::DeclaredSource;
-use crate::source::docker::HostSpec;
-use crate::source::http::Endpoint;
-use crate::source::kubernetes::PodSource;
-use crate::source::versions::VersionSource;
-use crate::tickets::TicketMatcher;
+use history::TicketMatcher;
+use judge::{Exception, LagRule, Policy, SeasoningRule};
+use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
 
 /// The file looked for in the repository root when `--config` is not given.
 pub const FILE_NAME: &str = "prodiff.toml";
@@ -65,7 +64,7 @@ pub struct RegistryConfig {
     /// The platform picked from multi-platform indexes.
     pub platform: Platform,
     /// Bounds on what a registry may make prodiff read.
-    pub limits: crate::registry::Limits,
+    pub limits: observe::Limits,
 }
 
 impl Default for RegistryConfig {
@@ -74,7 +73,7 @@ impl Default for RegistryConfig {
             insecure: Vec::new(),
             timeout: std::time::Duration::from_secs(10),
             platform: Platform::default(),
-            limits: crate::registry::Limits::default(),
+            limits: observe::Limits::default(),
         }
     }
 }
@@ -302,7 +301,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let bytes =
             std::fs::read(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
-        let text = crate::source::utf8(bytes).map_err(|(line, column, message)| ConfigError::Invalid {
+        let text = observe::utf8(bytes).map_err(|(line, column, message)| ConfigError::Invalid {
             path: path.to_path_buf(),
             line,
             column,
@@ -676,7 +675,7 @@ fn docker_host(value: &toml::Value) -> Result<HostSpec, String> {
     match value {
         toml::Value::String(s) if s == "default" => Ok(HostSpec::Default),
         toml::Value::String(s) if SCHEMES.iter().any(|p| s.starts_with(p)) => {
-            crate::source::docker::check_ssh(s)?;
+            observe::check_ssh(s)?;
             Ok(HostSpec::Url(s.clone()))
         }
         toml::Value::Table(t) => match (t.get("context"), t.len()) {

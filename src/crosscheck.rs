@@ -3,20 +3,10 @@
 //! the reported commits beside its own, and a `sources-disagree` finding when they name
 //! different commits, saying which source says what. Pure: commits are resolved before.
 
-use serde::Serialize;
-
+use crate::judge::report::{Declared, Row};
 use crate::model::{Code, CommitId, Evidence, EvidenceKind, Finding};
-use crate::report::Row;
 use crate::resolve::Deployment;
 use crate::source::versions::Reported;
-
-/// What the GitOps repository declares for a row's service.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Declared {
-    pub image: String,
-    pub commit: Option<CommitId>,
-    pub origin: String,
-}
 
 /// Attaches declared and reported state to `rows`; returns findings for declared or
 /// reported services that nothing runs.

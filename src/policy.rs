@@ -2,54 +2,12 @@
 //! and expiry dates. `apply` is the one place findings get their final level; it is pure
 //! (today's date is an argument) so every rule is unit-tested.
 
-use std::collections::BTreeMap;
+use chrono::{DateTime, Utc};
 
-use chrono::{DateTime, NaiveDate, Utc};
-
+use crate::judge::report::Report;
 use crate::model::{Code, Finding, Level};
-use crate::report::Report;
 
-#[derive(Clone, Debug, Default)]
-pub struct Policy {
-    /// Levels that differ from each code's default.
-    pub levels: BTreeMap<Code, Level>,
-    pub lag: Vec<LagRule>,
-    pub exceptions: Vec<Exception>,
-    pub seasoning: Vec<SeasoningRule>,
-}
-
-/// A release may reach `environment` only after running in its predecessor for `min_days`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SeasoningRule {
-    pub environment: String,
-    pub min_days: i64,
-    pub origin: String,
-}
-
-/// How far an environment may lag the mainline, or its predecessor in the promotion path.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LagRule {
-    /// `None`: every environment.
-    pub environment: Option<String>,
-    /// Against the predecessor in `promotion` instead of the mainline.
-    pub predecessor: bool,
-    pub max_commits: Option<usize>,
-    pub max_days: Option<i64>,
-    /// `prodiff.toml:12`, for messages.
-    pub origin: String,
-}
-
-/// An accepted finding: matched by code and optionally environment, service and key.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Exception {
-    pub code: Code,
-    pub environment: Option<String>,
-    pub service: Option<String>,
-    pub key: Option<String>,
-    pub reason: String,
-    pub expires: Option<NaiveDate>,
-    pub origin: String,
-}
+pub use crate::config::judge::{Exception, LagRule, Policy, SeasoningRule};
 
 impl Exception {
     fn matches(&self, f: &Finding) -> bool {
@@ -144,7 +102,7 @@ impl Policy {
 
     /// Seasoning: the running commit must have run in the predecessor for `min_days` before
     /// it was deployed here (now, when the deployment time is unknown).
-    fn seasoning_findings(&self, row: &crate::report::Row, now: DateTime<Utc>) -> Vec<Finding> {
+    fn seasoning_findings(&self, row: &crate::judge::report::Row, now: DateTime<Utc>) -> Vec<Finding> {
         let mut out = Vec::new();
         for rule in self.seasoning.iter().filter(|r| r.environment == row.environment) {
             let at =
@@ -243,7 +201,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Mainline, Report, Row, SCHEMA_VERSION};
+    use crate::judge::report::{Mainline, Report, Row, SCHEMA_VERSION};
 
     fn report(findings: Vec<Finding>) -> Report {
         Report {

@@ -1,36 +1,13 @@
 //! Ticket keys in commit messages: Jira-style `KEY-123`, GitHub `#123`, or the team's own
 //! patterns. Pure: a `TicketMatcher` is built once from config and applied to messages.
 
-use regex::Regex;
-
-/// The defaults: Jira keys and GitHub issue numbers.
-/// ASCII word boundaries (`(?-u:\b)`): ticket keys are ASCII, and Unicode boundaries make
-/// the scan of 150k messages several times slower.
-/// No capture groups either: `find_iter` runs on the fast DFA, `captures_iter` does not.
-/// The GitHub pattern's leading context character is trimmed off afterwards.
-pub const DEFAULT_PATTERNS: &[&str] =
-    &[r"(?-u:\b)[A-Z][A-Z0-9_]+-[0-9]+(?-u:\b)", r"(?:^|[^0-9A-Za-z_&/])#[0-9]+(?-u:\b)"];
+pub use crate::config::history::{TicketMatcher, DEFAULT_PATTERNS};
 
 /// Upper-case words that look like Jira keys in ordinary prose (`UTF-8`, `SHA-256`).
 /// Only the default Jira pattern skips them; a configured pattern is taken as written.
 const NOT_TICKETS: &[&str] = &["UTF", "SHA", "ISO", "RFC", "CVE", "HTTP", "TLS", "SSL", "AES", "RSA", "PEP", "MD"];
 
-#[derive(Clone, Debug)]
-pub struct TicketMatcher {
-    patterns: Vec<Regex>,
-    defaults: bool,
-}
-
 impl TicketMatcher {
-    pub fn defaults() -> TicketMatcher {
-        let patterns = DEFAULT_PATTERNS.iter().map(|p| Regex::new(p).expect("default ticket pattern")).collect();
-        TicketMatcher { patterns, defaults: true }
-    }
-
-    pub fn new(patterns: Vec<Regex>) -> TicketMatcher {
-        TicketMatcher { patterns, defaults: false }
-    }
-
     /// Ticket keys in `message`, in order of first appearance, without duplicates. A pattern
     /// with a capture group contributes group 1, otherwise its whole match.
     pub fn find(&self, message: &str) -> Vec<String> {
@@ -94,6 +71,7 @@ fn is_key_start(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     #[test]
     fn finds_jira_and_github_keys_once_each() {

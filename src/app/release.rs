@@ -12,13 +12,14 @@ use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
 use crate::contains::{self, PatchIds, Presence, State};
 use crate::git::Lookup;
 use crate::history::{self, Detail};
+use crate::judge::report::{Mainline, SCHEMA_VERSION};
 use crate::model::{Code, CommitId, Finding, ImageRef};
 use crate::release::{self, Version};
 use crate::report::workflows::{
     self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
     Running, ServicePlan, ServiceRollback,
 };
-use crate::report::{Format, Mainline, SCHEMA_VERSION};
+use crate::report::Format;
 use crate::resolve::Deployment;
 
 pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
@@ -39,7 +40,7 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
     let findings = run_findings(&audit, None);
     // A shallow clone leaves an answer unknown only where the known history does not
     // suffice: those answers say so themselves.
-    let complete = crate::report::is_complete(findings.iter().filter(|f| f.code != Code::ShallowClone))
+    let complete = crate::judge::report::is_complete(findings.iter().filter(|f| f.code != Code::ShallowClone))
         && !states.contains(&State::Unknown);
     let report = ContainsReport {
         schema_version: SCHEMA_VERSION,
@@ -231,8 +232,8 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
     }
     let all = || report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings));
-    report.complete = crate::report::is_complete(all());
-    let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
+    report.complete = crate::judge::report::is_complete(all());
+    let code = crate::judge::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_plan(&report, g.format, out)?;
     super::job_summary(g, |file| workflows::render_plan(&report, Format::Markdown, file))?;
     Ok(code)
@@ -487,8 +488,8 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
         findings,
     };
     let all = || report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings));
-    report.complete = crate::report::is_complete(all());
-    let code = crate::report::exit_code(all(), report.complete, g.allow_incomplete);
+    report.complete = crate::judge::report::is_complete(all());
+    let code = crate::judge::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_rollback(&report, g.format, out)?;
     super::job_summary(g, |file| workflows::render_rollback(&report, Format::Markdown, file))?;
     Ok(code)

@@ -17,44 +17,11 @@ pub fn accept() -> String {
         .join(", ")
 }
 
-/// A platform as `os/architecture[/variant]` (`linux/amd64`, `linux/arm64/v8`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
+pub use crate::config::observe::Platform;
 
 impl Platform {
-    pub fn parse(s: &str) -> Option<Platform> {
-        let mut parts = s.split('/');
-        let os = parts.next().filter(|p| !p.is_empty())?;
-        let architecture = parts.next().filter(|p| !p.is_empty())?;
-        let variant = parts.next().map(str::to_string);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform { os: os.to_string(), architecture: architecture.to_string(), variant })
-    }
-
     fn matches(&self, p: &RawPlatform) -> bool {
         p.os == self.os && p.architecture == self.architecture && (self.variant.is_none() || self.variant == p.variant)
-    }
-}
-
-impl Default for Platform {
-    fn default() -> Platform {
-        Platform::parse("linux/amd64").unwrap()
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
     }
 }
 

@@ -39,23 +39,7 @@ pub const CONFIG_LIMIT: usize = 8 << 20;
 /// The largest page of a tag list.
 pub const TAGS_LIMIT: usize = 4 << 20;
 
-/// The bounds a registry peer cannot push prodiff past (`[registry]` in prodiff.toml sets
-/// them; the README's "Limits" table lists them with the fixed ones).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Tags listed at most per repository; a longer list is an error, not a partial answer.
-    pub max_tags: usize,
-    /// Tag-list pages followed at most.
-    pub max_tag_pages: usize,
-    /// Entries an index may list; a longer index is refused.
-    pub max_index_entries: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits { max_tags: 10_000, max_tag_pages: 100, max_index_entries: 256 }
-    }
-}
+pub use crate::config::observe::Limits;
 
 /// Why a registry could not answer. Names the registry and what was asked, never credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,20 +11,7 @@ use super::SourceError;
 use crate::git::Repo;
 use crate::model::{ImageSpec, Workload};
 
-/// Where one environment's declared state lives.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeclaredSource {
-    pub repo: std::path::PathBuf,
-    pub rev: String,
-    /// A file or directory in that repository.
-    pub path: String,
-}
-
-impl DeclaredSource {
-    pub fn describe(&self) -> String {
-        format!("{}@{}:{}", self.repo.display(), self.rev, self.path)
-    }
-}
+pub use crate::config::observe::DeclaredSource;
 
 /// The images declared for `environment`, as workloads (one per declared service).
 pub fn read(source: &DeclaredSource, environment: &str) -> Result<Vec<Workload>, SourceError> {

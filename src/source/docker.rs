@@ -60,14 +60,7 @@ pub fn endpoint(spec: &HostSpec) -> Result<Endpoint, context::ContextError> {
     Ok(at)
 }
 
-/// Why an `ssh://` host cannot be used (a password in it, a path), in words that never
-/// repeat the URL; `Ok` for other schemes.
-pub fn check_ssh(url: &str) -> Result<(), String> {
-    match url.starts_with("ssh://") {
-        true => ssh::Target::parse(url).map(|_| ()),
-        false => Ok(()),
-    }
-}
+pub use crate::config::observe::check_ssh;
 
 /// Whether a workload is audited; per-replica findings (`stale-tag`, `untagged-image`) are
 /// raised only for those.

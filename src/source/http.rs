@@ -4,8 +4,6 @@
 //! store. One request at a time, each bounded by a timeout; an endpoint that is slow, fails
 //! or answers something that names no commit is `source-unreachable`, naming the URL.
 
-use std::time::Duration;
-
 use regex::Regex;
 
 use super::versions::Reported;
@@ -14,16 +12,7 @@ use crate::model::{Code, Finding};
 /// Bodies larger than this are not read: a version endpoint answers in bytes, not megabytes.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    pub service: String,
-    pub url: String,
-    /// JSON pointer to the commit (`/build/git`); default: Dockerflow's `/commit`.
-    pub pointer: Option<String>,
-    /// A regex whose group 1 (or whole match) is the commit, for non-JSON bodies.
-    pub regex: Option<Regex>,
-    pub timeout: Duration,
-}
+pub use crate::config::observe::Endpoint;
 
 /// Asks every endpoint of `environment`, one after another, on the current runtime.
 pub fn read(endpoints: &[Endpoint], environment: &str) -> (Vec<Reported>, Vec<Finding>) {

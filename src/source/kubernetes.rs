@@ -9,7 +9,7 @@
 //! (still pulling, crash-looping) is a `pending-workload` finding, not a workload.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,14 +24,7 @@ use crate::model::{Code, Digest, Finding, ImageRef, ImageSpec, Workload};
 /// Labels that name an application, most specific first.
 const APP_LABELS: &[&str] = &["app.kubernetes.io/name", "app"];
 
-/// Where pods come from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PodSource {
-    /// `kubectl get pods -o json` output saved to a file (`-`: stdin).
-    File(PathBuf),
-    /// A live cluster through `kubectl`.
-    Live { context: Option<String>, namespace: Option<String>, selector: Option<String> },
-}
+pub use crate::config::observe::PodSource;
 
 #[derive(Deserialize)]
 struct PodList {

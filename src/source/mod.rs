@@ -86,17 +86,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SourceError> {
     })
 }
 
-/// `bytes` as text, or where the first byte that is not UTF-8 is: (line, column, message).
-pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String, (usize, usize, String)> {
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or_default();
-        let line = valid.matches('\n').count() + 1;
-        let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-        let byte = e.as_bytes().get(at).copied().unwrap_or(0);
-        (line, column, format!("invalid UTF-8 (byte 0x{byte:02x} at offset {at})"))
-    })
-}
+pub(crate) use crate::config::observe::utf8;
 
 /// Parses JSON into `T`; an error names the key path (`workloads[3].labels: …`), the line
 /// and column, and quotes at most `redact::EXCERPT` characters of a bad value.

@@ -9,15 +9,7 @@ use std::process::Command;
 use super::SourceError;
 use crate::model::{Code, Finding};
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum VersionSource {
-    File(PathBuf),
-    /// Run with `sh -c` from the config file's directory.
-    Command {
-        command: String,
-        dir: PathBuf,
-    },
-}
+pub use crate::config::observe::VersionSource;
 
 /// One service's commit as a version store reports it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

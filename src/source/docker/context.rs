@@ -15,16 +15,7 @@ use sha2::{Digest as _, Sha256};
 /// The daemon the docker CLI talks to when nothing says otherwise.
 pub const LOCAL_SOCKET: &str = "unix:///var/run/docker.sock";
 
-/// One Docker host entry of the config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostSpec {
-    /// `unix:///…`, `tcp://…`, `ssh://…`: that daemon.
-    Url(String),
-    /// `"default"`: whatever the docker CLI would talk to.
-    Default,
-    /// `{ context = "NAME" }`: that Docker context.
-    Context(String),
-}
+pub use crate::config::observe::HostSpec;
 
 /// A daemon to audit, and how it was chosen (for the report header and messages).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -24,47 +24,9 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-/// `ssh://[user@]host[:port]`, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-}
+pub use crate::config::observe::SshTarget as Target;
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("ssh://").ok_or("not an ssh:// URL")?.trim_end_matches('/');
-        if rest.contains('/') {
-            return Err("an ssh:// host takes no path (ssh://user@host[:port])".into());
-        }
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, _)) if u.contains(':') => {
-                // Never echo it: the part after ':' is a password.
-                return Err(
-                    "a password in an ssh:// URL is not supported: use a key (ssh-agent or ~/.ssh/config)".into()
-                );
-            }
-            Some((u, h)) => (Some(u.to_string()), h),
-            None => (None, rest),
-        };
-        let (host, port) = match hostport.strip_prefix('[') {
-            Some(v6) => {
-                let (h, after) = v6.split_once(']').ok_or("an unclosed [ in the ssh:// host")?;
-                (h, after.strip_prefix(':'))
-            }
-            None => match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            },
-        };
-        let port = port.map(|p| p.parse::<u16>().map_err(|_| format!("{p:?} is not a port"))).transpose()?;
-        if host.is_empty() || host.starts_with('-') {
-            return Err("no host in the ssh:// URL".into());
-        }
-        Ok(Target { user: user.filter(|u| !u.is_empty()), host: host.to_string(), port })
-    }
-
     /// The docker CLI's arguments, plus BatchMode.
     pub fn args(&self, timeout: Duration) -> Vec<String> {
         let mut a = vec!["-o".to_string(), format!("ConnectTimeout={}", timeout.as_secs().max(1))];
