@@ -188,7 +188,7 @@ impl Repo {
             graph_broken: Default::default(),
             walks: Default::default(),
             touched: Default::default(),
-            patches: patch::Patches::new(crate::registry::cache::dir_from_env()),
+            patches: patch::Patches::new(crate::cache_dir::dir_from_env()),
             boundary: Default::default(),
         })
     }

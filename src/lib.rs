@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod baseline;
+pub mod cache_dir;
 pub mod cli;
 pub mod compare;
 pub mod config;

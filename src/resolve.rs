@@ -22,9 +22,6 @@ static SHA_TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(sha-|sha_|sha|git-|commit-|g)?([0-9a-f]{7,40})$").unwrap());
 /// `main-9f3c2e1`, `1.4.2-9f3c2e1`: a build tag ending in a commit id.
 static SUFFIX_SHA_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._]+-g?([0-9a-f]{7,40})$").unwrap());
-/// `1.4.2`, `v2.0.0-rc.1`, `2026.11`: tags that name a release.
-static VERSION_TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^v?[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]+)?$").unwrap());
 
 /// What a resolver needs from a repository. `git::Repo` is the real one.
 pub trait Commits {
@@ -115,21 +112,7 @@ pub fn deployments(workloads: &[Workload], config: &Config, repo: &impl Commits,
     deployments_with(workloads, &HashMap::new(), config, repo, shallow)
 }
 
-/// The key registry facts are stored under for a workload: its image and running digests.
-pub fn registry_key(w: &Workload) -> String {
-    let mut key = w.image.to_string();
-    for d in w.digests() {
-        key.push('|');
-        key.push_str(d.as_str());
-    }
-    key
-}
-
-/// Whether an image tag names a release (`1.4.2`, `v2.0.0-rc.1`), as opposed to `latest`
-/// or a build tag.
-pub fn is_release_tag(tag: &str) -> bool {
-    VERSION_TAG.is_match(tag)
-}
+pub use crate::model::{is_release_tag, registry_key};
 
 /// `deployments`, with what registries said about each workload's image (by `registry_key`).
 pub fn deployments_with(
@@ -345,7 +328,7 @@ fn registry_labels(w: &Workload, f: &RegistryFacts) -> Vec<(String, String)> {
 fn registry_tags(f: &RegistryFacts, own: Option<&str>, git_tags: &[String], repo: &impl Commits) -> Vec<Evidence> {
     let mut out = Vec::new();
     for tag in &f.tags {
-        if Some(tag.as_str()) == own || !VERSION_TAG.is_match(tag) {
+        if Some(tag.as_str()) == own || !is_release_tag(tag) {
             continue;
         }
         let found = git_tags.iter().find_map(|t| {
@@ -397,7 +380,7 @@ fn tag_evidence(
             return;
         }
     }
-    if VERSION_TAG.is_match(tag) {
+    if is_release_tag(tag) {
         let tried: Vec<String> = git_tags
             .iter()
             .filter(|t| !(t.starts_with("v{tag}") && tag.starts_with('v')))

@@ -6,7 +6,7 @@
 //! Entries are re-hashed on read; a corrupt entry is ignored and refetched. A cache that
 //! cannot be written is not an error: prodiff then just asks the registry again.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::reference::Digest;
 
@@ -46,23 +46,7 @@ impl Cache {
     }
 }
 
-/// The cache directory (see the module docs); also where git keeps its immutable facts.
-pub fn dir_from_env() -> Option<PathBuf> {
-    std::env::var_os("PRODIFF_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(|x| PathBuf::from(x).join("prodiff"))
-        })
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/prodiff")))
-}
-
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("cache paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
+pub use crate::cache_dir::{dir_from_env, write_atomically};
 
 #[cfg(test)]
 mod tests {
