@@ -6,28 +6,18 @@
 //! `app` holds the short orchestration, one function per command; `main.rs` only parses
 //! arguments and maps the outcome to an exit code.
 
-pub mod app;
-pub mod baseline;
 pub mod cache_dir;
 pub mod cli;
-pub mod compare;
+pub mod commands;
 pub mod config;
-pub mod contains;
-pub mod crosscheck;
 pub mod diag;
-pub mod enrich;
 pub mod exit;
 pub mod git;
 pub mod history;
-pub mod init;
 pub mod judge;
 pub mod model;
-pub mod policy;
+pub mod observe;
 pub mod redact;
 pub mod reference;
-pub mod registry;
-pub mod release;
 pub mod report;
 pub mod resolve;
-pub mod source;
-pub mod tickets;

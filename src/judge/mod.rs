@@ -2,4 +2,7 @@
 //! verdict — the policy's levels, cross-checks between sources, the baseline's change.
 //! It fills in the `Report` data (`report`), which the renderers only read.
 
+pub mod baseline;
+pub mod crosscheck;
+pub mod policy;
 pub mod report;

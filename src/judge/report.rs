@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::compare::Comparison;
+use crate::history::compare::Comparison;
 use crate::model::{CommitId, Digest, Evidence, Finding, Level};
 use crate::resolve::{Deployment, Instance};
 
@@ -36,7 +36,7 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The Docker daemons audited: host, context and what chose them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub daemons: Vec<crate::source::Daemon>,
+    pub daemons: Vec<crate::observe::Daemon>,
     /// Declared (GitOps) state, compared with the mainline like what runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub declared: Vec<Row>,

@@ -5,8 +5,8 @@
 
 use crate::judge::report::{Declared, Row};
 use crate::model::{Code, CommitId, Evidence, EvidenceKind, Finding};
+use crate::observe::versions::Reported;
 use crate::resolve::Deployment;
-use crate::source::versions::Reported;
 
 /// Attaches declared and reported state to `rows`; returns findings for declared or
 /// reported services that nothing runs.

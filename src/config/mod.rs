@@ -7,6 +7,7 @@
 pub mod history;
 pub mod judge;
 pub mod observe;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,11 @@
 
 pub mod declared;
 pub mod docker;
+pub mod enrich;
 pub mod http;
 pub mod inventory;
 pub mod kubernetes;
+pub mod registry;
 pub mod replicas;
 pub mod versions;
 

@@ -2,14 +2,19 @@
 //! and a target, each commit's record and patch-id, and the service's path filter.
 //! The only place where comparison touches git.
 
+pub mod compare;
+pub mod contains;
+pub mod release;
+pub mod tickets;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::compare::{Comparison, Side};
 use crate::git::{Brief, CommitInfo, GitError, Repo};
+use crate::history::compare::{Comparison, Side};
+use crate::history::tickets::TicketMatcher;
 use crate::model::{CommitId, CommitRecord};
-use crate::tickets::TicketMatcher;
 
 /// How much of the target's side a comparison reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,20 +12,20 @@ use std::io::{IsTerminal, Write};
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
-use crate::baseline::Baseline;
 use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, SnapshotArgs, StatusArgs};
 use crate::config::Config;
-use crate::crosscheck;
-use crate::enrich;
 use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history::{self, Detail};
+use crate::judge::baseline::Baseline;
+use crate::judge::crosscheck;
 use crate::judge::report::{Check, Mainline, Report, Row};
 use crate::model::{Code, CommitId, Finding, Level};
+use crate::observe::enrich;
+use crate::observe::versions::{self, Reported};
+use crate::observe::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
 use crate::report::{self, Format, View};
 use crate::resolve::{self, Deployment};
-use crate::source::versions::{self, Reported};
-use crate::source::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
 
 /// Runs the command and returns its exit code (see `exit`).
 /// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
@@ -240,7 +240,7 @@ struct Audit {
     reported: Vec<(Reported, Option<CommitId>)>,
     findings: Vec<Finding>,
     /// The Docker daemons asked (for the report header).
-    daemons: Vec<crate::source::Daemon>,
+    daemons: Vec<crate::observe::Daemon>,
     /// How much of the mainline's side comparisons read: everything, unless the view only
     /// counts it.
     detail: Detail,

@@ -22,8 +22,8 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::model::{is_release_tag, registry_key};
 use crate::model::{Code, Digest, Finding, ImageRef, RegistryFacts, Workload};
-use crate::registry::cache::Cache;
-use crate::registry::{ImageFacts, Options, Registry, RegistryError};
+use crate::observe::registry::cache::Cache;
+use crate::observe::registry::{ImageFacts, Options, Registry, RegistryError};
 
 /// Tags HEADed at most per repository when looking for the tags of a running image.
 pub const MAX_TAG_HEADS: usize = 100;

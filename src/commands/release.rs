@@ -9,12 +9,12 @@ use anyhow::{bail, Result};
 
 use super::Audit;
 use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
-use crate::contains::{self, PatchIds, Presence, State};
 use crate::git::Lookup;
+use crate::history::contains::{self, PatchIds, Presence, State};
+use crate::history::release::{self, Version};
 use crate::history::{self, Detail};
 use crate::judge::report::{Mainline, SCHEMA_VERSION};
 use crate::model::{Code, CommitId, Finding, ImageRef};
-use crate::release::{self, Version};
 use crate::report::workflows::{
     self, Answer, Candidate, ContainsReport, Excluded, FileChange, FilePatch, PlanReport, QueryAnswer, RollbackReport,
     Running, ServicePlan, ServiceRollback,
@@ -390,7 +390,7 @@ fn service_plan(
 
 fn plan_findings(
     d: &Deployment,
-    cmp: &crate::compare::Comparison,
+    cmp: &crate::history::compare::Comparison,
     rollback: bool,
     files: &[FileChange],
 ) -> Vec<Finding> {
@@ -564,7 +564,7 @@ fn check_images(services: &mut [ServiceRollback], config: &crate::config::Config
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
     let _p = crate::diag::progress(asking(&refs, "rollback candidate"));
-    let answers = crate::enrich::tag_digests(&rt, &refs, config);
+    let answers = crate::observe::enrich::tag_digests(&rt, &refs, config);
     for s in services.iter_mut() {
         for c in &mut s.candidates {
             match answers.get(&c.image) {
@@ -600,7 +600,7 @@ fn check_target_images(plans: &mut [ServicePlan], config: &crate::config::Config
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| anyhow::anyhow!("no async runtime: {e}"))?;
     let _p = crate::diag::progress(asking(&refs, "target"));
-    let answers = crate::enrich::tag_digests(&rt, &refs, config);
+    let answers = crate::observe::enrich::tag_digests(&rt, &refs, config);
     for p in plans.iter_mut().filter(|p| !p.image_tags.is_empty()) {
         let found = p.image_tags.iter().find_map(|i| match answers.get(i) {
             Some(Ok(Some(digest))) => Some(format!("{i}@{digest}")),

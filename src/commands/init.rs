@@ -1,6 +1,6 @@
 //! `prodiff init`: detects what it can (the repository's tags and mainline, the local
 //! Docker daemon's containers, Docker and kubectl contexts) and writes the commented
-//! config `crate::init` renders. Read-only everywhere but the one file it writes, which it
+//! config `crate::config::template` renders. Read-only everywhere but the one file it writes, which it
 //! never overwrites without `--force`.
 
 use std::io::Write;
@@ -10,9 +10,9 @@ use std::process::Command;
 use anyhow::{bail, Context as _, Result};
 
 use crate::cli::{Global, InitArgs};
+use crate::config::template::{self, Detected, Image};
 use crate::config::Config;
 use crate::git::Repo;
-use crate::init::{self, Detected, Image};
 use crate::model::Code;
 
 pub(super) fn init(g: &Global, args: &InitArgs, out: &mut dyn Write) -> Result<u8> {
@@ -23,7 +23,7 @@ pub(super) fn init(g: &Global, args: &InitArgs, out: &mut dyn Write) -> Result<u
         bail!("{} exists: prodiff init does not overwrite it (pass --force to)", target.display());
     }
     let detected = detect(&repo, !args.no_detect)?;
-    let text = init::render(&detected, &super::now()?.format("%Y-%m-%d").to_string());
+    let text = template::render(&detected, &super::now()?.format("%Y-%m-%d").to_string());
     // What init writes must load: a failure here is a bug in init, not in the user's setup.
     Config::parse(&text, &target).context("prodiff init wrote a config that does not load (a bug)")?;
     if to_stdout {
@@ -44,7 +44,7 @@ fn detect(repo: &Repo, look_around: bool) -> Result<Detected> {
     let tags: Vec<String> = repo.tags()?.into_iter().map(|(name, _)| name).collect();
     let mut d = Detected {
         mainline: repo.mainline(None).ok().map(|(name, _)| name),
-        tag_schemes: init::tag_schemes(&tags),
+        tag_schemes: template::tag_schemes(&tags),
         ..Detected::default()
     };
     if !look_around {
@@ -62,7 +62,7 @@ fn detect(repo: &Repo, look_around: bool) -> Result<Detected> {
 
 /// The local daemon's containers, one entry per image repository.
 fn docker_images(repo: &Repo, d: &mut Detected) -> Result<()> {
-    let local = crate::source::docker::endpoint(&crate::source::docker::HostSpec::Default)?;
+    let local = crate::observe::docker::endpoint(&crate::observe::docker::HostSpec::Default)?;
     let host = local.host.clone();
     let everything = |_: &crate::model::Workload| true;
     let seen =
