@@ -23,7 +23,7 @@ pub(super) fn init(g: &Global, args: &InitArgs, out: &mut dyn Write) -> Result<u
         bail!("{} exists: prodiff init does not overwrite it (pass --force to)", target.display());
     }
     let detected = detect(&repo, !args.no_detect)?;
-    let text = template::render(&detected, &super::now()?.format("%Y-%m-%d").to_string());
+    let text = template::render(&detected, &super::pipeline::now()?.format("%Y-%m-%d").to_string());
     // What init writes must load: a failure here is a bug in init, not in the user's setup.
     Config::parse(&text, &target).context("prodiff init wrote a config that does not load (a bug)")?;
     if to_stdout {
@@ -65,8 +65,9 @@ fn docker_images(repo: &Repo, d: &mut Detected) -> Result<()> {
     let local = crate::observe::docker::endpoint(&crate::observe::docker::HostSpec::Default)?;
     let host = local.host.clone();
     let everything = |_: &crate::model::Workload| true;
-    let seen =
-        super::observe_docker(&[(local, false)], "local", &Config::default(), &everything)?.pop().unwrap_or_default();
+    let seen = super::pipeline::observe_docker(&[(local, false)], "local", &Config::default(), &everything)?
+        .pop()
+        .unwrap_or_default();
     if let Some(f) = seen.findings.iter().find(|f| f.code == Code::SourceUnreachable) {
         d.notes.push(format!("Docker containers: {}", f.message));
         return Ok(());
@@ -78,7 +79,7 @@ fn docker_images(repo: &Repo, d: &mut Detected) -> Result<()> {
         let repository = image.familiar_name();
         // Instances are `HOST/NAME`: the host is said once, in the environment's comment.
         let container = w.instance.as_deref().and_then(|i| i.rsplit('/').next()).unwrap_or("a container").to_string();
-        let ours = super::built_here(w, repo, origin.as_deref());
+        let ours = super::pipeline::built_here(w, repo, origin.as_deref());
         match d.images.iter_mut().find(|i| i.repository == repository) {
             Some(i) => {
                 i.containers.push(container);

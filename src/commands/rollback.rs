@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use super::Audit;
+use super::pipeline::Audit;
 use crate::cli::{ContainsArgs, Global, PlanArgs, RollbackArgs};
 use crate::git::Lookup;
 use crate::history::contains::{self, PatchIds, Presence, State};
@@ -52,7 +52,7 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
         findings,
     };
     workflows::render_contains(&report, g.format, out)?;
-    super::job_summary(g, |file| workflows::render_contains(&report, Format::Markdown, file))?;
+    super::pipeline::job_summary(g, |file| workflows::render_contains(&report, Format::Markdown, file))?;
     Ok(contains::verdict_of(&states, complete || g.allow_incomplete))
 }
 
@@ -183,7 +183,7 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
     audit.only(std::slice::from_ref(&args.environment))?;
     audit.only_service(args.service.as_deref(), &args.environment)?;
     let env_targets =
-        audit.all.iter().any(|d| d.environment == args.to).then(|| super::env_targets(&audit.all, &args.to));
+        audit.all.iter().any(|d| d.environment == args.to).then(|| super::pipeline::env_targets(&audit.all, &args.to));
     let mut services = Vec::new();
     for d in running_per_service(&audit) {
         let Some(running) = &d.commit else {
@@ -235,7 +235,7 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
     report.complete = crate::judge::report::is_complete(all());
     let code = crate::judge::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_plan(&report, g.format, out)?;
-    super::job_summary(g, |file| workflows::render_plan(&report, Format::Markdown, file))?;
+    super::pipeline::job_summary(g, |file| workflows::render_plan(&report, Format::Markdown, file))?;
     Ok(code)
 }
 
@@ -491,7 +491,7 @@ pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> 
     report.complete = crate::judge::report::is_complete(all());
     let code = crate::judge::report::exit_code(all(), report.complete, g.allow_incomplete);
     workflows::render_rollback(&report, g.format, out)?;
-    super::job_summary(g, |file| workflows::render_rollback(&report, Format::Markdown, file))?;
+    super::pipeline::job_summary(g, |file| workflows::render_rollback(&report, Format::Markdown, file))?;
     Ok(code)
 }
 
