@@ -1,5 +1,6 @@
 //! The shared steps of every command: load the audit (config, repository, sources,
-//! resolution), compare, cross-check, finish the report and emit it.
+//! resolution), narrow it, compare with history, cross-check, finish the report (the
+//! policy judges it) and emit it. Commands are short stories told with these steps.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
@@ -7,136 +8,19 @@ use std::io::{IsTerminal, Write};
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
-use crate::cli::{CheckArgs, Cli, ColorChoice, Command, DiffArgs, Global, SnapshotArgs, StatusArgs};
+use crate::cli::{ColorChoice, Global};
 use crate::config::Config;
 use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history::{self, Detail};
-use crate::judge::baseline::Baseline;
 use crate::judge::crosscheck;
-use crate::judge::report::{Check, Mainline, Report, Row};
-use crate::model::{Code, CommitId, Finding, Level};
+use crate::judge::report::{Mainline, Report, Row};
+use crate::model::{Code, CommitId, Finding, ImageRef};
 use crate::observe::enrich;
 use crate::observe::versions::{self, Reported};
 use crate::observe::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
 use crate::report::{self, Format, View};
 use crate::resolve::{self, Deployment};
-
-/// Runs the command and returns its exit code (see `exit`).
-/// `rt` is the one runtime (built in `main`): sources that talk to daemons and registries
-/// run their async phase on it.
-/// Everything printed passes the redaction layer (`redact`).
-pub fn run(cli: &Cli, rt: &tokio::runtime::Runtime, out: &mut dyn Write) -> Result<u8> {
-    let _runtime = rt.enter();
-    let mut out = crate::redact::Writer::new(out);
-    // What was written before an error still reaches the reader, redacted.
-    let result = dispatch(cli, &mut out);
-    let finished = out.finish();
-    let code = result?;
-    finished?;
-    Ok(code)
-}
-
-fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
-    if cli.global.format == Format::Junit {
-        let name = match &cli.command {
-            Command::Contains(_) => Some("contains"),
-            Command::Plan(_) => Some("plan"),
-            Command::Rollback(_) => Some("rollback"),
-            _ => None,
-        };
-        if let Some(name) = name {
-            bail!("--format junit reports findings per service and environment: use it with status, diff or check, not {name}");
-        }
-    }
-    match &cli.command {
-        Command::Status(args) => status(&cli.global, args, out),
-        Command::Diff(args) => diff(&cli.global, args, out),
-        Command::Check(args) => check(&cli.global, args, out),
-        Command::Snapshot(args) => snapshot(&cli.global, args, out),
-        Command::Contains(args) => super::rollback::contains(&cli.global, args, out),
-        Command::Plan(args) => super::rollback::plan(&cli.global, args, out),
-        Command::Rollback(args) => super::rollback::rollback(&cli.global, args, out),
-        Command::Init(args) => super::init::init(&cli.global, args, out),
-        Command::Completions(args) => super::shell::completions(args, out),
-        Command::Man => super::shell::man(out),
-    }
-}
-
-/// With `--format github`, a run that failed (exit 2) is also an annotation on standard
-/// output, on the config line at fault when there is one. The error itself goes to stderr.
-pub fn annotate_failure(g: &Global, error: &anyhow::Error, out: &mut dyn Write) -> std::io::Result<()> {
-    if g.format != Format::Github {
-        return Ok(());
-    }
-    let at = error.chain().find_map(|c| match c.downcast_ref::<crate::config::ConfigError>() {
-        Some(crate::config::ConfigError::Invalid { path, line, column, .. }) => Some((path.as_path(), *line, *column)),
-        _ => None,
-    });
-    report::github::failure(&crate::redact::text(&format!("{error:#}")), at, out)
-}
-
-fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "status", counts_only(g))?;
-    emit(&report, View::Status, g, out)
-}
-
-fn check(g: &Global, args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut report = status_report(g, &args.environments, "check", counts_only(g))?;
-    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
-    if let Some(b) = &baseline {
-        b.apply(&mut report);
-    }
-    report.check = Some(Check {
-        passed: report.count(Level::Deny) == 0,
-        denied: report.count(Level::Deny),
-        warned: report.count(Level::Warn),
-        baseline: baseline.as_ref().map(|b| b.path().display().to_string()),
-        changes: baseline.map(|b| b.changes(&report)).unwrap_or_default(),
-    });
-    emit(&report, View::Status, g, out)
-}
-
-fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
-    match &args.output {
-        None => report::json::render(&report, out)?,
-        Some(path) => {
-            let mut file =
-                std::fs::File::create(path).with_context(|| format!("cannot write snapshot {}", path.display()))?;
-            let mut file = crate::redact::Writer::new(&mut file);
-            report::json::render(&report, &mut file)
-                .and_then(|()| file.finish())
-                .with_context(|| format!("cannot write snapshot {}", path.display()))?;
-            eprintln!(
-                "prodiff: wrote {} ({} rows, {} findings)",
-                path.display(),
-                report.results.len(),
-                report.all_findings().count()
-            );
-        }
-    }
-    Ok(crate::exit::CLEAN)
-}
-
-fn diff(g: &Global, args: &DiffArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
-    audit.only(std::slice::from_ref(&args.environment))?;
-    audit.only_service(args.service.as_deref(), &args.environment)?;
-    let rows = match args.against.as_deref() {
-        None => audit.compare_with_mainline()?,
-        Some(other) if audit.all.iter().any(|d| d.environment == other) => {
-            let targets = env_targets(&audit.all, other);
-            audit.compare_all(|d| targets.get(&d.service).cloned())?
-        }
-        Some(rev) => {
-            let commit = audit.repo.resolve_rev(rev)?;
-            audit.compare_all(|_| Some((rev.to_string(), commit.clone())))?
-        }
-    };
-    let report = audit.finish("diff", rows)?;
-    emit(&report, View::Diff, g, out)
-}
 
 /// The status of the chosen environments (all when none), compared with the mainline and
 /// judged by the policy.
@@ -183,7 +67,7 @@ pub(super) fn job_summary(g: &Global, render: impl FnOnce(&mut dyn Write) -> std
     render(&mut file).and_then(|()| file.finish()).context("writing the job summary")
 }
 
-pub(super) fn use_color(choice: ColorChoice) -> bool {
+fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -495,7 +379,7 @@ impl Audit {
 }
 
 /// What every source saw: `--inventory` files and the sources the config lists.
-pub(super) fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
+fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
     if g.inventory.is_empty() && !config.environments.iter().any(|e| e.has_sources()) {
         return discover_local(config, repo);
     }
@@ -544,7 +428,7 @@ pub(super) fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observa
 }
 
 /// `asking 2 registries (ghcr.io, 127.0.0.1:5000) about the running images`.
-pub(super) fn registries_asked(workloads: &[crate::model::Workload]) -> String {
+fn registries_asked(workloads: &[crate::model::Workload]) -> String {
     let hosts: BTreeSet<&str> = workloads
         .iter()
         .filter(|w| !w.digests().is_empty())
@@ -560,14 +444,14 @@ pub(super) fn registries_asked(workloads: &[crate::model::Workload]) -> String {
 }
 
 /// `KEY in prodiff.toml`: which setting of which config file an error is about.
-pub(super) fn listed_in(config: &Config, key: &str) -> String {
+fn listed_in(config: &Config, key: &str) -> String {
     match &config.path {
         Some(p) => format!("{key} in {}", p.display()),
         None => key.to_string(),
     }
 }
 
-pub(super) fn join(items: BTreeSet<&str>) -> String {
+fn join(items: BTreeSet<&str>) -> String {
     if items.is_empty() {
         "none".into()
     } else {
@@ -613,7 +497,7 @@ pub(super) fn observe_docker(
 /// Zero-config on a Docker host: the containers of `DOCKER_HOST` (or the local socket) whose
 /// image names a commit of this repository (revision label) or this repository itself
 /// (`org.opencontainers.image.source` = the `origin` remote), as environment `local`.
-pub(super) fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
+fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
     let nothing = "nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml";
     let origin = repo.remote_url("origin");
     let ours = |w: &crate::model::Workload| built_here(w, repo, origin.as_deref());
@@ -642,9 +526,45 @@ pub(super) fn built_here(w: &crate::model::Workload, repo: &Repo, origin: Option
 }
 
 /// `git@github.com:acme/shop.git` and `https://github.com/acme/shop` are one repository.
-pub(super) fn normalise_url(url: &str) -> String {
+fn normalise_url(url: &str) -> String {
     let u = url.trim().trim_end_matches('/').trim_end_matches(".git");
     let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
     let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
     u.replacen(':', "/", 1).to_ascii_lowercase()
+}
+
+/// `asking 127.0.0.1:5000 about 3 rollback candidate image(s)`.
+pub(super) fn asking(refs: &[ImageRef], what: &str) -> String {
+    let hosts: std::collections::BTreeSet<&str> = refs.iter().map(|r| r.registry.as_str()).collect();
+    format!("asking {} about {} {what} image(s)", hosts.into_iter().collect::<Vec<_>>().join(", "), refs.len())
+}
+
+/// What the audit found about the run and about what runs (an unreachable source or
+/// registry, a shallow clone, conflicting evidence), for `service` when one is asked
+/// about, at their policy levels: the answer stands on them, as `status` would say.
+pub(super) fn run_findings(audit: &Audit, service: Option<&str>) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    let about_running = audit.deployments.iter().flat_map(|d| &d.findings);
+    for f in audit.findings.iter().chain(about_running) {
+        let wanted = service.is_none() || f.service.is_none() || f.service.as_deref() == service;
+        if wanted && !findings.contains(f) {
+            findings.push(f.clone());
+        }
+    }
+    findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));
+    findings
+}
+
+/// In a shallow clone no range can be counted (git walks to the boundary without a word),
+/// so plans and rollbacks carry the `shallow-clone` finding `status` gives, and exit 3.
+pub(super) fn shallow(audit: &Audit, d: &Deployment) -> Option<Finding> {
+    let f = audit.findings.iter().find(|f| f.code == Code::ShallowClone)?;
+    Some(f.clone().at(&d.environment, &d.service))
+}
+
+/// Each service's running deployment in the audited environment (the first image when
+/// replicas differ: `status` reports that as mixed-versions).
+pub(super) fn running_per_service(audit: &Audit) -> Vec<&Deployment> {
+    let mut seen = std::collections::BTreeSet::new();
+    audit.deployments.iter().filter(|d| seen.insert(d.service.clone())).collect()
 }
