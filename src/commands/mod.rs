@@ -1,6 +1,7 @@
-//! The commands, one file each, every one a short story told with the shared steps of
-//! `pipeline`: load, observe, resolve, compare, judge, render. `run` is the entry point
-//! `main` calls; `dispatch` picks the command.
+//! Stage 7, commands: takes the parsed command line and gives an exit code. One file per
+//! command, each a short story told with the shared steps of `pipeline`: load, observe,
+//! resolve, compare, judge, render. `run` is the entry point `main` calls; `dispatch` picks
+//! the command.
 
 mod check;
 mod contains;

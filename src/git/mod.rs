@@ -1,3 +1,7 @@
+//! The repository floor (between config and observe): takes a path and gives commits, refs,
+//! trees and walks as owned values. Observe (GitOps declarations), resolve (is that SHA
+//! here, which tag names it) and history all read git through it.
+//!
 //! The repository, behind one small interface that hands out owned values.
 //!
 //! git2 lives here and nowhere else: callers get `CommitId`s, `CommitInfo`s and plain
