@@ -291,7 +291,9 @@ impl Audit {
     /// Declared and reported state beside what runs: disagreements become findings, and the
     /// declared state is compared with the mainline too.
     pub(super) fn cross_check(&mut self, rows: &mut [Row]) -> Result<Vec<Row>> {
-        let found = crosscheck::attach(rows, &self.declared, &self.reported);
+        let (agreements, found) = crosscheck::check(&self.deployments, &self.declared, &self.reported);
+        debug_assert_eq!(agreements.len(), rows.len(), "rows are the deployments compared, in order");
+        rows.iter_mut().zip(agreements).for_each(|(row, a)| row.agree(a));
         self.findings.extend(found);
         let target = self.mainline.clone();
         self.compare_each(&self.declared, |_| Some(target.clone()))
