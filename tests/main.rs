@@ -15,6 +15,7 @@ mod history;
 mod hostile;
 mod init;
 mod kubernetes;
+mod layers;
 mod registry;
 mod release;
 mod shell;

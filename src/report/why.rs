@@ -6,9 +6,10 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Format, Mainline};
+use super::Format;
+use crate::judge::report::Mainline;
+use crate::judge::why::{Link, ServiceChain};
 use crate::model::{CommitRecord, Finding};
-use crate::why::{Link, ServiceChain};
 
 /// `prodiff why`: the chain from one change to each environment.
 #[derive(Debug, Serialize)]

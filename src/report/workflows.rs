@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Format, Mainline};
-use crate::contains::{Presence, State};
+use crate::history::contains::{Presence, State};
 use crate::model::{CommitId, CommitRecord, Finding};
 
 /// `prodiff contains`: one entry per query.
