@@ -23,3 +23,4 @@ mod sources;
 mod util;
 mod util_registry;
 mod walk;
+mod why;

@@ -13,6 +13,7 @@ mod rollback;
 mod shell;
 mod snapshot;
 mod status;
+mod why;
 
 use std::io::Write;
 
@@ -42,6 +43,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             Command::Contains(_) => Some("contains"),
             Command::Plan(_) => Some("plan"),
             Command::Rollback(_) => Some("rollback"),
+            Command::Why(_) => Some("why"),
             _ => None,
         };
         if let Some(name) = name {
@@ -56,6 +58,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Contains(args) => contains::contains(&cli.global, args, out),
         Command::Plan(args) => plan::plan(&cli.global, args, out),
         Command::Rollback(args) => rollback::rollback(&cli.global, args, out),
+        Command::Why(args) => why::why(&cli.global, args, out),
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
