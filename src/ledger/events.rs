@@ -13,8 +13,8 @@ use anyhow::{Context as _, Result};
 use super::store::{transaction, Store};
 use super::{state_key, Change, Commit, Heartbeat, Kind, Part, Seen, Sighting, Span};
 use crate::config::Config;
-use crate::contains::PatchIds;
 use crate::git::Repo;
+use crate::history::contains::PatchIds;
 use crate::model::CommitId;
 
 /// Describes transitions between states of a service (the git side of recording).

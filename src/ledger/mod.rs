@@ -5,14 +5,15 @@
 //!
 //! This module owns the nouns and where the ledger lives; `store` is the one interface both
 //! engines (`sqlite`, `postgres`) implement, `events` turns observations into spans,
-//! `query`/`metrics` read them back, `render` prints them and `watch` loops `record`. It
-//! never asks production anything itself: observations come in as `Sighting`s.
+//! `query`/`metrics` read them back (`report::ledger` prints them) and `watch` loops
+//! `record`. A stage after judge and before report: it never asks production anything
+//! itself (observations come in as `Sighting`s, parsed from a judged report) and never
+//! renders.
 
 pub mod events;
 pub mod metrics;
 pub mod postgres;
 pub mod query;
-pub mod render;
 pub mod schema;
 pub mod sighting;
 pub mod sqlite;

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::store::{Filter, Store};
 use super::Span;
-use crate::contains::{self, PatchIds, Presence};
 use crate::git::Repo;
+use crate::history::contains::{self, PatchIds, Presence};
 use crate::model::CommitId;
 
 /// The deployments matching `filter`, newest first (by their exact time when known, else

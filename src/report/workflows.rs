@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Format, Mainline};
-use crate::contains::{Presence, State};
+use crate::history::contains::{Presence, State};
 use crate::model::{CommitId, CommitRecord, Finding};
 
 /// `prodiff contains`: one entry per query.
@@ -298,14 +298,14 @@ fn plan_markdown(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
     md_incomplete(report.complete, out)
 }
 
-fn md_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn md_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
         writeln!(out, "- **{}** `{}` {}", f.level, f.code, f.message)?;
     }
     Ok(())
 }
 
-fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
     if !complete {
         writeln!(out, "\n> **Incomplete:** {INCOMPLETE}")?;
     }
@@ -315,7 +315,7 @@ fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
 const INCOMPLETE: &str = "something could not be observed (see the findings): the answer may be missing parts.";
 
 /// The findings about the whole run, and a line saying the answer is incomplete.
-fn run_footer(findings: &[Finding], complete: bool, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn run_footer(findings: &[Finding], complete: bool, out: &mut dyn Write) -> io::Result<()> {
     if findings.iter().any(|f| f.level > crate::model::Level::Allow) {
         writeln!(out, "About the run:")?;
         for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
