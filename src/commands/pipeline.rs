@@ -373,6 +373,7 @@ impl Audit {
             findings: self.findings,
             daemons: self.daemons,
             check: None,
+            observed_at: None,
         };
         self.config.policy.apply(&mut report, now()?);
         report.redact();
