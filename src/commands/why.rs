@@ -2,7 +2,7 @@
 //! registry for its image, the audit for each environment) and hands them to `why`, which
 //! decides each link.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use super::pipeline::{job_summary, join, now, run_findings, Audit};
@@ -12,7 +12,10 @@ use crate::history::contains::{self, PatchIds, Presence, State};
 use crate::history::release::Version;
 use crate::history::{self, Detail};
 use crate::judge::report::{Mainline, Report, SCHEMA_VERSION};
-use crate::judge::why::{self, CommitFacts, EnvFacts, ImageFact, InRelease, OnMainline, ServiceChain};
+use crate::judge::why::{
+    self, CommitFacts, EnvFacts, FirstRan, ImageFact, InRelease, OnMainline, Predecessor, ServiceChain,
+};
+use crate::ledger::{self, query, Location};
 use crate::model::{CommitId, Finding, ImageRef, Level};
 use crate::report::why::{self as render, WhyReport};
 use crate::report::Format;
@@ -54,7 +57,8 @@ pub(super) fn why(g: &Global, args: &WhyArgs, out: &mut dyn Write) -> Result<u8>
     let (change, change_next) = why::change_links(&facts, &audit.mainline.0);
     report.commits = facts.iter().map(|f| f.record.clone()).collect();
 
-    let mut envs = environment_facts(&audit, &commits, &facts, &mut pids, args)?;
+    let first_ran = ledger_first_ran(g, &audit, &commits)?;
+    let mut envs = environment_facts(&audit, &commits, &facts, &mut pids, args, &first_ran)?;
     let mut images = BTreeMap::new();
     for e in &envs {
         if !images.contains_key(&e.service) {
@@ -109,6 +113,52 @@ pub(super) fn why(g: &Global, args: &WhyArgs, out: &mut dyn Write) -> Result<u8>
 fn audit_only_error(audit: &Audit, env: &str) -> Result<()> {
     let known: std::collections::BTreeSet<&str> = audit.all.iter().map(|d| d.environment.as_str()).collect();
     anyhow::bail!("no workloads in environment {env:?} (environments seen: {})", join(known))
+}
+
+/// When the ledger (configured, or the default file once `record` wrote it) saw each
+/// environment/service first run every one of `commits`. No ledger: nothing, and the times
+/// come from the replicas' start times. A ledger that cannot be read is a warning, as for
+/// `status`.
+fn ledger_first_ran(g: &Global, audit: &Audit, commits: &[CommitId]) -> Result<HashMap<(String, String), FirstRan>> {
+    let (location, explicit) = Location::choose(g.ledger.as_deref(), &audit.config.ledger, audit.repo.path())?;
+    if commits.is_empty() || (!explicit && !location.exists()) {
+        return Ok(HashMap::new());
+    }
+    let mut committed = i64::MIN;
+    for c in commits {
+        committed = committed.max(audit.repo.commit_info(c)?.committed.timestamp());
+    }
+    let concerns = |service: &str| -> Result<bool> {
+        let paths = audit.config.paths(service);
+        for c in commits {
+            if paths.is_empty() || audit.repo.touches(c, paths)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let answers = match location
+        .open()
+        .and_then(|mut store| query::when(store.as_mut(), &audit.repo, commits, committed, concerns))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("ledger {}: {}", location.describe(), crate::redact::text(&format!("{e:#}")));
+            return Ok(HashMap::new());
+        }
+    };
+    Ok(answers
+        .into_iter()
+        .filter_map(|w| {
+            let f = w.first?;
+            let first = FirstRan {
+                by: ledger::time(f.exact.unwrap_or(f.by)),
+                exact: f.exact.is_some(),
+                after: f.after.map(ledger::time),
+            };
+            Some(((w.environment, w.service), first))
+        })
+        .collect())
 }
 
 /// The commits the query stands for; `Err(evidence)` when the repository has none of them
@@ -259,6 +309,7 @@ fn environment_facts(
     facts: &[CommitFacts],
     pids: &mut PatchIds,
     args: &WhyArgs,
+    first_ran: &HashMap<(String, String), FirstRan>,
 ) -> Result<Vec<EnvFacts>> {
     let release = facts.iter().map(|f| match &f.release {
         InRelease::Tag { tag, .. } => Some(tag.clone()),
@@ -298,6 +349,7 @@ fn environment_facts(
             lacking: Vec::new(),
             picked: Vec::new(),
             since: None,
+            first_ran: first_ran.get(&(environment.clone(), service.clone())).cloned(),
             behind: None,
             predecessor: None,
             seasoning: None,
@@ -347,8 +399,13 @@ fn environment_facts(
         if let Some(pos) = audit.config.promotion.iter().position(|p| p == &environment) {
             if let Some(pred) = pos.checked_sub(1).map(|p| &audit.config.promotion[p]) {
                 e.predecessor = Some(match out.iter().find(|x| &x.environment == pred && x.service == service) {
-                    Some(p) => (pred.clone(), p.state, p.since),
-                    None => (pred.clone(), State::NotDeployed, None),
+                    Some(p) => Predecessor::of(p),
+                    None => Predecessor {
+                        environment: pred.clone(),
+                        state: State::NotDeployed,
+                        since: None,
+                        evidence: "runs no such service".into(),
+                    },
                 });
             }
         }

@@ -117,6 +117,59 @@ pub struct EnvChain {
     pub next: Option<String>,
 }
 
+/// When the ledger saw an environment first run the change: exactly (a replica's start), or
+/// between the last run that saw it without and the first that saw it with (`after` is
+/// `None` when the ledger's first run already saw it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstRan {
+    pub by: DateTime<Utc>,
+    pub exact: bool,
+    pub after: Option<DateTime<Utc>>,
+}
+
+impl FirstRan {
+    fn describe(&self) -> String {
+        let t = |x: &DateTime<Utc>| x.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match (self.exact, &self.after) {
+            (true, _) => format!("since {} (ledger)", t(&self.by)),
+            (false, Some(a)) => format!("since between {} and {} (ledger)", t(a), t(&self.by)),
+            (false, None) => format!("since {} or earlier (the ledger's first run saw it)", t(&self.by)),
+        }
+    }
+}
+
+/// The environment before one in the promotion path, as it stands with the change.
+#[derive(Clone, Debug)]
+pub struct Predecessor {
+    pub environment: String,
+    pub state: State,
+    /// Since when it runs the change, for seasoning.
+    pub since: Option<DateTime<Utc>>,
+    /// The same in words, saying where the time comes from.
+    pub evidence: String,
+}
+
+impl Predecessor {
+    /// `facts` as the predecessor of the next environment.
+    pub fn of(facts: &EnvFacts) -> Predecessor {
+        let (since, evidence) = ran_since(facts);
+        Predecessor { environment: facts.environment.clone(), state: facts.state, since, evidence }
+    }
+}
+
+/// Since when an environment runs the change, for seasoning, and in words: the ledger's time
+/// (the later bound when it has two, so seasoning is never over too early), else the oldest
+/// start time of the replicas running it, a lower bound.
+pub fn ran_since(facts: &EnvFacts) -> (Option<DateTime<Utc>>, String) {
+    match (&facts.first_ran, facts.since) {
+        (Some(f), _) => (Some(f.by), f.describe()),
+        (None, Some(t)) => {
+            (Some(t), format!("since at least {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        }
+        (None, None) => (None, "since an unknown time (no start times)".to_string()),
+    }
+}
+
 /// What is known of one service in one environment.
 #[derive(Clone, Debug)]
 pub struct EnvFacts {
@@ -134,10 +187,14 @@ pub struct EnvFacts {
     /// The earliest start time among replicas running the change (a lower bound of how
     /// long it has run: an earlier deployment may have run it too).
     pub since: Option<DateTime<Utc>>,
+    /// When the ledger saw it first run here, when there is a ledger and it did.
+    pub first_ran: Option<FirstRan>,
     /// Mainline commits the running one lacks (`None`: unknown or not one commit).
     pub behind: Option<usize>,
-    /// The environment before it in the promotion path: its name, state and since when.
-    pub predecessor: Option<(String, State, Option<DateTime<Utc>>)>,
+    /// The environment before it in the promotion path: its name, state and since when
+    /// (the ledger's time when it has one — the later bound when it has two — else the
+    /// oldest start time of its replicas running it).
+    pub predecessor: Option<Predecessor>,
     /// The seasoning rule for this environment: minimum days and where it is configured.
     pub seasoning: Option<(i64, String)>,
     /// Denied findings on this environment and service (the gate would fail).
@@ -291,18 +348,11 @@ pub fn env_chain(
         }
     }
     links.push(runs);
-    if let Some((pred, state, since)) = &facts.predecessor {
+    if let Some(Predecessor { environment: pred, state, since, evidence }) = &facts.predecessor {
         match state {
-            State::Deployed | State::Equivalent => links.push(link(
-                "predecessor runs it",
-                Mark::Yes,
-                match since {
-                    Some(t) => {
-                        format!("{pred} since at least {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    }
-                    None => format!("{pred}, since an unknown time"),
-                },
-            )),
+            State::Deployed | State::Equivalent => {
+                links.push(link("predecessor runs it", Mark::Yes, format!("{pred} {evidence}")))
+            }
             State::Unknown => {
                 links.push(link("predecessor runs it", Mark::Unknown, format!("{pred}: unknown")));
                 return done(links, Some(format!("resolve what runs in {pred} first")));
@@ -373,7 +423,7 @@ pub fn env_chain(
         Mark::Yes,
         if excepted.is_empty() { "no denied finding".to_string() } else { excepted.join("; ") },
     ));
-    let target = facts.release.clone().or_else(|| facts.predecessor.as_ref().map(|(p, _, _)| p.clone()));
+    let target = facts.release.clone().or_else(|| facts.predecessor.as_ref().map(|p| p.environment.clone()));
     let next = match target {
         Some(t) => format!("deploy it: prodiff plan {} --to {t}", facts.environment),
         None => "deploy it".to_string(),
@@ -385,10 +435,7 @@ fn runs_link(facts: &EnvFacts) -> Link {
     let (all, with) = facts.replicas;
     match facts.state {
         State::Deployed | State::Equivalent => {
-            let mut s = match facts.since {
-                Some(t) => format!("since at least {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                None => "since an unknown time (no start times)".to_string(),
-            };
+            let mut s = ran_since(facts).1;
             if !facts.picked.is_empty() {
                 let p: Vec<&str> = facts.picked.iter().map(|c| c.short()).collect();
                 s.push_str(&format!(", as cherry-pick {}", p.join(", ")));
