@@ -34,6 +34,8 @@ with open(f"{w}/spans.csv") as f:
                    ([r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]) if r[5] else None, int(r[6]), r[7], r[8]] for r in csv.reader(f)))
 with open(f"{w}/heartbeats.csv") as f:
     db.executemany("INSERT INTO heartbeats (at, complete, failed, origin) VALUES (?,?,?,?)", csv.reader(f))
+# What migration 3 does for existing spans: each service's latest.
+db.executescript("DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);")
 db.commit()
 PY
 
@@ -46,7 +48,7 @@ url="postgres://prodiff@127.0.0.1:$port/postgres"
 "$bin" --ledger "$url" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
   -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change) FROM '$work/spans.csv' CSV" \
-  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "ANALYZE"
+  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "ANALYZE"
 
 for ledger in "$work/ledger.db" "$url"; do
   echo "# $( [ "$ledger" = "$url" ] && echo PostgreSQL || echo SQLite)"

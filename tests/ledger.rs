@@ -216,6 +216,16 @@ impl History {
         run
     }
 
+    /// Writes what runs at `step` and records it into another ledger.
+    fn record_into(&self, step: &Step, ledger: &str) -> Run {
+        self.inventory("staging.json", "staging", step.staging);
+        self.inventory("production.json", "production", step.production);
+        self.pods(step.eu);
+        let run = self.prodiff(&["record", "--offline", "--ledger", ledger], step.at);
+        run.expect_code(step.code);
+        run
+    }
+
     /// Records every step.
     pub fn record_all(&self) {
         for step in STEPS {
@@ -363,53 +373,110 @@ fn concurrent_recorders_on_postgresql_neither_lose_nor_duplicate() {
     concurrent_recorders(util_pg::database("concurrent"));
 }
 
-/// A version-1 ledger (the first released schema) with a recorded history is upgraded in
-/// place by the next command, and what it held still answers.
-fn upgrades_from_v1(ledger: String) {
-    let h = History::new(ledger.clone());
-    {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let _entered = rt.enter();
-        let mut v1: Box<dyn prodiff::ledger::Store> = match prodiff::ledger::Location::parse(&ledger) {
-            prodiff::ledger::Location::Sqlite(p) => Box::new(prodiff::ledger::sqlite::Sqlite::open_at(&p, 1).unwrap()),
-            prodiff::ledger::Location::Postgres(u) => {
-                Box::new(prodiff::ledger::postgres::Postgres::open_at(&u, 1).unwrap())
-            }
-        };
-        assert_eq!(v1.version().unwrap(), 1);
-        let repo = prodiff::git::Repo::open(h.repo.path()).unwrap();
-        let config = prodiff::config::Config::load(&h.config).unwrap();
-        for step in &STEPS[..3] {
-            h.inventory("staging.json", "staging", step.staging);
-            h.inventory("production.json", "production", step.production);
-            h.pods(step.eu);
-            let report = h.prodiff(&["snapshot", "--offline"], step.at);
-            report.expect_code(0);
-            let sighting = prodiff::ledger::sighting::from_report(&report.json(), None, "v1").unwrap();
-            let mut git = prodiff::ledger::events::Git::new(&repo, &config);
-            prodiff::ledger::events::record(v1.as_mut(), &sighting, &mut git).unwrap();
-        }
+/// A version-1 ledger (the first released schema) holding a recorded history is upgraded in
+/// place by the next command, and goes on recording exactly as a ledger created at the
+/// current version: the same log after one more run.
+fn upgrades_from_v1(v1: String, modern: String) {
+    let h = History::new(v1.clone());
+    for step in &STEPS[..3] {
+        h.record_into(step, &modern);
     }
+    copy_as_v1(&modern, &v1);
     let log = h.prodiff(&["log", "production"], "2026-01-07T10:00:00Z");
     log.expect_code(0);
     assert_eq!(log.stdout.lines().count(), 4, "{}", log.context);
-    assert!(log.stdout.contains("1.1.0 (") && log.stdout.contains("→ 1.2.0 ("), "{}", log.context);
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = rt.enter();
+        let mut store = prodiff::ledger::Location::parse(&v1).open().unwrap();
+        assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
+        assert!(prodiff::ledger::schema::current() > 1);
+    }
+    h.record(&STEPS[3]);
+    h.record_into(&STEPS[3], &modern);
+    let upgraded = h.prodiff(&["log"], NOW);
+    let fresh = h.prodiff(&["log", "--ledger", &modern], NOW);
+    assert_eq!(upgraded.stdout, fresh.stdout, "{}\n{}", upgraded.context, fresh.context);
+}
+
+/// Writes the spans and heartbeats of `from` into a new version-1 ledger at `to`, with the
+/// statements of schema version 1.
+fn copy_as_v1(from: &str, to: &str) {
+    use prodiff::ledger::{schema, Location};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let _entered = rt.enter();
-    let mut store = prodiff::ledger::Location::parse(&ledger).open().unwrap();
-    assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
-    assert!(prodiff::ledger::schema::current() > 1);
+    let mut source = Location::parse(from).open().unwrap();
+    let spans = source.spans(&Default::default()).unwrap();
+    let beats = source.heartbeats(i64::MIN).unwrap();
+    let json = |s: &prodiff::ledger::Span| {
+        (serde_json::to_string(&s.parts).unwrap(), serde_json::to_string(&s.change).unwrap())
+    };
+    match Location::parse(to) {
+        Location::Sqlite(p) => {
+            let mut v1 = prodiff::ledger::sqlite::Sqlite::open_at(&p, 1).unwrap();
+            assert_eq!(prodiff::ledger::Store::version(&mut v1).unwrap(), 1);
+            drop(v1);
+            let conn = rusqlite::Connection::open(&p).unwrap();
+            for s in spans.iter().rev() {
+                let (parts, change) = json(s);
+                let values = rusqlite::params![
+                    s.environment,
+                    s.service,
+                    s.key,
+                    s.first_seen,
+                    s.last_seen,
+                    s.prev_seen,
+                    s.started_at,
+                    parts,
+                    change
+                ];
+                conn.execute(schema::INSERT_SPAN, values).unwrap();
+            }
+            for b in &beats {
+                let failed = serde_json::to_string(&b.failed).unwrap();
+                conn.execute(schema::INSERT_HEARTBEAT, rusqlite::params![b.at, b.complete as i64, failed, b.origin])
+                    .unwrap();
+            }
+        }
+        Location::Postgres(u) => {
+            let mut v1 = prodiff::ledger::postgres::Postgres::open_at(&u, 1).unwrap();
+            assert_eq!(prodiff::ledger::Store::version(&mut v1).unwrap(), 1);
+            drop(v1);
+            let (client, conn) = rt.block_on(tokio_postgres::connect(&u, tokio_postgres::NoTls)).unwrap();
+            rt.spawn(conn);
+            for s in spans.iter().rev() {
+                let (parts, change) = json(s);
+                let values: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+                    &s.environment,
+                    &s.service,
+                    &s.key,
+                    &s.first_seen,
+                    &s.last_seen,
+                    &s.prev_seen,
+                    &s.started_at,
+                    &parts,
+                    &change,
+                ];
+                rt.block_on(client.execute(schema::INSERT_SPAN, &values)).unwrap();
+            }
+            for b in &beats {
+                let (failed, complete) = (serde_json::to_string(&b.failed).unwrap(), b.complete as i64);
+                rt.block_on(client.execute(schema::INSERT_HEARTBEAT, &[&b.at, &complete, &failed, &b.origin])).unwrap();
+            }
+        }
+    }
 }
 
 #[test]
 fn a_v1_sqlite_ledger_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
-    upgrades_from_v1(dir.path().join("ledger.db").display().to_string());
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    upgrades_from_v1(path("v1.db"), path("modern.db"));
 }
 
 #[test]
 fn a_v1_postgresql_ledger_is_upgraded() {
-    upgrades_from_v1(util_pg::database("upgrade"));
+    upgrades_from_v1(util_pg::database("upgrade"), util_pg::database("modern"));
 }
 
 /// `record --import` of snapshots taken at each step writes the same ledger a live `record`

@@ -30,7 +30,11 @@ pub(super) fn record(g: &Global, args: &RecordArgs, out: &mut dyn Write) -> Resu
 /// One audit, as a sighting at `now`.
 pub(super) fn observe(g: &Global, environments: &[String], origin: &str) -> Result<Sighting> {
     let at = now()?.timestamp();
-    let report = status_report(g, environments, "record", Detail::Counts)?;
+    let mut report = status_report(g, environments, "record", Detail::Counts)?;
+    // A sighting needs what runs, not the commit lists (thousands of records per row).
+    for row in report.results.iter_mut().chain(report.declared.iter_mut()) {
+        (row.behind, row.ahead) = (None, None);
+    }
     let value = serde_json::to_value(&report).context("serialising the audit")?;
     sighting::from_report(&value, Some(at), origin)
 }

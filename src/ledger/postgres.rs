@@ -188,6 +188,12 @@ impl Store for Postgres {
                 ],
             ),
         )?;
+        if n == 1 {
+            self.run(
+                "moving the latest deployment",
+                self.client.execute(schema::ADVANCE_HEAD, &[&s.environment, &s.service, &s.first_seen]),
+            )?;
+        }
         Ok(n == 1)
     }
 

@@ -33,6 +33,17 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: indexes for `log --since` and `metrics` (time-ordered scans), and heartbeats by time.
     "CREATE INDEX spans_by_time ON spans (first_seen);
      CREATE INDEX heartbeats_by_time ON heartbeats (at);",
+    // 3: each service's latest span, kept as spans are written, so `record` and `when` read
+    // one row per service instead of scanning every span.
+    "CREATE TABLE heads (
+         environment TEXT NOT NULL,
+         service TEXT NOT NULL,
+         span_id BIGINT NOT NULL,
+         PRIMARY KEY (environment, service)
+     );
+     INSERT INTO heads (environment, service, span_id)
+         SELECT environment, service, id FROM spans s WHERE first_seen =
+             (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);",
 ];
 
 /// The version a fully migrated database is at.
@@ -91,13 +102,18 @@ pub fn select_spans(cast: &str) -> String {
     )
 }
 
-/// The latest span of every environment/service (the unique key's index answers it).
+/// The latest span of every environment/service, through `heads`.
 pub fn latest() -> String {
-    format!(
-        "SELECT {SPAN_COLUMNS} FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans \
-         WHERE environment = s.environment AND service = s.service) ORDER BY environment, service"
-    )
+    let columns: Vec<String> = SPAN_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect();
+    format!("SELECT {} FROM heads h JOIN spans s ON s.id = h.span_id", columns.join(", "))
 }
+
+/// After inserting the span of ($1 environment, $2 service, $3 first_seen): it becomes the
+/// head unless the head is later.
+pub const ADVANCE_HEAD: &str = "INSERT INTO heads (environment, service, span_id) \
+     SELECT environment, service, id FROM spans WHERE environment = $1 AND service = $2 AND first_seen = $3 \
+     ON CONFLICT (environment, service) DO UPDATE SET span_id = excluded.span_id \
+     WHERE (SELECT first_seen FROM spans WHERE id = heads.span_id) < $3";
 
 pub const SELECT_HEARTBEATS: &str =
     "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";

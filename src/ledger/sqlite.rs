@@ -160,6 +160,11 @@ impl Store for Sqlite {
                 ],
             )
             .with_context(|| self.at("writing a deployment"))?;
+        if n == 1 {
+            self.conn
+                .execute(schema::ADVANCE_HEAD, params![s.environment, s.service, s.first_seen])
+                .with_context(|| self.at("moving the latest deployment"))?;
+        }
         Ok(n == 1)
     }
 
