@@ -53,6 +53,9 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             bail!("--format junit reports findings per service and environment: use it with status, diff or check, not {name}");
         }
     }
+    if cli.global.format == Format::Html && matches!(cli.command, Command::Contains(_) | Command::Rollback(_)) {
+        bail!("--format html draws the environment × service matrix: use it with status, check, diff or plan");
+    }
     match &cli.command {
         Command::Status(args) => status(&cli.global, args, out),
         Command::Diff(args) => diff(&cli.global, args, out),
@@ -473,7 +476,17 @@ impl Audit {
         self.finish_with(command, results, Vec::new())
     }
 
+    /// When, in which promotion order, and where commits and tickets link to: for HTML.
+    fn presentation(&self) -> Result<report::html::Context> {
+        Ok(report::html::Context {
+            generated_at: Some(now()?),
+            promotion: self.config.promotion.clone(),
+            links: crate::links::Links::new(self.repo.remote_url("origin").as_deref(), self.config.ticket_url.clone()),
+        })
+    }
+
     fn finish_with(self, command: &str, results: Vec<Row>, declared: Vec<Row>) -> Result<Report> {
+        let presentation = self.presentation()?;
         let complete =
             !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
         let mut report = Report {
@@ -488,6 +501,7 @@ impl Audit {
             findings: self.findings,
             daemons: self.daemons,
             check: None,
+            presentation,
         };
         self.config.policy.apply(&mut report, now()?);
         report.redact();

@@ -53,6 +53,8 @@ pub struct Config {
     pub environments: Vec<EnvironmentConfig>,
     pub policy: Policy,
     pub registry: RegistryConfig,
+    /// `[report] ticket_url`: where ticket keys link to in the HTML report.
+    pub ticket_url: Option<crate::links::TicketTemplate>,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -138,6 +140,7 @@ impl Default for Config {
             environments: Vec::new(),
             policy: Policy::default(),
             registry: RegistryConfig::default(),
+            ticket_url: None,
         }
     }
 }
@@ -155,6 +158,13 @@ struct RawConfig {
     environments: BTreeMap<String, RawEnvironment>,
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
+    report: Option<RawReport>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    ticket_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -510,9 +520,17 @@ impl Config {
             Some(r) => registry_config(r, &at)?,
         };
 
+        let ticket_url = match raw.report.and_then(|r| r.ticket_url) {
+            None => None,
+            Some(t) => Some(
+                crate::links::TicketTemplate::parse(t.get_ref())
+                    .map_err(|m| at(t.span(), format!("report.ticket_url: {m}")))?,
+            ),
+        };
         Ok(Config {
             policy,
             registry,
+            ticket_url,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

@@ -19,6 +19,7 @@ pub mod exit;
 pub mod git;
 pub mod history;
 pub mod init;
+pub mod links;
 pub mod model;
 pub mod policy;
 pub mod redact;

@@ -258,6 +258,7 @@ mod tests {
             findings: vec![],
             daemons: Vec::new(),
             check: None,
+            presentation: Default::default(),
         }
     }
 

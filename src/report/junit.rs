@@ -176,6 +176,7 @@ mod tests {
             declared: vec![],
             daemons: vec![],
             check: None,
+            presentation: Default::default(),
         };
         let mut out = Vec::new();
         render(&report, &mut out).unwrap();

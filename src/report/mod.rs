@@ -5,6 +5,7 @@
 //! `SCHEMA_VERSION` when a field changes meaning or disappears (adding fields is fine).
 
 pub mod github;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -34,6 +35,9 @@ pub enum Format {
     /// JUnit XML for CI test reports: a test case per service in each environment, failed by
     /// denied findings.
     Junit,
+    /// One self-contained HTML page (inline CSS and SVG, no script): the environment ×
+    /// service matrix, the promotion path, drill-downs and findings.
+    Html,
 }
 
 /// Which picture of the report a command wants.
@@ -53,6 +57,7 @@ pub fn render(report: &Report, view: View, format: Format, color: bool, out: &mu
         Format::Markdown => markdown::render(report, view, out),
         Format::Github => github::render(report, view, out),
         Format::Junit => junit::render(report, out),
+        Format::Html => html::render(report, view, out),
     }
 }
 
@@ -77,6 +82,9 @@ pub struct Report {
     /// `prodiff check` only: the verdict and what changed since the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
+    /// What the HTML page needs beyond the data (when, promotion order, links).
+    #[serde(skip)]
+    pub presentation: html::Context,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,0 +1,162 @@
+//! Commit lists: the drill-down of a matrix cell (`<details>`), and the diff view's
+//! sections. Each commit links to the hosting service when the origin remote is known,
+//! with its tickets and pull requests linked too; cherry-picks (`=`) and merges (`M`) are
+//! marked as in the table output.
+
+use std::fmt::Write as _;
+
+use super::esc;
+use crate::links::Links;
+use crate::model::CommitRecord;
+use crate::report::Row;
+
+/// The drill-down of one row: both commit lists and the evidence. `open`: unfolded.
+pub(super) fn details(page: &mut String, r: &Row, links: &Links, open: bool) {
+    let (Some(behind), Some(ahead), Some(target)) = (&r.behind, &r.ahead, &r.target) else {
+        if !r.evidence.is_empty() {
+            page.push_str("<details><summary>Evidence</summary>");
+            evidence(page, r);
+            page.push_str("</details>");
+        }
+        return;
+    };
+    let (b, _) = crate::report::side_counts(behind, false, target);
+    let (a, _) = crate::report::side_counts(ahead, true, target);
+    let _ = write!(
+        page,
+        "<details{}><summary>Commits vs {}: ↓ {b} ↑ {a}</summary>",
+        if open { " open" } else { "" },
+        esc(target),
+    );
+    lists(page, r, behind, ahead, target, links);
+    evidence(page, r);
+    page.push_str("</details>");
+}
+
+fn lists(page: &mut String, r: &Row, behind: &[CommitRecord], ahead: &[CommitRecord], target: &str, links: &Links) {
+    let (n, note) = crate::report::side_counts(behind, false, target);
+    let _ = write!(
+        page,
+        "<p><strong>Not running yet</strong>: {n} commit{} in {}, not in {}{}</p>",
+        super::plural(n),
+        esc(target),
+        esc(&r.environment),
+        paren(&note)
+    );
+    list(page, behind, links);
+    let (n, note) = crate::report::side_counts(ahead, true, target);
+    let _ = write!(
+        page,
+        "<p><strong>Running but not in {}</strong>: {n} commit{}{}</p>",
+        esc(target),
+        super::plural(n),
+        paren(&note)
+    );
+    list(page, ahead, links);
+}
+
+fn paren(note: &str) -> String {
+    if note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", esc(note))
+    }
+}
+
+fn evidence(page: &mut String, r: &Row) {
+    if r.evidence.is_empty() {
+        return;
+    }
+    page.push_str("<p class=\"meta\">Evidence:</p><ul class=\"evidence meta\">");
+    for e in &r.evidence {
+        let names =
+            e.commit.as_ref().map(|c| format!(" → {}", c.short())).unwrap_or_else(|| " → no commit here".into());
+        let _ = write!(page, "<li>{}{}</li>", esc(&e.describe()), esc(&names));
+    }
+    page.push_str("</ul>");
+}
+
+/// One list of commits, or "none".
+pub(super) fn list(page: &mut String, commits: &[CommitRecord], links: &Links) {
+    if commits.is_empty() {
+        page.push_str("<ul class=\"commits\"><li class=\"none\">none</li></ul>");
+        return;
+    }
+    page.push_str("<ul class=\"commits\">");
+    for c in commits {
+        line(page, c, links);
+    }
+    page.push_str("</ul>");
+}
+
+fn line(page: &mut String, c: &CommitRecord, links: &Links) {
+    let (class, mark, title) = match (&c.equivalent, c.merge) {
+        (Some(_), _) => ("same", "=", "the same change is on the other side (a cherry-pick)"),
+        (None, true) => ("merge", "M", "a merge commit"),
+        (None, false) => ("commit", "", ""),
+    };
+    let _ = write!(page, "<li class=\"{class}\"><span class=\"mark\" title=\"{title}\">{mark}</span>");
+    let short = esc(c.sha.short());
+    match links.commit(&c.sha.0) {
+        Some(url) => {
+            let _ = write!(page, "<code><a href=\"{}\">{short}</a></code> ", esc(&url));
+        }
+        None => {
+            let _ = write!(page, "<code>{short}</code> ");
+        }
+    }
+    let _ = write!(page, "<span class=\"subject\">{}</span>", esc(&c.subject));
+    for (label, url) in links.changes(&c.subject) {
+        let _ = write!(page, " <a class=\"pr\" href=\"{}\">{}</a>", esc(&url), esc(&label));
+    }
+    for t in &c.tickets {
+        ticket(page, t, links);
+    }
+    if let Some(e) = &c.equivalent {
+        let _ = write!(page, " <span class=\"meta\">(same change as {})</span>", esc(e.short()));
+    }
+    let date = c.date.get(..10).unwrap_or(&c.date);
+    let _ = write!(page, " <span class=\"meta\">{} · {}</span></li>", esc(date), esc(&c.author));
+}
+
+/// A ticket key, linked when the report knows where tickets live.
+pub(super) fn ticket(page: &mut String, key: &str, links: &Links) {
+    match links.ticket(key) {
+        Some(url) => {
+            let _ = write!(page, " <a class=\"ticket\" href=\"{}\">{}</a>", esc(&url), esc(key));
+        }
+        None => {
+            let _ = write!(page, " <span class=\"ticket\">{}</span>", esc(key));
+        }
+    }
+}
+
+/// The diff view: every row's commits, unfolded.
+pub(super) fn section(page: &mut String, rows: &[&Row], links: &Links) {
+    page.push_str("<section id=\"commits\"><h2>Commits</h2>");
+    for r in rows {
+        let _ = write!(
+            page,
+            "<h3 id=\"{}\">{} / {} <span class=\"meta\">{}</span></h3>",
+            esc(&format!("commits-{}-{}", r.environment, r.service)),
+            esc(&r.environment),
+            esc(&r.service),
+            esc(&r.image)
+        );
+        if let (Some(mb), Some(t), Some(tc)) = (&r.merge_base, &r.target, &r.target_commit) {
+            let _ = write!(
+                page,
+                "<p class=\"meta\">runs {}, {} at {}, merge base {}</p>",
+                esc(r.commit.as_ref().map(|c| c.short()).unwrap_or("unresolved")),
+                esc(t),
+                esc(tc.short()),
+                esc(mb.short())
+            );
+        }
+        match (&r.behind, &r.ahead, &r.target) {
+            (Some(b), Some(a), Some(t)) => lists(page, r, b, a, t, links),
+            _ => page.push_str("<p>No commit lists: see the findings.</p>"),
+        }
+    }
+    page.push_str("</section>\n");
+}
