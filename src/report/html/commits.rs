@@ -106,10 +106,12 @@ fn line(page: &mut String, c: &CommitRecord, links: &Links) {
         }
     }
     let _ = write!(page, "<span class=\"subject\">{}</span>", esc(&c.subject));
-    for (label, url) in links.changes(&c.subject) {
-        let _ = write!(page, " <a class=\"pr\" href=\"{}\">{}</a>", esc(&url), esc(&label));
+    let changes = links.changes(&c.subject);
+    for (label, url) in &changes {
+        let _ = write!(page, " <a class=\"pr\" href=\"{}\">{}</a>", esc(url), esc(label));
     }
-    for t in &c.tickets {
+    // `(#88)` linked as the pull request already: not again as issue #88.
+    for t in c.tickets.iter().filter(|t| !changes.iter().any(|(label, _)| label == *t)) {
         ticket(page, t, links);
     }
     if let Some(e) = &c.equivalent {

@@ -127,7 +127,7 @@ fn open(page: &mut String, title: &str, options: &Options) {
 }
 
 fn close(page: &mut String) {
-    let _ = write!(page, "<footer>prodiff {}</footer>\n</main>\n</body>\n</html>\n", esc(crate::cli::VERSION));
+    let _ = write!(page, "<footer>prodiff {}</footer>\n</main>\n</body>\n</html>\n", esc(env!("CARGO_PKG_VERSION")));
 }
 
 /// What was audited, when, whether it is complete, and the check's verdict.
