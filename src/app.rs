@@ -67,6 +67,9 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
+        Command::Serve(args) => {
+            crate::serve::run(args, &|| status_report(&cli.global, &args.environments, "serve", Detail::Full))
+        }
     }
 }
 

@@ -28,5 +28,6 @@ pub mod registry;
 pub mod release;
 pub mod report;
 pub mod resolve;
+pub mod serve;
 pub mod source;
 pub mod tickets;

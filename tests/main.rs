@@ -18,6 +18,7 @@ mod init;
 mod kubernetes;
 mod registry;
 mod release;
+mod serve;
 mod shell;
 mod sources;
 mod util;

@@ -57,7 +57,7 @@ fn name_link(live: bool, kind: &str, name: &str) -> String {
 }
 
 /// A name as one URL path segment.
-pub(crate) fn percent_path(name: &str) -> String {
+pub fn percent_path(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => (b as char).to_string(),

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 
 pub use escape::esc;
+pub use matrix::percent_path as path_segment;
 pub use plan::render_plan;
 
 use super::{Report, View};

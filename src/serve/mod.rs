@@ -1,0 +1,179 @@
+//! `prodiff serve`: the HTML matrix, live. A background thread runs the audit every
+//! `--interval` seconds and keeps the last result that finished; pages only ever read that
+//! result, so a slow source never blocks a page (it shows the result's age instead).
+//!
+//! Safe by default: it binds 127.0.0.1 unless `--allow-remote` says otherwise, answers GET
+//! and HEAD only, bounds what a client may send (`http`), can require a bearer token
+//! (`--token-env VAR`), and every page passes the redaction layer. The token is registered
+//! as a secret, so no log line or page can show it. This module is command-level
+//! orchestration: hyper sits in `http`, pages are drawn by `report::html`.
+
+mod http;
+mod pages;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::cli::ServeArgs;
+use crate::report::Report;
+
+/// What the pages read: the last audit that finished, and how the latest attempt went.
+#[derive(Default)]
+pub struct Latest {
+    /// The last audit that finished, and when.
+    pub report: Option<(Arc<Report>, Instant, chrono::DateTime<chrono::Utc>)>,
+    /// The latest attempt failed: when, and why (redacted).
+    pub failure: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    /// When the audit now running started, if one is.
+    pub running_since: Option<Instant>,
+}
+
+/// The settings the server runs with, checked.
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+    pub interval: Duration,
+}
+
+impl Settings {
+    /// Checks the flags: a non-loopback address needs `--allow-remote`, a token variable
+    /// must be set and not empty.
+    pub fn from_args(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let addr = match args.bind.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                let ip: IpAddr = args.bind.trim_matches(|c| c == '[' || c == ']').parse().with_context(|| {
+                    format!("--bind {:?}: not an IP address or IP:PORT (for example 127.0.0.1:7878)", args.bind)
+                })?;
+                SocketAddr::new(ip, args.port)
+            }
+        };
+        if !addr.ip().is_loopback() && !args.allow_remote {
+            bail!(
+                "--bind {}: not a loopback address; other hosts could read the dashboard. Pass --allow-remote \
+                 to mean it (and --token-env VAR to require a token)",
+                addr.ip()
+            );
+        }
+        let token = match &args.token_env {
+            None => None,
+            Some(var) => match env(var) {
+                Some(t) if !t.trim().is_empty() => {
+                    crate::redact::register(t.trim());
+                    Some(t.trim().to_string())
+                }
+                _ => bail!("--token-env {var}: the environment variable {var} is not set, or empty"),
+            },
+        };
+        Ok(Settings { addr, token, interval: Duration::from_secs(args.interval) })
+    }
+}
+
+/// Runs the dashboard until the process is stopped. `audit` runs one audit (the status
+/// of the chosen environments, judged by the policy); it runs on a thread of its own.
+pub fn run(args: &ServeArgs, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Result<u8> {
+    let settings = Settings::from_args(args, |v| std::env::var(v).ok())?;
+    let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(settings.addr))
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let addr = listener.local_addr().context("the listening address")?;
+    eprintln!(
+        "prodiff: serving http://{addr}/ (audit every {} s{})",
+        settings.interval.as_secs(),
+        if settings.token.is_some() { ", bearer token required" } else { "" }
+    );
+    let latest = Arc::new(RwLock::new(Latest::default()));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (latest_audit, rt_audit, stop) = (latest.clone(), rt.clone(), &stop);
+        let interval = settings.interval;
+        scope.spawn(move || {
+            let _runtime = rt_audit.enter();
+            audit_loop(audit, &latest_audit, interval, stop)
+        });
+        let server = http::Server { token: settings.token.clone(), pages: pages::Pages { latest, interval } };
+        let served = rt.block_on(server.serve(listener));
+        stop.store(true, Ordering::Relaxed);
+        served
+    })?;
+    Ok(crate::exit::CLEAN)
+}
+
+/// Audits every `interval` from the start of the previous audit, until `stop`.
+fn audit_loop(
+    audit: &(dyn Fn() -> Result<Report> + Sync),
+    latest: &RwLock<Latest>,
+    interval: Duration,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        if let Ok(mut l) = latest.write() {
+            l.running_since = Some(started);
+        }
+        let result = audit();
+        let now = chrono::Utc::now();
+        if let Ok(mut l) = latest.write() {
+            l.running_since = None;
+            match result {
+                Ok(report) => {
+                    l.report = Some((Arc::new(report), Instant::now(), now));
+                    l.failure = None;
+                }
+                Err(e) => {
+                    let message = crate::redact::text(&format!("{e:#}"));
+                    tracing::warn!("serve: the audit failed: {message}");
+                    l.failure = Some((now, message));
+                }
+            }
+        }
+        while started.elapsed() < interval && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100).min(interval.saturating_sub(started.elapsed())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["prodiff", "serve"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn it_binds_loopback_by_default() {
+        let s = Settings::from_args(&args(&[]), |_| None).unwrap();
+        assert_eq!(s.addr, "127.0.0.1:7878".parse().unwrap());
+        let s = Settings::from_args(&args(&["--bind", "[::1]:9000"]), |_| None).unwrap();
+        assert_eq!(s.addr, "[::1]:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn another_address_needs_allow_remote() {
+        let err = Settings::from_args(&args(&["--bind", "0.0.0.0:8080"]), |_| None).err().unwrap();
+        assert!(format!("{err:#}").contains("--bind 0.0.0.0: not a loopback address"), "{err:#}");
+        let s = Settings::from_args(&args(&["--bind", "0.0.0.0:8080", "--allow-remote"]), |_| None).unwrap();
+        assert_eq!(s.addr, "0.0.0.0:8080".parse().unwrap());
+        assert!(Settings::from_args(&args(&["--bind", "example.com"]), |_| None).is_err());
+    }
+
+    #[test]
+    fn a_token_variable_must_be_set() {
+        let err = Settings::from_args(&args(&["--token-env", "DASH_TOKEN"]), |_| None).err().unwrap();
+        assert!(format!("{err:#}").contains("DASH_TOKEN is not set, or empty"), "{err:#}");
+        let s = Settings::from_args(&args(&["--token-env", "DASH_TOKEN"]), |_| Some("s3cr3t-token".into())).unwrap();
+        assert_eq!(s.token.as_deref(), Some("s3cr3t-token"));
+    }
+}
