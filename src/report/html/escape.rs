@@ -2,13 +2,24 @@
 //! this module's callers' string literals (inventory values, labels, commit messages,
 //! server answers, names from the config, URLs) passes through `esc`, in element content
 //! and in attribute values alike (attributes are always double-quoted).
+//!
+//! Escaping changes how a secret is spelt (`&` becomes `&amp;`), which would hide it from
+//! the output writer's redaction; so every value is redacted first, then escaped.
 
 use std::borrow::Cow;
 
-/// `s` as HTML text: `&`, `<`, `>`, `"` and `'` become character references, and control
-/// characters other than tab and newline (which HTML would otherwise reject or show as
-/// nothing) become U+FFFD.
+/// `s`, redacted, as HTML text: `&`, `<`, `>`, `"` and `'` become character references, and
+/// control characters other than tab and newline (which HTML would otherwise reject or
+/// show as nothing) become U+FFFD.
 pub fn esc(s: &str) -> Cow<'_, str> {
+    let redacted = crate::redact::text(s);
+    if redacted != s {
+        return Cow::Owned(escape(&redacted).into_owned());
+    }
+    escape(s)
+}
+
+fn escape(s: &str) -> Cow<'_, str> {
     let special = |c: char| matches!(c, '&' | '<' | '>' | '"' | '\'') || (c.is_control() && c != '\n' && c != '\t');
     if !s.chars().any(special) {
         return Cow::Borrowed(s);
@@ -38,5 +49,12 @@ mod tests {
         assert_eq!(esc("a \"b\" & c"), "a &quot;b&quot; &amp; c");
         assert_eq!(esc("nul\u{0}bell\u{7}"), "nul\u{fffd}bell\u{fffd}");
         assert!(matches!(esc("plain text"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_they_are_escaped() {
+        crate::redact::register("pa&ss<word>42");
+        assert_eq!(esc("token pa&ss<word>42 here"), "token [redacted] here");
+        assert_eq!(esc("https://user:pw@example.com/x"), "https://example.com/x");
     }
 }
