@@ -28,12 +28,22 @@ pub(super) fn details(page: &mut String, r: &Row, links: &Links, open: bool) {
         if open { " open" } else { "" },
         esc(target),
     );
-    lists(page, r, behind, ahead, target, links);
+    lists(page, r, (behind, ahead), target, links, Some(DRILL_DOWN_LIMIT));
     evidence(page, r);
     page.push_str("</details>");
 }
 
-fn lists(page: &mut String, r: &Row, behind: &[CommitRecord], ahead: &[CommitRecord], target: &str, links: &Links) {
+/// The most commits a cell's drill-down lists per side; `diff` lists them all.
+pub const DRILL_DOWN_LIMIT: usize = 100;
+
+fn lists(
+    page: &mut String,
+    r: &Row,
+    (behind, ahead): (&[CommitRecord], &[CommitRecord]),
+    target: &str,
+    links: &Links,
+    limit: Option<usize>,
+) {
     let (n, note) = crate::report::side_counts(behind, false, target);
     let _ = write!(
         page,
@@ -43,7 +53,7 @@ fn lists(page: &mut String, r: &Row, behind: &[CommitRecord], ahead: &[CommitRec
         esc(&r.environment),
         paren(&note)
     );
-    list(page, behind, links);
+    capped(page, r, behind, links, limit);
     let (n, note) = crate::report::side_counts(ahead, true, target);
     let _ = write!(
         page,
@@ -52,7 +62,22 @@ fn lists(page: &mut String, r: &Row, behind: &[CommitRecord], ahead: &[CommitRec
         super::plural(n),
         paren(&note)
     );
-    list(page, ahead, links);
+    capped(page, r, ahead, links, limit);
+}
+
+/// `list`, cut at `limit` commits with a line saying how many more there are and where.
+fn capped(page: &mut String, r: &Row, commits: &[CommitRecord], links: &Links, limit: Option<usize>) {
+    let shown = limit.map_or(commits.len(), |l| l.min(commits.len()));
+    list(page, &commits[..shown], links);
+    if shown < commits.len() {
+        let _ = write!(
+            page,
+            "<p class=\"meta\">… and {} more: <code>prodiff diff {} --service {}</code> lists them all.</p>",
+            commits.len() - shown,
+            esc(&r.environment),
+            esc(&r.service)
+        );
+    }
 }
 
 fn paren(note: &str) -> String {
@@ -156,9 +181,47 @@ pub(super) fn section(page: &mut String, rows: &[&Row], links: &Links) {
             );
         }
         match (&r.behind, &r.ahead, &r.target) {
-            (Some(b), Some(a), Some(t)) => lists(page, r, b, a, t, links),
+            (Some(b), Some(a), Some(t)) => lists(page, r, (b, a), t, links, None),
             _ => page.push_str("<p>No commit lists: see the findings.</p>"),
         }
     }
     page.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CommitId;
+
+    fn commit(i: usize) -> CommitRecord {
+        CommitRecord {
+            sha: CommitId(format!("{i:040x}")),
+            subject: format!("change {i}"),
+            author: "A".into(),
+            email: "a@example.com".into(),
+            date: "2026-01-01T00:00:00Z".into(),
+            committed_at: "2026-01-01T00:00:00Z".into(),
+            tickets: vec![],
+            merge: false,
+            equivalent: None,
+        }
+    }
+
+    #[test]
+    fn a_cells_drill_down_is_cut_and_says_where_the_rest_is() {
+        let mut r = Row::bare("production", "api", vec![]);
+        r.target = Some("main".into());
+        r.behind = Some((0..DRILL_DOWN_LIMIT + 5).map(commit).collect());
+        r.ahead = Some(vec![]);
+        let mut page = String::new();
+        details(&mut page, &r, &Links::default(), false);
+        assert_eq!(page.matches("<li class=\"commit\">").count(), DRILL_DOWN_LIMIT);
+        assert!(
+            page.contains("… and 5 more: <code>prodiff diff production --service api</code> lists them all."),
+            "{page}"
+        );
+        let mut all = String::new();
+        section(&mut all, &[&r], &Links::default());
+        assert_eq!(all.matches("<li class=\"commit\">").count(), DRILL_DOWN_LIMIT + 5);
+    }
 }

@@ -40,6 +40,34 @@ pub(super) fn section(page: &mut String, report: &Report, rows: &[&Row], live: b
     );
 }
 
+/// What GitOps repositories declare, compared with the mainline like what runs.
+pub(super) fn declared(page: &mut String, rows: &[&Row]) {
+    if rows.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<section id=\"declared\"><h2>Declared (GitOps)</h2><table class=\"findings\"><thead><tr>\
+         <th>Environment</th><th>Service</th><th>Image</th><th>Commit</th><th>Behind</th><th>Ahead</th><th>Source</th>\
+         </tr></thead><tbody>",
+    );
+    let n = |c: Option<usize>| c.map_or("?".to_string(), |c| c.to_string());
+    for r in rows {
+        let origin = r.instances.first().map(|i| i.origin.trim_start_matches("declared ")).unwrap_or_default();
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>↓ {}</td><td>↑ {}</td><td>{}</td></tr>",
+            esc(&r.environment),
+            esc(&r.service),
+            esc(&r.image),
+            esc(r.commit.as_ref().map_or("unresolved", |c| c.short())),
+            n(r.missing_count()),
+            n(r.drift_count()),
+            esc(origin)
+        );
+    }
+    page.push_str("</tbody></table></section>\n");
+}
+
 /// Environments of the promotion path first, in its order, then the others as they come.
 fn columns<'a>(rows: &[&'a Row], promotion: &[String]) -> Vec<&'a str> {
     let seen = super::distinct(rows.iter().map(|r| r.environment.as_str()));

@@ -76,6 +76,13 @@ pub fn render_page(report: &Report, view: View, options: &Options, out: &mut dyn
     }
     let live = options.refresh.is_some();
     matrix::section(&mut page, report, &rows, live);
+    let declared: Vec<&super::Row> = report
+        .declared
+        .iter()
+        .filter(|r| options.environment.as_ref().is_none_or(|e| &r.environment == e))
+        .filter(|r| options.service.as_ref().is_none_or(|s| &r.service == s))
+        .collect();
+    matrix::declared(&mut page, &declared);
     if view == View::Diff || options.environment.is_some() || options.service.is_some() {
         commits::section(&mut page, &rows, &report.presentation.links);
     }
@@ -332,3 +339,73 @@ table.findings td:last-child { color: var(--muted); }
 section.service-plan { border: 1px solid var(--line); padding: 4px 14px 10px; margin: 12px 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Code, CommitId};
+    use crate::report::{Mainline, Row};
+
+    fn report() -> Report {
+        let unreachable = Finding::new(Code::SourceUnreachable, "kubectl: context <prod-us> refused").at("us", "api");
+        let mut declared = Row::bare("uk", "api", vec![]);
+        declared.instances.push(crate::resolve::Instance {
+            name: None,
+            started_at: None,
+            origin: "declared gitops:apps/uk/api.yaml".into(),
+        });
+        Report {
+            schema_version: 1,
+            command: "status".into(),
+            repository: "/repo".into(),
+            mainline: Mainline { name: "main".into(), commit: CommitId("a".repeat(40)) },
+            shallow: false,
+            complete: false,
+            results: vec![
+                Row::bare("uk", "api", vec![]),
+                Row::bare("us", "api", vec![unreachable]),
+                Row::bare("us", "web", vec![]),
+            ],
+            findings: vec![],
+            declared: vec![declared],
+            daemons: vec![],
+            check: None,
+            presentation: Context { promotion: vec!["us".into(), "uk".into()], ..Context::default() },
+        }
+    }
+
+    fn page(options: &Options) -> String {
+        let mut out = Vec::new();
+        render_page(&report(), View::Status, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_incomplete_audit_says_so_and_columns_follow_the_promotion_order() {
+        let html = page(&Options::default());
+        assert!(html.contains("⚠ Incomplete: something could not be observed"), "{html}");
+        let (us, uk) = (
+            html.find("<th scope=\"col\" class=\"env\">us</th>").unwrap(),
+            html.find("<th scope=\"col\" class=\"env\">uk</th>").unwrap(),
+        );
+        assert!(us < uk, "promotion order: us before uk");
+        assert!(html.contains("<td>kubectl: context &lt;prod-us&gt; refused</td>"), "{html}");
+        assert!(html.contains("<td class=\"empty\">not deployed</td>"), "uk runs no web: {html}");
+        assert!(
+            html.contains("<h2>Declared (GitOps)</h2>") && html.contains("<td>gitops:apps/uk/api.yaml</td>"),
+            "{html}"
+        );
+        assert!(!html.contains("http-equiv=\"refresh\""), "a file does not reload itself");
+    }
+
+    #[test]
+    fn a_page_for_one_environment_or_service_shows_only_that() {
+        let us = page(&Options { environment: Some("us".into()), refresh: Some(30), ..Options::default() });
+        assert!(us.contains("data-env=\"us\"") && !us.contains("data-env=\"uk\""), "{us}");
+        assert!(us.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
+        assert!(us.contains("<a href=\"/service/api\">api</a>"), "live pages link names: {us}");
+        let web = page(&Options { service: Some("web".into()), ..Options::default() });
+        assert!(web.contains("data-service=\"web\"") && !web.contains("data-service=\"api\""), "{web}");
+        assert!(!web.contains("source-unreachable"), "another service's finding: {web}");
+    }
+}
