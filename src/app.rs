@@ -67,10 +67,20 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
-        Command::Serve(args) => {
-            crate::serve::run(args, &|| status_report(&cli.global, &args.environments, "serve", Detail::Full))
-        }
+        Command::Serve(args) => serve(&cli.global, args),
     }
+}
+
+/// `prodiff serve`: the status of the chosen environments, audited on an interval.
+fn serve(g: &Global, args: &crate::cli::ServeArgs) -> Result<u8> {
+    let request = crate::serve::Request {
+        bind: &args.bind,
+        port: args.port,
+        allow_remote: args.allow_remote,
+        token_env: args.token_env.as_deref(),
+        interval: std::time::Duration::from_secs(args.interval),
+    };
+    crate::serve::run(&request, &|| status_report(g, &args.environments, "serve", Detail::Full))
 }
 
 /// With `--format github`, a run that failed (exit 2) is also an annotation on standard
@@ -484,7 +494,10 @@ impl Audit {
         Ok(report::html::Context {
             generated_at: Some(now()?),
             promotion: self.config.promotion.clone(),
-            links: crate::links::Links::new(self.repo.remote_url("origin").as_deref(), self.config.ticket_url.clone()),
+            links: report::html::links::Links::new(
+                self.repo.remote_url("origin").as_deref(),
+                self.config.ticket_url.clone(),
+            ),
         })
     }
 

@@ -4,6 +4,8 @@
 //! Without a file, `Config::default()` is the zero-config behaviour: services are named after
 //! the image repository, image tags map to `v{tag}` or `{tag}`, the mainline is detected.
 
+pub mod report;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +56,7 @@ pub struct Config {
     pub policy: Policy,
     pub registry: RegistryConfig,
     /// `[report] ticket_url`: where ticket keys link to in the HTML report.
-    pub ticket_url: Option<crate::links::TicketTemplate>,
+    pub ticket_url: Option<report::TicketTemplate>,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -523,7 +525,7 @@ impl Config {
         let ticket_url = match raw.report.and_then(|r| r.ticket_url) {
             None => None,
             Some(t) => Some(
-                crate::links::TicketTemplate::parse(t.get_ref())
+                report::TicketTemplate::parse(t.get_ref())
                     .map_err(|m| at(t.span(), format!("report.ticket_url: {m}")))?,
             ),
         };

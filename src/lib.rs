@@ -19,7 +19,6 @@ pub mod exit;
 pub mod git;
 pub mod history;
 pub mod init;
-pub mod links;
 pub mod model;
 pub mod policy;
 pub mod redact;

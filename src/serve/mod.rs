@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::cli::ServeArgs;
 use crate::report::Report;
 
 /// What the pages read: the last audit that finished, and how the latest attempt went.
@@ -32,6 +31,18 @@ pub struct Latest {
     pub running_since: Option<Instant>,
 }
 
+/// What the command line asks for, unchecked (`serve`'s flags).
+pub struct Request<'a> {
+    /// `IP` or `IP:PORT`.
+    pub bind: &'a str,
+    /// The port when `bind` names none.
+    pub port: u16,
+    pub allow_remote: bool,
+    /// The environment variable holding the bearer token.
+    pub token_env: Option<&'a str>,
+    pub interval: Duration,
+}
+
 /// The settings the server runs with, checked.
 pub struct Settings {
     pub addr: SocketAddr,
@@ -42,7 +53,7 @@ pub struct Settings {
 impl Settings {
     /// Checks the flags: a non-loopback address needs `--allow-remote`, a token variable
     /// must be set and not empty.
-    pub fn from_args(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+    pub fn check(args: &Request, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
         let addr = match args.bind.parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
@@ -59,7 +70,7 @@ impl Settings {
                 addr.ip()
             );
         }
-        let token = match &args.token_env {
+        let token = match args.token_env {
             None => None,
             Some(var) => match env(var) {
                 Some(t) if !t.trim().is_empty() => {
@@ -69,14 +80,14 @@ impl Settings {
                 _ => bail!("--token-env {var}: the environment variable {var} is not set, or empty"),
             },
         };
-        Ok(Settings { addr, token, interval: Duration::from_secs(args.interval) })
+        Ok(Settings { addr, token, interval: args.interval })
     }
 }
 
 /// Runs the dashboard until the process is stopped. `audit` runs one audit (the status
 /// of the chosen environments, judged by the policy); it runs on a thread of its own.
-pub fn run(args: &ServeArgs, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Result<u8> {
-    let settings = Settings::from_args(args, |v| std::env::var(v).ok())?;
+pub fn run(args: &Request, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Result<u8> {
+    let settings = Settings::check(args, |v| std::env::var(v).ok())?;
     let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(settings.addr))
@@ -141,39 +152,36 @@ fn audit_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec!["prodiff", "serve"];
-        argv.extend_from_slice(extra);
-        match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Serve(a) => a,
-            _ => unreachable!(),
-        }
+    fn args<'a>(bind: &'a str, allow_remote: bool, token_env: Option<&'a str>) -> Request<'a> {
+        Request { bind, port: 7878, allow_remote, token_env, interval: Duration::from_secs(60) }
     }
 
     #[test]
-    fn it_binds_loopback_by_default() {
-        let s = Settings::from_args(&args(&[]), |_| None).unwrap();
+    fn an_address_without_a_port_takes_the_port() {
+        let s = Settings::check(&args("127.0.0.1", false, None), |_| None).unwrap();
         assert_eq!(s.addr, "127.0.0.1:7878".parse().unwrap());
-        let s = Settings::from_args(&args(&["--bind", "[::1]:9000"]), |_| None).unwrap();
+        let s = Settings::check(&args("[::1]:9000", false, None), |_| None).unwrap();
         assert_eq!(s.addr, "[::1]:9000".parse().unwrap());
+        let s = Settings::check(&args("::1", false, None), |_| None).unwrap();
+        assert_eq!(s.addr, "[::1]:7878".parse().unwrap());
     }
 
     #[test]
     fn another_address_needs_allow_remote() {
-        let err = Settings::from_args(&args(&["--bind", "0.0.0.0:8080"]), |_| None).err().unwrap();
+        let err = Settings::check(&args("0.0.0.0:8080", false, None), |_| None).err().unwrap();
         assert!(format!("{err:#}").contains("--bind 0.0.0.0: not a loopback address"), "{err:#}");
-        let s = Settings::from_args(&args(&["--bind", "0.0.0.0:8080", "--allow-remote"]), |_| None).unwrap();
+        let s = Settings::check(&args("0.0.0.0:8080", true, None), |_| None).unwrap();
         assert_eq!(s.addr, "0.0.0.0:8080".parse().unwrap());
-        assert!(Settings::from_args(&args(&["--bind", "example.com"]), |_| None).is_err());
+        assert!(Settings::check(&args("example.com", true, None), |_| None).is_err());
     }
 
     #[test]
     fn a_token_variable_must_be_set() {
-        let err = Settings::from_args(&args(&["--token-env", "DASH_TOKEN"]), |_| None).err().unwrap();
+        let err = Settings::check(&args("127.0.0.1", false, Some("DASH_TOKEN")), |_| None).err().unwrap();
         assert!(format!("{err:#}").contains("DASH_TOKEN is not set, or empty"), "{err:#}");
-        let s = Settings::from_args(&args(&["--token-env", "DASH_TOKEN"]), |_| Some("s3cr3t-token".into())).unwrap();
+        let s =
+            Settings::check(&args("127.0.0.1", false, Some("DASH_TOKEN")), |_| Some("s3cr3t-token".into())).unwrap();
         assert_eq!(s.token.as_deref(), Some("s3cr3t-token"));
     }
 }

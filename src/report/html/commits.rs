@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::esc;
-use crate::links::Links;
+use super::links::Links;
 use crate::model::CommitRecord;
 use crate::report::Row;
 

@@ -10,6 +10,7 @@
 
 mod commits;
 mod escape;
+pub mod links;
 mod matrix;
 mod plan;
 mod stream;
@@ -24,8 +25,8 @@ pub use matrix::percent_path as path_segment;
 pub use plan::render_plan;
 
 use super::{Report, View};
-use crate::links::Links;
 use crate::model::{Finding, Level};
+use links::Links;
 
 /// What a page needs beyond the report's findings: when the audit ran, the promotion
 /// order and where commits and tickets link to. Not part of the JSON schema.

@@ -1,6 +1,6 @@
 //! Where commits, pull requests and tickets live on the web, for the HTML report: the
 //! hosting service named by the `origin` remote (GitHub, GitLab, Bitbucket; ssh and https
-//! forms), and the ticket URL template of `[report] ticket_url`. Pure string work: no
+//! forms), and the ticket URL template of `[report] ticket_url` (`config::report`). Pure string work: no
 //! network, no git. A remote that is not one of the known services gives no links rather
 //! than guessed ones, and no URL made here ever carries the remote's userinfo.
 
@@ -113,32 +113,7 @@ impl Hosting {
     }
 }
 
-/// `[report] ticket_url`: a URL with a `{key}` placeholder (`https://jira.example.com/browse/{key}`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TicketTemplate(String);
-
-impl TicketTemplate {
-    /// Checks the template: an http(s) URL with a `{key}` placeholder and nothing that
-    /// cannot stand in a URL. The error says what is wrong, for the config error.
-    pub fn parse(template: &str) -> Result<TicketTemplate, String> {
-        let example = "for example \"https://jira.example.com/browse/{key}\"";
-        if !(template.starts_with("https://") || template.starts_with("http://")) {
-            return Err(format!("{template:?} is not an http:// or https:// URL ({example})"));
-        }
-        if !template.contains("{key}") {
-            return Err(format!("{template:?} has no {{key}} placeholder ({example})"));
-        }
-        if let Some(c) = template.chars().find(|c| c.is_whitespace() || c.is_control() || "\"'<>`\\".contains(*c)) {
-            return Err(format!("{template:?} contains {c:?}, which cannot stand in a URL"));
-        }
-        Ok(TicketTemplate(template.to_string()))
-    }
-
-    /// The URL of ticket `key`, percent-encoded into the placeholder.
-    pub fn url(&self, key: &str) -> String {
-        self.0.replace("{key}", &percent_encode(key))
-    }
-}
+use crate::config::report::TicketTemplate;
 
 /// What a report can link to: commits and pull requests on the hosting service, tickets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -172,19 +147,6 @@ impl Links {
         let mark = if h.service == Service::GitLab { '!' } else { '#' };
         h.changes_in(subject).into_iter().map(|n| (format!("{mark}{n}"), h.change(n))).collect()
     }
-}
-
-/// RFC 3986 unreserved characters stay, everything else is `%XX`.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -249,16 +211,6 @@ mod tests {
         assert_eq!(gl.changes_in("Resolve thing (!5)"), vec![5]);
         let bb = Hosting::from_remote("git@bitbucket.org:a/b").unwrap();
         assert_eq!(bb.changes_in("Merged in feature (pull request #9)"), vec![9]);
-    }
-
-    #[test]
-    fn ticket_templates_are_checked_and_filled_percent_encoded() {
-        let t = TicketTemplate::parse("https://jira.example.com/browse/{key}").unwrap();
-        assert_eq!(t.url("SHOP-1"), "https://jira.example.com/browse/SHOP-1");
-        assert_eq!(t.url("a b&c"), "https://jira.example.com/browse/a%20b%26c");
-        assert!(TicketTemplate::parse("https://jira.example.com/browse/").unwrap_err().contains("no {key}"));
-        assert!(TicketTemplate::parse("javascript:alert(1)//{key}").unwrap_err().contains("not an http"));
-        assert!(TicketTemplate::parse("https://x/{key}\"><b>").unwrap_err().contains("cannot stand"));
     }
 
     #[test]
