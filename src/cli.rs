@@ -1,4 +1,4 @@
-//! The command line, declared with clap's derive. Types only: `app` does the work.
+//! The command line, declared with clap's derive. Types only: `commands` does the work.
 
 use std::path::PathBuf;
 

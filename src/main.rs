@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let result = prodiff::app::run(&cli, &runtime, &mut out).and_then(|code| {
+    let result = prodiff::commands::run(&cli, &runtime, &mut out).and_then(|code| {
         out.flush()?;
         Ok(code)
     });
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors pass the redaction layer like every report does.
             eprintln!("prodiff: error: {}", prodiff::redact::text(&format!("{e:#}")));
-            let _ = prodiff::app::annotate_failure(&cli.global, &e, &mut out).and_then(|_| out.flush());
+            let _ = prodiff::commands::annotate_failure(&cli.global, &e, &mut out).and_then(|_| out.flush());
             ExitCode::from(prodiff::exit::USAGE)
         }
     }

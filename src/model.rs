@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+use regex::Regex;
 use serde::Serialize;
 
 pub use crate::reference::{Digest, ImageRef, ImageSpec};
@@ -372,4 +374,24 @@ impl Finding {
         self.service = Some(service.to_string());
         self
     }
+}
+
+/// `1.4.2`, `v2.0.0-rc.1`, `2026.11`: tags that name a release.
+static VERSION_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^v?[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]+)?$").unwrap());
+
+/// The key registry facts are stored under for a workload: its image and running digests.
+pub fn registry_key(w: &Workload) -> String {
+    let mut key = w.image.to_string();
+    for d in w.digests() {
+        key.push('|');
+        key.push_str(d.as_str());
+    }
+    key
+}
+
+/// Whether an image tag names a release (`1.4.2`, `v2.0.0-rc.1`), as opposed to `latest`
+/// or a build tag.
+pub fn is_release_tag(tag: &str) -> bool {
+    VERSION_TAG.is_match(tag)
 }

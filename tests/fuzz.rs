@@ -14,10 +14,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
 use prodiff::config::Config;
+use prodiff::observe::registry::manifest;
+use prodiff::observe::registry::Platform;
+use prodiff::observe::{inventory, kubernetes};
 use prodiff::reference::{ImageRef, ImageSpec};
-use prodiff::registry::manifest;
-use prodiff::registry::Platform;
-use prodiff::source::{inventory, kubernetes};
 
 /// The longest error message a parser may produce for these inputs (bad values are cut
 /// to 200 characters, which escaping can make ten bytes each).
@@ -195,7 +195,7 @@ const BASELINE: &str = r#"{"schema_version": 1, "command": "snapshot", "results"
 #[test]
 fn fuzz_baselines() {
     fuzz(prop_oneof![any::<String>(), mutated(BASELINE)], |s| {
-        let _ = prodiff::baseline::Baseline::parse(&s, Path::new("baseline.json")).map_err(short);
+        let _ = prodiff::judge::baseline::Baseline::parse(&s, Path::new("baseline.json")).map_err(short);
     });
 }
 

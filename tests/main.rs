@@ -16,6 +16,7 @@ mod hostile;
 mod html;
 mod init;
 mod kubernetes;
+mod layers;
 mod registry;
 mod release;
 mod serve;

@@ -116,7 +116,7 @@ impl Store {
 
     fn put(&self, oid: Oid, pid: Option<&str>) {
         if let Some(path) = self.path(oid) {
-            let _ = crate::registry::cache::write_atomically(&path, pid.unwrap_or("none").as_bytes());
+            let _ = crate::cache_dir::write_atomically(&path, pid.unwrap_or("none").as_bytes());
         }
     }
 }

@@ -153,8 +153,8 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::report::{Mainline, Row};
     use crate::model::{Code, CommitId};
-    use crate::report::{Mainline, Row};
 
     #[test]
     fn denied_is_a_failure_unobserved_an_error_and_run_findings_a_suite_of_their_own() {

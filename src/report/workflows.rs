@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Format, Mainline};
-use crate::contains::{Presence, State};
+use crate::history::contains::{Presence, State};
 use crate::model::{CommitId, CommitRecord, Finding};
 
 /// `prodiff contains`: one entry per query.
@@ -159,7 +159,7 @@ pub struct PlanReport {
     pub findings: Vec<Finding>,
     /// What the HTML page needs beyond the data (when, links).
     #[serde(skip)]
-    pub presentation: super::html::Context,
+    pub presentation: crate::judge::report::Presentation,
 }
 
 #[derive(Debug, Serialize)]

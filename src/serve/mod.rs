@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::report::Report;
+use crate::judge::report::Report;
 
 /// What the pages read: the last audit that finished, and how the latest attempt went.
 #[derive(Default)]

@@ -7,8 +7,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::Latest;
+use crate::judge::report::Report;
 use crate::report::html::{self, Options};
-use crate::report::{Report, View};
+use crate::report::View;
 
 /// What the router answers: a status and an HTML body.
 pub struct Answer {

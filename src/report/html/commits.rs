@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 
 use super::esc;
-use super::links::Links;
+use crate::config::report::Links;
+use crate::judge::report::Row;
 use crate::model::CommitRecord;
-use crate::report::Row;
 
 /// The drill-down of one row: both commit lists and the evidence. `open`: unfolded.
 pub(super) fn details(page: &mut String, r: &Row, links: &Links, open: bool) {
@@ -20,8 +20,8 @@ pub(super) fn details(page: &mut String, r: &Row, links: &Links, open: bool) {
         }
         return;
     };
-    let (b, _) = crate::report::side_counts(behind, false, target);
-    let (a, _) = crate::report::side_counts(ahead, true, target);
+    let (b, _) = crate::judge::report::side_counts(behind, false, target);
+    let (a, _) = crate::judge::report::side_counts(ahead, true, target);
     let _ = write!(
         page,
         "<details{}><summary>Commits vs {}: ↓ {b} ↑ {a}</summary>",
@@ -44,7 +44,7 @@ fn lists(
     links: &Links,
     limit: Option<usize>,
 ) {
-    let (n, note) = crate::report::side_counts(behind, false, target);
+    let (n, note) = crate::judge::report::side_counts(behind, false, target);
     let _ = write!(
         page,
         "<p><strong>Not running yet</strong>: {n} commit{} in {}, not in {}{}</p>",
@@ -54,7 +54,7 @@ fn lists(
         paren(&note)
     );
     capped(page, r, behind, links, limit);
-    let (n, note) = crate::report::side_counts(ahead, true, target);
+    let (n, note) = crate::judge::report::side_counts(ahead, true, target);
     let _ = write!(
         page,
         "<p><strong>Running but not in {}</strong>: {n} commit{}{}</p>",

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 
 use super::{badge, esc, level_class, plural};
+use crate::judge::report::{Report, Row};
 use crate::model::Level;
-use crate::report::{Report, Row};
 
 /// The matrix of `rows` (already limited to what the page shows). `live`: names link to
 /// the dashboard's environment and service pages.

@@ -10,7 +10,6 @@
 
 mod commits;
 mod escape;
-pub mod links;
 mod matrix;
 mod plan;
 mod stream;
@@ -24,20 +23,11 @@ pub use escape::esc;
 pub use matrix::percent_path as path_segment;
 pub use plan::render_plan;
 
-use super::{Report, View};
-use crate::model::{Finding, Level};
-use links::Links;
+pub use crate::judge::report::Presentation;
 
-/// What a page needs beyond the report's findings: when the audit ran, the promotion
-/// order and where commits and tickets link to. Not part of the JSON schema.
-#[derive(Clone, Debug, Default)]
-pub struct Context {
-    /// When the audit ran ("now" of the run, `PRODIFF_NOW` when pinned).
-    pub generated_at: Option<DateTime<Utc>>,
-    /// Environments in promotion order (`staging` before `production`).
-    pub promotion: Vec<String>,
-    pub links: Links,
-}
+use super::View;
+use crate::judge::report::Report;
+use crate::model::{Finding, Level};
 
 /// Which part of the report a page shows, and how it behaves when served live.
 #[derive(Clone, Debug, Default)]
@@ -344,8 +334,8 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::report::{Mainline, Row};
     use crate::model::{Code, CommitId};
-    use crate::report::{Mainline, Row};
 
     fn report() -> Report {
         let unreachable = Finding::new(Code::SourceUnreachable, "kubectl: context <prod-us> refused").at("us", "api");
@@ -371,7 +361,7 @@ mod tests {
             declared: vec![declared],
             daemons: vec![],
             check: None,
-            presentation: Context { promotion: vec!["us".into(), "uk".into()], ..Context::default() },
+            presentation: Presentation { promotion: vec!["us".into(), "uk".into()], ..Presentation::default() },
         }
     }
 

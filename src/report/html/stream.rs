@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{esc, plural};
+use crate::judge::report::{Report, Row};
 use crate::model::Level;
-use crate::report::{Report, Row};
 
 const NODE_W: i32 = 210;
 const NODE_H: i32 = 62;
@@ -35,7 +35,7 @@ struct Stage<'a> {
     from: &'a str,
 }
 
-pub(super) fn section(page: &mut String, report: &Report, ctx: &super::Context) {
+pub(super) fn section(page: &mut String, report: &Report, ctx: &super::Presentation) {
     let envs = super::distinct(report.results.iter().map(|r| r.environment.as_str()));
     if envs.is_empty() {
         return;

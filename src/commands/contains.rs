@@ -1,0 +1,169 @@
+//! `prodiff contains`: is a commit (or every commit of a ticket) deployed? Load the audit,
+//! turn each item into commits, answer for every running deployment (ancestry, then
+//! patch-id equivalence), render. The decisions live in `history::contains`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use super::pipeline::{job_summary, run_findings, Audit};
+use crate::cli::{ContainsArgs, Global};
+use crate::git::Lookup;
+use crate::history::contains::{self, PatchIds, State};
+use crate::history::{self};
+use crate::judge::report::{Mainline, SCHEMA_VERSION};
+use crate::model::{Code, CommitId};
+use crate::report::workflows::{self, Answer, ContainsReport, QueryAnswer, Running};
+use crate::report::Format;
+use crate::resolve::Deployment;
+
+pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut audit = Audit::load(g)?;
+    audit.only(&args.environments)?;
+    let mut pids = PatchIds::default();
+    let mut index = None;
+    let mut queries = Vec::new();
+    let mut states = Vec::new();
+    for item in &args.items {
+        let commits = query_commits(&audit, item, &mut index)?;
+        let answers = answers(&audit, &commits, &mut pids)?;
+        states.extend(answers.iter().map(|a| a.state));
+        let records =
+            commits.iter().map(|c| history::record(&audit.repo, c, &audit.config.tickets)).collect::<Result<_, _>>()?;
+        queries.push(QueryAnswer { query: item.clone(), commits: records, answers });
+    }
+    let findings = run_findings(&audit, None);
+    // A shallow clone leaves an answer unknown only where the known history does not
+    // suffice: those answers say so themselves.
+    let complete = crate::judge::report::is_complete(findings.iter().filter(|f| f.code != Code::ShallowClone))
+        && !states.contains(&State::Unknown);
+    let report = ContainsReport {
+        schema_version: SCHEMA_VERSION,
+        command: "contains".into(),
+        repository: audit.repo.path().display().to_string(),
+        mainline: Mainline { name: audit.mainline.0.clone(), commit: audit.mainline.1.clone() },
+        complete,
+        queries,
+        findings,
+    };
+    workflows::render_contains(&report, g.format, out)?;
+    job_summary(g, |file| workflows::render_contains(&report, Format::Markdown, file))?;
+    Ok(contains::verdict_of(&states, complete || g.allow_incomplete))
+}
+
+/// A SHA stands for itself; anything else is a ticket key, standing for every commit whose
+/// message mentions it in the history of the mainline and of everything running.
+pub(super) fn query_commits(
+    audit: &Audit,
+    item: &str,
+    index: &mut Option<HashMap<String, Vec<CommitId>>>,
+) -> Result<Vec<CommitId>> {
+    match audit.repo.lookup_commit(item) {
+        Lookup::Found(c) => return Ok(vec![c]),
+        Lookup::Ambiguous => bail!("{item:?} matches several objects; give more digits"),
+        Lookup::NotFound | Lookup::NotACommit => {}
+    }
+    if index.is_none() {
+        *index = Some(ticket_index(audit)?);
+    }
+    match index.as_ref().and_then(|i| i.get(item)) {
+        Some(commits) => Ok(commits.clone()),
+        None if !audit.config.tickets.is_key(item) => {
+            let texts = match mentions(audit, item)? {
+                0 => String::new(),
+                1 => " (1 commit message contains it as text)".to_string(),
+                n => format!(" ({n} commit messages contain it as text)"),
+            };
+            bail!(
+                "{item:?} is not a commit here, and not a ticket key under the configured patterns{texts}: \
+                 add a pattern under [tickets] in prodiff.toml, or ask for the commits themselves"
+            )
+        }
+        None => bail!(
+            "{item:?} is not a commit here, and no commit in the history of {} or of anything running mentions it (ticket patterns: see [tickets] in prodiff.toml)",
+            audit.mainline.0
+        ),
+    }
+}
+
+/// How many commit messages in the history `contains` searches hold `text` literally.
+fn mentions(audit: &Audit, text: &str) -> Result<usize> {
+    let mut n = 0;
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
+        n += usize::from(audit.repo.commit_info(&id)?.message.contains(text));
+    }
+    Ok(n)
+}
+
+fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
+    let mut tips = vec![audit.mainline.1.clone()];
+    tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
+    tips.sort();
+    tips.dedup();
+    tips
+}
+
+/// Ticket key -> commits mentioning it, oldest last, from one walk of all relevant history.
+fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
+    let _p = crate::diag::progress("finding ticket keys in the history of the mainline and of what runs");
+    let mut index: HashMap<String, Vec<CommitId>> = HashMap::new();
+    for id in audit.repo.walk(&ticket_tips(audit), &[])? {
+        let info = audit.repo.commit_info(&id)?;
+        for t in audit.config.tickets.find(&info.message) {
+            index.entry(t).or_default().push(id.clone());
+        }
+    }
+    Ok(index)
+}
+
+/// One answer per environment × service the commits concern (a path-filtered service is
+/// concerned only by commits touching its paths).
+fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<Vec<Answer>> {
+    let mut groups: BTreeMap<(usize, String, String), Vec<&Deployment>> = BTreeMap::new();
+    for (i, d) in audit.deployments.iter().enumerate() {
+        let order = audit.deployments.iter().position(|x| x.environment == d.environment).unwrap_or(i);
+        groups.entry((order, d.environment.clone(), d.service.clone())).or_default().push(d);
+    }
+    let mut out = Vec::new();
+    for ((_, environment, service), deployments) in groups {
+        let paths = audit.config.paths(&service);
+        let mut relevant = Vec::new();
+        for c in commits {
+            if paths.is_empty() || audit.repo.touches(c, paths)? {
+                relevant.push(c.clone());
+            }
+        }
+        if relevant.is_empty() {
+            continue;
+        }
+        let mut running = Vec::new();
+        for d in deployments {
+            running.push(running_state(audit, d, &relevant, pids)?);
+        }
+        let state = contains::combine(&running.iter().map(|r| r.state).collect::<Vec<_>>());
+        out.push(Answer { environment, service, state, running });
+    }
+    Ok(out)
+}
+
+fn running_state(audit: &Audit, d: &Deployment, commits: &[CommitId], pids: &mut PatchIds) -> Result<Running> {
+    let mut presences = Vec::new();
+    if let Some(running) = &d.commit {
+        for c in commits {
+            presences.push((c.clone(), contains::present(&audit.repo, pids, running, c)?));
+        }
+    }
+    let state = if d.commit.is_some() {
+        contains::state_of(&presences.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>())
+    } else {
+        State::Unknown
+    };
+    Ok(Running {
+        image: d.image.to_string(),
+        commit: d.commit.clone(),
+        replicas: d.instances.len(),
+        state,
+        commits: presences,
+    })
+}

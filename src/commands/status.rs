@@ -1,0 +1,14 @@
+//! `prodiff status`: what runs in each environment, compared with the mainline and judged.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::pipeline::{counts_only, emit, status_report};
+use crate::cli::{Global, StatusArgs};
+use crate::report::View;
+
+pub(super) fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
+    let report = status_report(g, &args.environments, "status", counts_only(g))?;
+    emit(&report, View::Status, g, out)
+}
