@@ -26,3 +26,4 @@ mod util;
 mod util_browser;
 mod util_registry;
 mod walk;
+mod why;

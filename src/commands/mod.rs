@@ -14,6 +14,7 @@ mod serve;
 mod shell;
 mod snapshot;
 mod status;
+mod why;
 
 use std::io::Write;
 
@@ -43,13 +44,16 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             Command::Contains(_) => Some("contains"),
             Command::Plan(_) => Some("plan"),
             Command::Rollback(_) => Some("rollback"),
+            Command::Why(_) => Some("why"),
             _ => None,
         };
         if let Some(name) = name {
             bail!("--format junit reports findings per service and environment: use it with status, diff or check, not {name}");
         }
     }
-    if cli.global.format == Format::Html && matches!(cli.command, Command::Contains(_) | Command::Rollback(_)) {
+    if cli.global.format == Format::Html
+        && matches!(cli.command, Command::Contains(_) | Command::Why(_) | Command::Rollback(_))
+    {
         bail!("--format html draws the environment × service matrix: use it with status, check, diff or plan");
     }
     match &cli.command {
@@ -60,6 +64,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Contains(args) => contains::contains(&cli.global, args, out),
         Command::Plan(args) => plan::plan(&cli.global, args, out),
         Command::Rollback(args) => rollback::rollback(&cli.global, args, out),
+        Command::Why(args) => why::why(&cli.global, args, out),
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),

@@ -465,7 +465,7 @@ fn listed_in(config: &Config, key: &str) -> String {
     }
 }
 
-fn join(items: BTreeSet<&str>) -> String {
+pub(super) fn join(items: BTreeSet<&str>) -> String {
     if items.is_empty() {
         "none".into()
     } else {

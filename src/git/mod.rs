@@ -330,6 +330,45 @@ impl Repo {
         Ok(out)
     }
 
+    /// Local and remote-tracking branches as (name, tip), sorted by name: `feature/x`,
+    /// `origin/feature/x`. Symbolic refs (`origin/HEAD`) are left out.
+    pub fn branches(&self) -> Result<Vec<(String, CommitId)>, GitError> {
+        let list = self.repo.branches(None).map_err(|e| self.read_err("listing branches", e))?;
+        let mut out = Vec::new();
+        for item in list {
+            let (branch, _) = item.map_err(|e| self.read_err("listing branches", e))?;
+            let r = branch.get();
+            if matches!(r.symbolic_target(), Ok(Some(_))) {
+                continue;
+            }
+            let (Ok(name), Ok(commit)) = (r.shorthand(), r.peel_to_commit()) else { continue };
+            out.push((name.to_string(), hex(commit.id())));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The mainline's first-parent chain from `tip`, newest first, down to the first commit
+    /// committed before `since` (kept) or a root. A merge's first parent is the branch it
+    /// was made on, so this is the mainline's own history (`git log --first-parent`).
+    pub fn first_parents(&self, tip: &CommitId, since: DateTime<Utc>) -> Result<Vec<CommitId>, GitError> {
+        let mut out = Vec::new();
+        let mut at = Some(self.find_commit(tip)?);
+        while let Some(c) = at {
+            let id = hex(c.id());
+            let committed = Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default();
+            out.push(id);
+            if committed < since || self.boundary().contains(&c.id()) {
+                break;
+            }
+            at = match c.parent_ids().next() {
+                Some(p) => Some(self.repo.find_commit(p).map_err(|e| self.read_err("reading a first parent", e))?),
+                None => None,
+            };
+        }
+        Ok(out)
+    }
+
     /// `git rev-list include ^exclude`, in git's order.
     pub fn range(&self, include: &CommitId, exclude: &CommitId) -> Result<Vec<CommitId>, GitError> {
         self.walk(std::slice::from_ref(include), std::slice::from_ref(exclude))

@@ -6,3 +6,4 @@ pub mod baseline;
 pub mod crosscheck;
 pub mod policy;
 pub mod report;
+pub mod why;

@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod table;
+pub mod why;
 pub mod workflows;
 
 use std::io::{self, Write};
