@@ -390,6 +390,22 @@ mod tests {
     }
 
     #[test]
+    fn without_a_promotion_path_every_environment_hangs_off_the_mainline() {
+        let mut r = report();
+        r.presentation.promotion.clear();
+        let mut out = Vec::new();
+        render_page(&r, View::Status, &Options::default(), &mut out).unwrap();
+        let html = String::from_utf8(out).unwrap();
+        assert!(
+            html.contains("<li>main → uk: ? commits (unknown)</li><li>main → us: ? commits (unknown)</li>"),
+            "{html}"
+        );
+        // The first straight across, the second down from the mainline and across.
+        assert_eq!(html.matches("<path class=\"arrow\" d=\"M").count(), 2, "{html}");
+        assert_eq!(html.matches(" V").count(), 1, "{html}");
+    }
+
+    #[test]
     fn a_page_for_one_environment_or_service_shows_only_that() {
         let us = page(&Options { environment: Some("us".into()), refresh: Some(30), ..Options::default() });
         assert!(us.contains("data-env=\"us\"") && !us.contains("data-env=\"uk\""), "{us}");

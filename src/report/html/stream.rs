@@ -41,8 +41,13 @@ pub(super) fn section(page: &mut String, report: &Report, ctx: &super::Presentat
         return;
     }
     let main = report.mainline.name.as_str();
-    let chain: Vec<&str> = ctx.promotion.iter().filter_map(|p| envs.iter().copied().find(|e| e == p)).collect();
-    let others: Vec<&str> = envs.iter().copied().filter(|e| !chain.contains(e)).collect();
+    let mut chain: Vec<&str> = ctx.promotion.iter().filter_map(|p| envs.iter().copied().find(|e| e == p)).collect();
+    let mut others: Vec<&str> = envs.iter().copied().filter(|e| !chain.contains(e)).collect();
+    // Without a promotion path every environment hangs off the mainline: the first one
+    // straight across, the others below it.
+    if chain.is_empty() {
+        chain.push(others.remove(0));
+    }
     let rows_of = |env: &str| report.results.iter().filter(|r| r.environment == env).collect::<Vec<_>>();
     let mut stages = Vec::new();
     for (i, env) in chain.iter().enumerate() {
