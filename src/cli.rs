@@ -156,7 +156,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
     /// Seconds between audits; pages reload themselves as often.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub interval: u64,
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "ENV")]
