@@ -260,3 +260,26 @@ fn html_is_refused_where_there_is_no_matrix() {
         );
     }
 }
+
+#[test]
+fn an_incomplete_audit_keeps_its_exit_code_and_says_so_on_the_page() {
+    // A configured environment that reports nothing: `empty-environment`, incomplete (exit 3).
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("qa.json");
+    std::fs::write(&empty, r#"{"workloads": []}"#).unwrap();
+    let config = dir.path().join("prodiff.toml");
+    let demo = std::fs::read_to_string(crate::demo::demo_dir().join("prodiff.toml")).unwrap();
+    let demo = demo
+        .replace("\"staging.json\"", &format!("{:?}", crate::demo::demo_dir().join("staging.json")))
+        .replace("\"production.json\"", &format!("{:?}", crate::demo::demo_dir().join("production.json")));
+    std::fs::write(&config, format!("{demo}\n[environments.qa]\ninventory = [{:?}]\n", empty)).unwrap();
+    // The demo's denied findings allowed, so that only the missing environment counts.
+    let allow = ["--allow", "hotfix-drift", "--allow", "evidence-conflict"];
+    let args = [&["status", "--format", "html", "--config", config.to_str().unwrap()][..], &allow[..]].concat();
+    let run = run_demo(&args, &[("PRODIFF_NOW", NOW)]);
+    run.expect_code(3);
+    assert!(run.stdout.contains("⚠ Incomplete: something could not be observed"), "{}", run.stdout);
+    assert!(run.stdout.contains("<code>empty-environment</code>"), "{}", run.stdout);
+    let run = run_demo(&[&args[..], &["--allow-incomplete"]].concat(), &[("PRODIFF_NOW", NOW)]);
+    run.expect_code(0);
+}
