@@ -384,6 +384,7 @@ impl Audit {
             findings: self.findings,
             daemons: self.daemons,
             check: None,
+            observed_at: None,
             presentation,
         };
         self.config.policy.apply(&mut report, now()?);

@@ -11,6 +11,7 @@
 
 pub mod history;
 pub mod judge;
+pub mod ledger;
 pub mod observe;
 pub mod report;
 pub mod template;
@@ -26,6 +27,7 @@ use crate::model::{Code, Level};
 use crate::reference::ImageRef;
 use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
+pub use ledger::{parse_duration, LedgerConfig};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
 
 /// The file looked for in the repository root when `--config` is not given.
@@ -61,6 +63,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// `[report] ticket_url`: where ticket keys link to in the HTML report.
     pub ticket_url: Option<report::TicketTemplate>,
+    pub ledger: LedgerConfig,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -147,6 +150,7 @@ impl Default for Config {
             policy: Policy::default(),
             registry: RegistryConfig::default(),
             ticket_url: None,
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -165,12 +169,22 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
     report: Option<RawReport>,
+    ledger: Option<RawLedger>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReport {
     ticket_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    path: Option<String>,
+    url: Option<Spanned<String>>,
+    fix_window: Option<Spanned<String>>,
+    fix_pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -533,10 +547,30 @@ impl Config {
                     .map_err(|m| at(t.span(), format!("report.ticket_url: {m}")))?,
             ),
         };
+        let mut ledger = LedgerConfig::default();
+        if let Some(l) = raw.ledger {
+            ledger.path = l.path.map(|p| base_dir.join(p));
+            if let Some(url) = l.url {
+                crate::redact::register_url(url.get_ref());
+                if !url.get_ref().starts_with("postgres://") && !url.get_ref().starts_with("postgresql://") {
+                    return Err(at(url.span(), "ledger.url: not a postgres:// URL (a SQLite file is `path`)".into()));
+                }
+                ledger.url = Some(url.into_inner());
+            }
+            if let Some(w) = l.fix_window {
+                ledger.fix_window =
+                    parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("ledger.fix_window: {m}")))?;
+            }
+            if let Some(p) = l.fix_pattern {
+                ledger.fix_pattern = Regex::new(p.get_ref())
+                    .map_err(|e| at(p.span(), format!("ledger.fix_pattern: invalid regular expression: {e}")))?;
+            }
+        }
         Ok(Config {
             policy,
             registry,
             ticket_url,
+            ledger,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

@@ -217,6 +217,7 @@ mod tests {
             daemons: Vec::new(),
             check: None,
             presentation: Default::default(),
+            observed_at: None,
         }
     }
 

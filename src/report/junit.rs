@@ -177,6 +177,7 @@ mod tests {
             daemons: vec![],
             check: None,
             presentation: Default::default(),
+            observed_at: None,
         };
         let mut out = Vec::new();
         render(&report, &mut out).unwrap();

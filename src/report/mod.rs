@@ -7,6 +7,7 @@ pub mod github;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod ledger;
 pub mod markdown;
 pub mod table;
 pub mod why;

@@ -361,6 +361,7 @@ mod tests {
             declared: vec![declared],
             daemons: vec![],
             check: None,
+            observed_at: None,
             presentation: Presentation { promotion: vec!["us".into(), "uk".into()], ..Presentation::default() },
         }
     }
