@@ -130,6 +130,11 @@ fn the_dashboard_serves_the_matrix_and_its_pages() {
     assert!(!service.body.contains("data-service=\"web\""));
 
     assert_eq!(get(&s.addr, "/env/nowhere", &[]).status, 404);
+    // No ledger here: no timeline or metrics, and the page says how to get one.
+    assert!(!home.body.contains("/timeline"), "{}", home.body);
+    let t = get(&s.addr, "/timeline", &[]);
+    assert_eq!(t.status, 404);
+    assert!(t.body.contains("No deployment ledger here yet"), "{}", t.body);
     assert_eq!(get(&s.addr, "/etc/passwd", &[]).status, 404);
 
     // HEAD: the headers of GET, no body.
@@ -273,4 +278,89 @@ fn a_slow_source_does_not_hold_pages_up() {
         }
     }
     held.join().unwrap();
+}
+
+/// Records the README's ledger demo (five moments of staging and production) into
+/// `DIR/ledger.db`, with a config that has a promotion path; returns the config.
+fn record_ledger_demo(dir: &Path) -> PathBuf {
+    let repo = make_demo_repo(dir);
+    let config = dir.join("prodiff.toml");
+    std::fs::write(
+        &config,
+        "mainline = \"main\"\npromotion = [\"staging\", \"production\"]\n[services.api]\nimage = \"registry.example.com/shop/api\"\n\
+         paths = [\"services/api\"]\n[environments.staging]\ninventory = [\"staging.json\"]\n\
+         [environments.production]\ninventory = [\"production.json\"]\n",
+    )
+    .unwrap();
+    let ledger = dir.join("ledger.db");
+    let fleet = |now: &str, staging: &str, production: &str, started: Option<&str>| {
+        let row = |tag: &str, started: Option<&str>| {
+            let started = started.map(|s| format!(", \"started_at\": \"{s}\"")).unwrap_or_default();
+            format!("{{\"workloads\": [{{\"service\": \"api\", \"image\": \"registry.example.com/shop/api:{tag}\"{started}}}]}}")
+        };
+        std::fs::write(dir.join("staging.json"), row(staging, None)).unwrap();
+        std::fs::write(dir.join("production.json"), row(production, started)).unwrap();
+        let args = ["record", "--offline", "--repo", repo.to_str().unwrap(), "--config", config.to_str().unwrap()];
+        let args = [&args[..], &["--ledger", ledger.to_str().unwrap()]].concat();
+        crate::util::prodiff_env(dir, &args, None, &[("PRODIFF_NOW", now)]).expect_code(0);
+    };
+    fleet("2025-11-17T12:00:00Z", "1.4.0", "1.4.0", None);
+    fleet("2025-11-18T12:00:00Z", "1.5.0", "1.4.0", None);
+    fleet("2025-11-19T12:00:00Z", "1.5.0", "1.5.0", Some("2025-11-19T11:00:00Z"));
+    fleet("2025-11-19T13:00:00Z", "1.5.0", "1.4.0", None);
+    fleet("2025-11-20T12:00:00Z", "1.5.0", "1.4.1", Some("2025-11-20T09:12:00Z"));
+    config
+}
+
+#[test]
+fn the_timeline_and_metrics_pages_draw_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = record_ledger_demo(dir.path());
+    let ledger = dir.path().join("ledger.db");
+    let s = serve(
+        &["--port", "0", "--ledger", ledger.to_str().unwrap()],
+        &[("PRODIFF_NOW", "2025-11-21T12:00:00Z")],
+        Some(&config),
+    );
+    s.ready();
+    let home = get(&s.addr, "/", &[]);
+    assert!(home.body.contains("<a href=\"/timeline\">Timeline</a> <a href=\"/metrics\">Metrics</a>"), "{}", home.body);
+
+    let t = get(&s.addr, "/timeline", &[]);
+    assert_eq!(t.status, 200, "{}", t.body);
+    let body = &t.body;
+    assert!(body.contains("6 changes in the ledger, from 2025-11-17 12:00 to 2025-11-21 12:00."), "{body}");
+    // The table, newest first: the hotfix, the rollback between two runs, 1.5.0's deploy...
+    let rows: Vec<&str> = body.split("<tr class=\"").skip(1).collect();
+    assert_eq!(rows.len(), 6, "{body}");
+    assert!(rows[0].starts_with("deploy\"><td>2025-11-20 09:12</td><td>production/api</td><td>● deploy</td><td>1.4.0 (a06f55e)</td><td>1.4.1 (10fea9a)</td><td>2</td><td>0</td><td>SHOP-110, SHOP-120</td>"), "{}", rows[0]);
+    assert!(rows[1].starts_with("rollback\"><td>between 2025-11-19 12:00 and 2025-11-19 13:00</td><td>production/api</td><td>↺ rollback</td><td>1.5.0 (f8902f6)</td><td>1.4.0 (a06f55e)</td><td>0</td><td>2</td>"), "{}", rows[1]);
+    assert!(rows[5].contains("<td>○ first seen</td>"), "{}", rows[5]);
+    // Lanes in promotion order: staging above production.
+    assert!(body.find(">staging/api</text>").unwrap() < body.find(">production/api</text>").unwrap(), "{body}");
+
+    let m = get(&s.addr, "/metrics", &[]);
+    assert_eq!(m.status, 200, "{}", m.body);
+    let prod = &m.body[m.body.find("data-env=\"production\"").expect("production's figures")..];
+    // What `prodiff metrics --env production` gives on the same ledger (fixtures/demo/ledger.expected).
+    for want in [
+        "<p>2 deployments.</p>",
+        "<td>deployment frequency</td><td><strong>0.50 per day</strong></td><td>–</td><td>high</td><td>2 deployments</td>",
+        "<td>lead time for changes</td><td><strong>10d 20h</strong></td><td>12d 22h</td><td>medium</td><td>4 commits</td>",
+        "<td>change failure rate</td><td><strong>50.0%</strong></td><td>–</td><td>low</td><td>2 deployments</td>",
+        "<td>failed deployment recovery time</td><td><strong>2h</strong></td><td>2h</td><td>high</td><td>1 failed deployments</td>",
+    ] {
+        assert!(prod.contains(want), "no {want:?} in:\n{prod}");
+    }
+    assert!(m.body.contains("data-env=\"staging\""), "staging has figures too");
+    assert!(m.body.contains("<title>2025-11-19: 1 deployment, 1 rollback</title>"), "{}", m.body);
+
+    let dir = util_browser::artefacts("serve-ledger");
+    for (path, name) in [("/timeline", "timeline"), ("/metrics", "metrics")] {
+        let url = format!("http://{}{path}", s.addr);
+        let page = util_browser::load(&url);
+        assert!(page.console.is_empty(), "{path}: console messages:\n{}", page.console.join("\n"));
+        assert!(page.dom.contains("<svg"), "{path}: no chart");
+        util_browser::screenshot(&url, &dir.join(format!("{name}.png")), 1000);
+    }
 }

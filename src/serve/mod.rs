@@ -19,6 +19,21 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use crate::judge::report::Report;
+use crate::ledger::metrics::Metrics;
+use crate::ledger::Span;
+
+/// What the deployment ledger holds for the dashboard's timeline and metrics pages, read
+/// after each audit (the pages never wait on the ledger either).
+pub struct LedgerView {
+    /// Spans in the window, any order.
+    pub spans: Vec<Span>,
+    /// The window: from (the later of 90 days back and the first heartbeat) to now.
+    pub window: (i64, i64),
+    /// Per environment, in promotion order: its four keys.
+    pub metrics: Vec<(String, Metrics)>,
+    /// Environments in promotion order, for the timeline's lanes.
+    pub promotion: Vec<String>,
+}
 
 /// What the pages read: the last audit that finished, and how the latest attempt went.
 #[derive(Default)]
@@ -29,7 +44,17 @@ pub struct Latest {
     pub failure: Option<(chrono::DateTime<chrono::Utc>, String)>,
     /// When the audit now running started, if one is.
     pub running_since: Option<Instant>,
+    /// The ledger as the last read found it (None: no ledger here).
+    pub ledger: Option<Arc<LedgerView>>,
+    /// The latest ledger read failed: why (redacted).
+    pub ledger_failure: Option<String>,
 }
+
+/// Reads the ledger: None when there is none to read.
+pub type LedgerReader<'a> = &'a (dyn Fn() -> Result<Option<LedgerView>> + Sync);
+
+/// One audit (the status of the chosen environments, judged by the policy).
+pub type Auditor<'a> = &'a (dyn Fn() -> Result<Report> + Sync);
 
 /// What the command line asks for, unchecked (`serve`'s flags).
 pub struct Request<'a> {
@@ -84,9 +109,9 @@ impl Settings {
     }
 }
 
-/// Runs the dashboard until the process is stopped. `audit` runs one audit (the status
-/// of the chosen environments, judged by the policy); it runs on a thread of its own.
-pub fn run(args: &Request, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Result<u8> {
+/// Runs the dashboard until the process is stopped. `audit` runs one audit and `ledger`
+/// reads the ledger after it, both on a thread of their own.
+pub fn run(args: &Request, audit: Auditor, ledger: LedgerReader) -> Result<u8> {
     let settings = Settings::check(args, |v| std::env::var(v).ok())?;
     let rt = tokio::runtime::Handle::try_current().context("no async runtime: call app::run")?;
     let listener = rt
@@ -105,7 +130,7 @@ pub fn run(args: &Request, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Resul
         let interval = settings.interval;
         scope.spawn(move || {
             let _runtime = rt_audit.enter();
-            audit_loop(audit, &latest_audit, interval, stop)
+            audit_loop((audit, ledger), &latest_audit, interval, stop)
         });
         let server = http::Server { token: settings.token.clone(), pages: pages::Pages { latest, interval } };
         let served = rt.block_on(server.serve(listener));
@@ -117,7 +142,7 @@ pub fn run(args: &Request, audit: &(dyn Fn() -> Result<Report> + Sync)) -> Resul
 
 /// Audits every `interval` from the start of the previous audit, until `stop`.
 fn audit_loop(
-    audit: &(dyn Fn() -> Result<Report> + Sync),
+    (audit, ledger): (Auditor, LedgerReader),
     latest: &RwLock<Latest>,
     interval: Duration,
     stop: &AtomicBool,
@@ -140,6 +165,20 @@ fn audit_loop(
                     let message = crate::redact::text(&format!("{e:#}"));
                     tracing::warn!("serve: the audit failed: {message}");
                     l.failure = Some((now, message));
+                }
+            }
+        }
+        let read = ledger();
+        if let Ok(mut l) = latest.write() {
+            match read {
+                Ok(view) => {
+                    l.ledger = view.map(Arc::new);
+                    l.ledger_failure = None;
+                }
+                Err(e) => {
+                    let message = crate::redact::text(&format!("{e:#}"));
+                    tracing::warn!("serve: reading the ledger failed: {message}");
+                    l.ledger_failure = Some(message);
                 }
             }
         }

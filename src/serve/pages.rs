@@ -1,5 +1,6 @@
 //! The dashboard's pages, from the last finished audit: the matrix (`/`), one environment
-//! (`/env/NAME`) and one service (`/service/NAME`). Each page says how old its result is,
+//! (`/env/NAME`) and one service (`/service/NAME`); from the ledger as last read, the
+//! deployment timeline (`/timeline`) and the delivery metrics (`/metrics`). Each page says how old its result is,
 //! and reloads itself every interval. Before the first audit has finished, every page says
 //! so (503, with `Retry-After`). Pages pass the redaction layer like every other output.
 
@@ -43,13 +44,14 @@ impl Pages {
         };
         let mut options = Options {
             refresh: Some(self.interval.as_secs()),
-            nav: nav(report),
+            nav: nav(report, latest.ledger.is_some()),
             notice: Some(notice(finished.elapsed(), *at, latest.failure.as_ref(), latest.running_since.is_some())),
             ..Options::default()
         };
         let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
         match segments.as_slice() {
             [""] => {}
+            ["timeline"] | ["metrics"] => return self.ledger_page(&latest, path, &options),
             ["env", name] => match decode(name) {
                 Some(env) if report.results.iter().any(|r| r.environment == env) => options.environment = Some(env),
                 _ => return self.not_found(path),
@@ -61,6 +63,37 @@ impl Pages {
             _ => return self.not_found(path),
         }
         render(report, &options)
+    }
+
+    /// `/timeline` and `/metrics`, from the ledger as last read.
+    fn ledger_page(&self, latest: &Latest, path: &str, options: &Options) -> Answer {
+        let Some(view) = &latest.ledger else {
+            let why = match &latest.ledger_failure {
+                Some(e) => format!("The deployment ledger could not be read: {e}."),
+                None => "No deployment ledger here yet: `prodiff record` or `prodiff watch` writes one \
+                         (see --ledger and [ledger] in prodiff.toml)."
+                    .to_string(),
+            };
+            return self.message(404, "No ledger", &why, None);
+        };
+        let mut options = options.clone();
+        if let Some(e) = &latest.ledger_failure {
+            options.notice = Some(format!("The latest ledger read failed ({e}); this is the previous one."));
+        } else {
+            options.notice = None;
+        }
+        let mut page = Vec::new();
+        let drawn = if path.trim_end_matches('/') == "/timeline" {
+            html::ledger::timeline_page(&view.spans, &view.promotion, view.window.1, &options, &mut page)
+        } else {
+            html::ledger::metrics_page(&view.metrics, &view.spans, view.window, &options, &mut page)
+        };
+        match drawn {
+            Ok(()) => Answer { status: 200, body: redacted(&page), retry_after: None },
+            Err(e) => {
+                Answer { status: 500, body: redacted(format!("cannot render: {e}").as_bytes()), retry_after: None }
+            }
+        }
     }
 
     fn not_found(&self, path: &str) -> Answer {
@@ -121,9 +154,13 @@ fn notice(
     s
 }
 
-/// The matrix, then each environment and service.
-fn nav(report: &Report) -> Vec<(String, String)> {
+/// The matrix, the ledger's pages when there is a ledger, then each environment and service.
+fn nav(report: &Report, ledger: bool) -> Vec<(String, String)> {
     let mut nav = vec![("/".to_string(), "Matrix".to_string())];
+    if ledger {
+        nav.push(("/timeline".to_string(), "Timeline".to_string()));
+        nav.push(("/metrics".to_string(), "Metrics".to_string()));
+    }
     let mut seen: Vec<String> = Vec::new();
     for r in &report.results {
         let key = format!("env:{}", r.environment);

@@ -10,6 +10,7 @@
 
 mod commits;
 mod escape;
+pub mod ledger;
 mod matrix;
 mod plan;
 mod stream;
