@@ -142,7 +142,8 @@ pub enum Command {
     /// Print the man page (roff): `prodiff man > prodiff.1; man ./prodiff.1`.
     Man,
     /// A live dashboard: the HTML matrix, re-audited every --interval seconds, on
-    /// http://127.0.0.1:7878/ (pages /, /env/NAME, /service/NAME). Read-only: GET and HEAD.
+    /// http://127.0.0.1:7878/ (pages /, /env/NAME, /service/NAME; /timeline and /metrics
+    /// from the ledger). Read-only: GET and HEAD.
     Serve(ServeArgs),
     /// Audit like `status` and add what changed to the deployment ledger (or backfill it
     /// from snapshot files with --import).

@@ -26,8 +26,9 @@ pub(super) fn serve(g: &Global, args: &ServeArgs) -> Result<u8> {
     crate::serve::run(&request, &audit, &|| ledger_view(g, &args.environments))
 }
 
-/// The ledger's last 90 days, when there is a ledger (one is never created here: serve
-/// only reads), with each environment's four keys as `prodiff metrics --env ENV` gives them.
+/// The ledger's last 90 days, when there is a ledger, with each environment's four keys
+/// as `prodiff metrics --env ENV` gives them. Serve records nothing: a missing SQLite file
+/// stays missing; the ledger is opened the way `log` and `metrics` open it.
 fn ledger_view(g: &Global, environments: &[String]) -> Result<Option<LedgerView>> {
     let o = open(g)?;
     if !o.location.exists() {

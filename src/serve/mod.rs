@@ -1,6 +1,7 @@
 //! `prodiff serve`: the HTML matrix, live. A background thread runs the audit every
-//! `--interval` seconds and keeps the last result that finished; pages only ever read that
-//! result, so a slow source never blocks a page (it shows the result's age instead).
+//! `--interval` seconds and keeps the last result that finished, then reads the ledger for
+//! the timeline and metrics pages; pages only ever read those results, so a slow source
+//! never blocks a page (it shows the result's age instead).
 //!
 //! Safe by default: it binds 127.0.0.1 unless `--allow-remote` says otherwise, answers GET
 //! and HEAD only, bounds what a client may send (`http`), can require a bearer token
