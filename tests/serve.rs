@@ -325,6 +325,11 @@ fn the_timeline_and_metrics_pages_draw_the_ledger() {
     s.ready();
     let home = get(&s.addr, "/", &[]);
     assert!(home.body.contains("<a href=\"/timeline\">Timeline</a> <a href=\"/metrics\">Metrics</a>"), "{}", home.body);
+    // The cells say how long each state has run, from the ledger.
+    let staging = cell(&home.body, "staging", "api");
+    assert!(staging.contains("1 replica · deployed 3d–4d ago (ledger) · via git-tag"), "{staging}");
+    let production = cell(&home.body, "production", "api");
+    assert!(production.contains("1 replica · deployed 1d 2h ago (ledger)"), "{production}");
 
     let t = get(&s.addr, "/timeline", &[]);
     assert_eq!(t.status, 200, "{}", t.body);

@@ -22,7 +22,11 @@ pub(super) fn serve(g: &Global, args: &ServeArgs) -> Result<u8> {
         token_env: args.token_env.as_deref(),
         interval: std::time::Duration::from_secs(args.interval),
     };
-    let audit = || status_report(g, &args.environments, "serve", Detail::Full);
+    let audit = || {
+        let mut report = status_report(g, &args.environments, "serve", Detail::Full)?;
+        super::ledger::add_ages(g, &mut report)?;
+        Ok(report)
+    };
     crate::serve::run(&request, &audit, &|| ledger_view(g, &args.environments))
 }
 

@@ -141,8 +141,12 @@ fn image(page: &mut String, report: &Report, r: &Row, scale: usize) {
         count("ahead", "↑", r.drift_count(), scale)
     );
     let mut meta = vec![format!("{} replica{}", r.instances.len(), plural(r.instances.len()))];
-    if let (Some(at), Some(now)) = (r.deployed_at(), report.presentation.generated_at) {
-        meta.push(format!("deployed {} ago", super::age(at, now)));
+    // The ledger knows when this state began (even without replica start times); else the
+    // earliest replica's start says when it was deployed.
+    match (&r.deployed, r.deployed_at(), report.presentation.generated_at) {
+        (Some(d), _, _) => meta.push(format!("deployed {} (ledger)", d.age)),
+        (None, Some(at), Some(now)) => meta.push(format!("deployed {} ago", super::age(at, now))),
+        _ => {}
     }
     let via = crate::report::table::via(r);
     if !via.is_empty() && via != "-" {
