@@ -56,7 +56,7 @@ pub fn render_page(report: &Report, view: View, options: &Options, out: &mut dyn
     let mut page = String::new();
     let title = title(report, options);
     open(&mut page, &title, options);
-    header(&mut page, report, options);
+    header(&mut page, report);
     let rows: Vec<&super::Row> = report
         .results
         .iter()
@@ -131,7 +131,7 @@ fn close(page: &mut String) {
 }
 
 /// What was audited, when, whether it is complete, and the check's verdict.
-fn header(page: &mut String, report: &Report, _options: &Options) {
+fn header(page: &mut String, report: &Report) {
     let _ = write!(
         page,
         "<section id=\"summary\"><p>Repository <code>{}</code>, mainline <code>{}</code> at <code>{}</code>{}.</p>",
