@@ -24,7 +24,7 @@ cd "$work/repo"
 
 # SQLite: create the schema through prodiff (a first record migrates), then load the CSVs.
 echo '{"workloads": [{"environment": "setup", "service": "setup", "image": "r.example.com/setup:1"}]}' > "$work/setup.json"
-"$bin" --ledger "$work/ledger.db" record --offline --inventory "$work/setup.json" >/dev/null
+"$bin" --ledger "$work/ledger.db" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 python3 - "$work" <<'PY'
 import csv, sqlite3, sys
 w = sys.argv[1]
@@ -43,7 +43,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "${as[@]}" "$pg/initdb" -D "$work/pg" -U prodiff --auth=trust -E UTF8 --no-sync >/dev/null
 "${as[@]}" "$pg/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
 url="postgres://prodiff@127.0.0.1:$port/postgres"
-"$bin" --ledger "$url" record --offline --inventory "$work/setup.json" >/dev/null
+"$bin" --ledger "$url" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
   -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change) FROM '$work/spans.csv' CSV" \
   -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "ANALYZE"

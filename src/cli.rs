@@ -21,6 +21,10 @@ Examples:
   prodiff plan production --to v1.5.0             what would this deploy change?
   prodiff rollback production --exclude SHOP-120  which older release is safe?
   prodiff init                                    write a commented prodiff.toml
+  prodiff watch --every 10m                       keep the deployment ledger (record in a loop)
+  prodiff log production --since 7d               what changed in production this week
+  prodiff when SHOP-120                           when did it reach each environment?
+  prodiff metrics --env production                DORA metrics from what was seen running
 
 Exit codes (every command):
   0  everything observed, nothing denied (contains: deployed everywhere asked)

@@ -91,8 +91,12 @@ pub(super) fn add_ages(g: &Global, report: &mut Report) -> Result<()> {
 fn ages(store: &mut dyn Store, report: &mut Report, now: i64) -> Result<()> {
     use crate::ledger::{human, time};
     for row in &mut report.results {
-        let filter =
-            Filter { environment: Some(row.environment.clone()), service: Some(row.service.clone()), since: None };
+        let filter = Filter {
+            environment: Some(row.environment.clone()),
+            service: Some(row.service.clone()),
+            since: None,
+            until: None,
+        };
         let digests: Vec<String> = serde_json::from_value(serde_json::to_value(&row.digests)?)?;
         let part = crate::ledger::Part {
             image: row.image.clone(),

@@ -20,7 +20,7 @@ pub(super) fn log(g: &Global, args: &LogArgs, out: &mut dyn Write) -> Result<u8>
         Some(s) => Some(now()?.timestamp() - crate::ledger::parse_duration(s).context("--since")?),
         None => None,
     };
-    let filter = Filter { environment: args.environment.clone(), service: args.service.clone(), since };
+    let filter = Filter { environment: args.environment.clone(), service: args.service.clone(), since, until: None };
     let spans = query::log(store.as_mut(), &filter)?;
     if spans.is_empty() {
         known(store.as_mut(), &filter)?;

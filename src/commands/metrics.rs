@@ -19,7 +19,7 @@ pub(super) fn metrics(g: &Global, args: &MetricsArgs, out: &mut dyn Write) -> Re
     let now = now()?.timestamp();
     let since = now - crate::ledger::parse_duration(&args.since).context("--since")?;
     let from = store.heartbeats(since)?.first().map(|h| h.at.max(since)).unwrap_or(since);
-    let filter = Filter { environment: args.environment.clone(), service: None, since: Some(from) };
+    let filter = Filter { environment: args.environment.clone(), service: None, since: Some(from), until: None };
     let spans = store.spans(&filter)?;
     if spans.is_empty() {
         known(store.as_mut(), &filter)?;

@@ -6,7 +6,7 @@
 //! Nothing here invents a change for what a run did not see: a service absent from a
 //! sighting is left as it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context as _, Result};
 
@@ -42,11 +42,29 @@ pub fn record(store: &mut dyn Store, sighting: &Sighting, describe: &mut dyn Des
             failed: sighting.failed.clone(),
             origin: sighting.origin.clone(),
         })?;
+        let at = sighting.at;
+        // The common case, a run newer than everything recorded, is decided from each
+        // service's latest span read at once, and confirmations are one batched update.
+        let mut latest: HashMap<(String, String), Span> =
+            store.latest()?.into_iter().map(|s| ((s.environment.clone(), s.service.clone()), s)).collect();
+        hold_for_tests();
         let mut outcome = Outcome::default();
+        let mut confirmed = Vec::new();
         for seen in &sighting.seen {
-            place(store, seen, sighting.at, describe, &mut outcome)
-                .with_context(|| format!("recording {}/{}", seen.environment, seen.service))?;
+            let what = || format!("recording {}/{}", seen.environment, seen.service);
+            match latest.remove(&(seen.environment.clone(), seen.service.clone())) {
+                Some(l) if at > l.last_seen && l.key == state_key(&seen.parts) => {
+                    confirmed.extend(l.id);
+                    outcome.unchanged += 1;
+                }
+                Some(l) if at > l.last_seen => {
+                    decide(store, seen, at, Some(l), None, describe, &mut outcome).with_context(what)?
+                }
+                None => decide(store, seen, at, None, None, describe, &mut outcome).with_context(what)?,
+                Some(_) => place(store, seen, at, describe, &mut outcome).with_context(what)?,
+            }
         }
+        store.confirm(&confirmed, at)?;
         Ok(outcome)
     })
 }
@@ -61,10 +79,24 @@ fn hold_for_tests() {
     }
 }
 
+/// Places a sighting anywhere in a service's history (an import, a late recorder).
 fn place(store: &mut dyn Store, seen: &Seen, at: i64, describe: &mut dyn Describe, out: &mut Outcome) -> Result<()> {
-    let key = state_key(&seen.parts);
     let (prev, next) = store.around(&seen.environment, &seen.service, at)?;
-    hold_for_tests();
+    decide(store, seen, at, prev, next, describe, out)
+}
+
+/// Given the spans just before and after `at`: extend one of them, or insert a new span
+/// between them (and re-describe the one after).
+fn decide(
+    store: &mut dyn Store,
+    seen: &Seen,
+    at: i64,
+    prev: Option<Span>,
+    next: Option<Span>,
+    describe: &mut dyn Describe,
+    out: &mut Outcome,
+) -> Result<()> {
+    let key = state_key(&seen.parts);
     if let Some(mut p) = prev.clone().filter(|p| p.key == key) {
         if at > p.last_seen {
             p.last_seen = at;

@@ -191,6 +191,13 @@ impl Store for Postgres {
         Ok(n == 1)
     }
 
+    fn confirm(&mut self, ids: &[i64], at: i64) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            self.run("confirming deployments", self.client.execute(&schema::confirm(chunk), &[&at]))?;
+        }
+        Ok(())
+    }
+
     fn update_span(&mut self, s: &Span) -> Result<()> {
         let (parts, change) = json_columns(s)?;
         self.run(
@@ -205,8 +212,9 @@ impl Store for Postgres {
 
     fn spans(&mut self, f: &Filter) -> Result<Vec<Span>> {
         let sql = schema::select_spans("::text");
-        let since = f.since.unwrap_or(i64::MIN);
-        let rows = self.run("reading deployments", self.client.query(&sql, &[&f.environment, &f.service, &since]))?;
+        let (since, until) = (f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX));
+        let rows =
+            self.run("reading deployments", self.client.query(&sql, &[&f.environment, &f.service, &since, &until]))?;
         rows.iter().map(|r| span_row(r).into_span()).collect()
     }
 

@@ -92,10 +92,14 @@ impl Presences<'_> {
 /// Images built before a commit cannot run it; this much clock skew is allowed for.
 const SKEW: i64 = 86_400;
 
+/// The first window `when` reads after the commit time; each next one is twice as long.
+const FIRST_WINDOW: i64 = 86_400;
+
 /// For every environment/service in the ledger that `concerns`, when it first ran all of
 /// `wanted` (committed at `committed_at`, the latest of them) and whether it still does.
-/// Only spans first seen after the commit time (less a day of clock skew) are read, and the
-/// latest span of each service for whether it still runs.
+/// Spans are read forward from the commit time (less a day of clock skew) in windows that
+/// double, until every service has an answer or the ledger ends; the latest span of each
+/// service tells whether it still runs.
 pub fn when(
     store: &mut dyn Store,
     repo: &Repo,
@@ -103,27 +107,37 @@ pub fn when(
     committed_at: i64,
     concerns: impl Fn(&str) -> Result<bool>,
 ) -> Result<Vec<When>> {
-    let mut after: BTreeMap<(String, String), Vec<Span>> = BTreeMap::new();
-    let filter = Filter { since: Some(committed_at.saturating_sub(SKEW)), ..Filter::default() };
-    for s in store.spans(&filter)? {
-        after.entry((s.environment.clone(), s.service.clone())).or_default().push(s);
-    }
     let mut p = Presences { repo, pids: PatchIds::default(), seen: HashMap::new() };
-    let mut out = Vec::new();
-    for latest in store.latest()? {
-        if !concerns(&latest.service)? {
-            continue;
+    let mut latest = Vec::new();
+    for s in store.latest()? {
+        if concerns(&s.service)? {
+            latest.push(s);
         }
-        let key = (latest.environment.clone(), latest.service.clone());
-        let mut spans = after.remove(&key).unwrap_or_default();
+    }
+    let end = latest.iter().map(|s| s.first_seen).max().unwrap_or(i64::MIN);
+    let asked: std::collections::HashSet<(&str, &str)> =
+        latest.iter().map(|s| (s.environment.as_str(), s.service.as_str())).collect();
+    let mut firsts: BTreeMap<(String, String), First> = BTreeMap::new();
+    let (mut from, mut window) = (committed_at.saturating_sub(SKEW), FIRST_WINDOW);
+    while firsts.len() < latest.len() && from <= end {
+        let until = from.saturating_add(window);
+        let mut spans = store.spans(&Filter { since: Some(from), until: Some(until), ..Filter::default() })?;
         spans.reverse(); // oldest first
-        let mut first = None;
         for s in &spans {
+            let key = (s.environment.clone(), s.service.clone());
+            if firsts.contains_key(&key) || !asked.contains(&(key.0.as_str(), key.1.as_str())) {
+                continue;
+            }
             if let Some(how) = running_in(&mut p, s, wanted)? {
-                first = Some(first_of(s, how, committed_at));
-                break;
+                firsts.insert(key, first_of(s, how, committed_at));
             }
         }
+        (from, window) = (until, window.saturating_mul(2));
+    }
+    let mut out = Vec::new();
+    for latest in latest {
+        let key = (latest.environment.clone(), latest.service.clone());
+        let mut first = firsts.remove(&key);
         let still_runs = still(&mut p, &latest, wanted)?;
         if first.is_none() && still_runs != "no" {
             // Skewed clocks: the state that runs it began before its commit time.

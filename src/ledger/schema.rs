@@ -55,6 +55,13 @@ pub const INSERT_SPAN: &str = "INSERT INTO spans (environment, service, state_ke
      started_at, parts, change) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (environment, service, first_seen) DO NOTHING";
 
+/// `UPDATE … last_seen = $1` for the spans whose ids are listed (integers we read back,
+/// written into the statement: one statement for any number of spans).
+pub fn confirm(ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("UPDATE spans SET last_seen = $1 WHERE last_seen < $1 AND id IN ({})", list.join(", "))
+}
+
 pub const UPDATE_SPAN: &str = "UPDATE spans SET state_key = $1, first_seen = $2, last_seen = $3, prev_seen = $4, \
      started_at = $5, parts = $6, change = $7 WHERE id = $8";
 
@@ -74,11 +81,12 @@ pub fn after() -> String {
     )
 }
 
-/// Spans by filter: $1 environment (or NULL), $2 service (or NULL), $3 since; newest first.
+/// Spans by filter: $1 environment (or NULL), $2 service (or NULL), $3 since, $4 until
+/// (exclusive); newest first.
 pub fn select_spans(cast: &str) -> String {
     format!(
         "SELECT {SPAN_COLUMNS} FROM spans WHERE ($1{cast} IS NULL OR environment = $1) \
-         AND ($2{cast} IS NULL OR service = $2) AND first_seen >= $3 \
+         AND ($2{cast} IS NULL OR service = $2) AND first_seen >= $3 AND first_seen < $4 \
          ORDER BY first_seen DESC, environment, service"
     )
 }

@@ -163,6 +163,15 @@ impl Store for Sqlite {
         Ok(n == 1)
     }
 
+    fn confirm(&mut self, ids: &[i64], at: i64) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            self.conn
+                .execute(&schema::confirm(chunk), params![at])
+                .with_context(|| self.at("confirming deployments"))?;
+        }
+        Ok(())
+    }
+
     fn update_span(&mut self, s: &Span) -> Result<()> {
         let (parts, change) = json_columns(s)?;
         self.conn
@@ -178,7 +187,10 @@ impl Store for Sqlite {
         let sql = schema::select_spans("");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![f.environment, f.service, f.since.unwrap_or(i64::MIN)], span_row)?
+            .query_map(
+                params![f.environment, f.service, f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX)],
+                span_row,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()
             .with_context(|| self.at("reading deployments"))?;
         rows.into_iter().map(SpanRow::into_span).collect()

@@ -15,6 +15,8 @@ pub struct Filter {
     pub service: Option<String>,
     /// Spans first seen at or after this time.
     pub since: Option<i64>,
+    /// Spans first seen before this time.
+    pub until: Option<i64>,
 }
 
 /// A ledger engine.
@@ -34,6 +36,8 @@ pub trait Store {
     /// Inserts a span; false when one with the same (environment, service, first_seen)
     /// is already there (nothing is written then).
     fn insert_span(&mut self, span: &Span) -> Result<bool>;
+    /// Marks these spans (by id) as seen at `at`, where they were last seen earlier.
+    fn confirm(&mut self, ids: &[i64], at: i64) -> Result<()>;
     /// Rewrites a stored span (by id).
     fn update_span(&mut self, span: &Span) -> Result<()>;
     /// Spans matching `filter`, newest first.
