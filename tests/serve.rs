@@ -53,7 +53,7 @@ fn serve(args: &[&str], env: &[(&str, &str)], config: Option<&Path>) -> Served {
     let config = config.map(Path::to_path_buf).unwrap_or_else(|| demo_dir().join("prodiff.toml"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_prodiff"));
     cmd.arg("serve").args(args).args(["--offline", "--repo"]).arg(&repo).arg("--config").arg(&config);
-    cmd.envs(env.iter().copied()).env_remove("RUST_LOG");
+    cmd.env_remove("RUST_LOG").env_remove("PRODIFF_LEDGER").env_remove("PRODIFF_NOW").envs(env.iter().copied());
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr).unwrap());
     let child = cmd.spawn().expect("prodiff serve starts");
     let mut served = Served { child, addr: String::new(), stderr, _dir: dir };
