@@ -145,6 +145,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff): `prodiff man > prodiff.1; man ./prodiff.1`.
     Man,
+    /// A live dashboard: the HTML matrix, re-audited every --interval seconds, on
+    /// http://127.0.0.1:7878/ (pages /, /env/NAME, /service/NAME; /timeline and /metrics
+    /// from the ledger). Read-only: GET and HEAD.
+    Serve(ServeArgs),
     /// Audit like `status` and add what changed to the deployment ledger (or backfill it
     /// from snapshot files with --import).
     Record(RecordArgs),
@@ -157,6 +161,28 @@ pub enum Command {
     When(WhenArgs),
     /// The four DORA keys from the ledger, with sample sizes and performance bands.
     Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`IP` or `IP:PORT`). Anything but loopback needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: String,
+    /// Port, unless --bind names one (0: any free port, printed on stderr).
+    #[arg(long, default_value_t = 7878)]
+    pub port: u16,
+    /// Allow --bind to a non-loopback address (other hosts can then read the dashboard).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Require `Authorization: Bearer TOKEN`, with TOKEN read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Seconds between audits; pages reload themselves as often.
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Args)]

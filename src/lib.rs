@@ -12,7 +12,7 @@
 //! 5 judge    the Report data, filled in: policy levels, cross-checks, baseline
 //!   ledger   (room) deployments over time: after judge, before report
 //! 6 report   renderers only: table, json, markdown, github, junit, workflows (html too)
-//!   publish, serve  (rooms) publishers and the live dashboard: after report
+//!   serve    the live dashboard (publish: a room): after report
 //! 7 commands one file per command, shared steps in commands/pipeline.rs; cli.rs: clap types
 //! ```
 //!
@@ -34,3 +34,4 @@ pub mod redact;
 pub mod reference;
 pub mod report;
 pub mod resolve;
+pub mod serve;

@@ -150,11 +150,11 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Every command worth running, in every format it has.
 fn commands(snapshot: &str) -> Vec<Vec<&str>> {
     let mut runs: Vec<Vec<&str>> = Vec::new();
-    for format in ["table", "json", "markdown", "github", "junit"] {
+    for format in ["table", "json", "markdown", "github", "junit", "html"] {
         runs.push(vec!["status", "--format", format]);
         runs.push(vec!["check", "--format", format]);
     }
-    for format in ["table", "json", "markdown", "github"] {
+    for format in ["table", "json", "markdown", "github", "html"] {
         runs.push(vec!["diff", "production", "--format", format]);
     }
     // Log lines too: -vv logs every request and every host asked.

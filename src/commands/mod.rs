@@ -14,6 +14,7 @@ mod pipeline;
 mod plan;
 mod record;
 mod rollback;
+mod serve;
 mod shell;
 mod snapshot;
 mod status;
@@ -56,6 +57,11 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             bail!("--format junit reports findings per service and environment: use it with status, diff or check, not {name}");
         }
     }
+    if cli.global.format == Format::Html
+        && matches!(cli.command, Command::Contains(_) | Command::Why(_) | Command::Rollback(_))
+    {
+        bail!("--format html draws the environment × service matrix: use it with status, check, diff or plan");
+    }
     match &cli.command {
         Command::Status(args) => status::status(&cli.global, args, out),
         Command::Diff(args) => diff::diff(&cli.global, args, out),
@@ -68,6 +74,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
+        Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Record(args) => record::record(&cli.global, args, out),
         Command::Watch(args) => watch::watch(&cli.global, args, out),
         Command::Log(args) => log::log(&cli.global, args, out),

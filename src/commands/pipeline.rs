@@ -9,12 +9,13 @@ use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
 use crate::cli::{ColorChoice, Global};
+use crate::config::report::Links;
 use crate::config::Config;
 use crate::git::Lookup;
 use crate::git::Repo;
 use crate::history::{self, Detail};
 use crate::judge::crosscheck;
-use crate::judge::report::{Mainline, Report, Row};
+use crate::judge::report::{Mainline, Presentation, Report, Row};
 use crate::model::{Code, CommitId, Finding, ImageRef};
 use crate::observe::enrich;
 use crate::observe::versions::{self, Reported};
@@ -358,7 +359,17 @@ impl Audit {
         self.finish_with(command, results, Vec::new())
     }
 
+    /// When, in which promotion order, and where commits and tickets link to: for HTML.
+    pub(super) fn presentation(&self) -> Result<Presentation> {
+        Ok(Presentation {
+            generated_at: Some(now()?),
+            promotion: self.config.promotion.clone(),
+            links: Links::new(self.repo.remote_url("origin").as_deref(), self.config.ticket_url.clone()),
+        })
+    }
+
     pub(super) fn finish_with(self, command: &str, results: Vec<Row>, declared: Vec<Row>) -> Result<Report> {
+        let presentation = self.presentation()?;
         let complete =
             !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
         let mut report = Report {
@@ -374,6 +385,7 @@ impl Audit {
             daemons: self.daemons,
             check: None,
             observed_at: None,
+            presentation,
         };
         self.config.policy.apply(&mut report, now()?);
         report.redact();

@@ -65,6 +65,7 @@ pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u
         complete: false,
         services,
         findings,
+        presentation: audit.presentation()?,
     };
     for s in &mut report.services {
         s.findings.iter_mut().for_each(|f| f.level = audit.config.policy.level(f.code));

@@ -13,6 +13,7 @@ pub mod history;
 pub mod judge;
 pub mod ledger;
 pub mod observe;
+pub mod report;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,8 @@ pub struct Config {
     pub environments: Vec<EnvironmentConfig>,
     pub policy: Policy,
     pub registry: RegistryConfig,
+    /// `[report] ticket_url`: where ticket keys link to in the HTML report.
+    pub ticket_url: Option<report::TicketTemplate>,
     pub ledger: LedgerConfig,
 }
 
@@ -146,6 +149,7 @@ impl Default for Config {
             environments: Vec::new(),
             policy: Policy::default(),
             registry: RegistryConfig::default(),
+            ticket_url: None,
             ledger: LedgerConfig::default(),
         }
     }
@@ -164,7 +168,14 @@ struct RawConfig {
     environments: BTreeMap<String, RawEnvironment>,
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
+    report: Option<RawReport>,
     ledger: Option<RawLedger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    ticket_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -529,6 +540,13 @@ impl Config {
             Some(r) => registry_config(r, &at)?,
         };
 
+        let ticket_url = match raw.report.and_then(|r| r.ticket_url) {
+            None => None,
+            Some(t) => Some(
+                report::TicketTemplate::parse(t.get_ref())
+                    .map_err(|m| at(t.span(), format!("report.ticket_url: {m}")))?,
+            ),
+        };
         let mut ledger = LedgerConfig::default();
         if let Some(l) = raw.ledger {
             ledger.path = l.path.map(|p| base_dir.join(p));
@@ -551,6 +569,7 @@ impl Config {
         Ok(Config {
             policy,
             registry,
+            ticket_url,
             ledger,
             path: Some(path.to_path_buf()),
             base_dir,

@@ -216,6 +216,7 @@ mod tests {
             findings: vec![],
             daemons: Vec::new(),
             check: None,
+            presentation: Default::default(),
             observed_at: None,
         }
     }

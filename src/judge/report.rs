@@ -46,6 +46,20 @@ pub struct Report {
     /// `snapshot` only: when this was observed (what `record --import` places it by).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the HTML page needs beyond the data (when, promotion order, links).
+    #[serde(skip)]
+    pub presentation: Presentation,
+}
+
+/// What a page needs beyond the findings: when the audit ran, the promotion order and
+/// where commits and tickets link to. Not part of the JSON schema.
+#[derive(Clone, Debug, Default)]
+pub struct Presentation {
+    /// When the audit ran ("now" of the run, `PRODIFF_NOW` when pinned).
+    pub generated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Environments in promotion order (`staging` before `production`).
+    pub promotion: Vec<String>,
+    pub links: crate::config::report::Links,
 }
 
 #[derive(Debug, Serialize)]

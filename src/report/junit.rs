@@ -176,6 +176,7 @@ mod tests {
             declared: vec![],
             daemons: vec![],
             check: None,
+            presentation: Default::default(),
             observed_at: None,
         };
         let mut out = Vec::new();

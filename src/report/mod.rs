@@ -1,9 +1,10 @@
 //! Stage 6, report: takes the `Report` the judge filled in (`crate::judge::report`) and
-//! gives text. Renderers only: table, JSON, markdown, GitHub, JUnit and the release
+//! gives text. Renderers only: table, JSON, markdown, GitHub, JUnit, HTML and the release
 //! workflows' views, each writing into any `io::Write`, so tests render into a `Vec<u8>`;
 //! nothing else prints.
 
 pub mod github;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod ledger;
@@ -29,6 +30,9 @@ pub enum Format {
     /// JUnit XML for CI test reports: a test case per service in each environment, failed by
     /// denied findings.
     Junit,
+    /// One self-contained HTML page (inline CSS and SVG, no script): the environment ×
+    /// service matrix, the promotion path, drill-downs and findings.
+    Html,
 }
 
 /// Which picture of the report a command wants.
@@ -48,5 +52,6 @@ pub fn render(report: &Report, view: View, format: Format, color: bool, out: &mu
         Format::Markdown => markdown::render(report, view, out),
         Format::Github => github::render(report, view, out),
         Format::Junit => junit::render(report, out),
+        Format::Html => html::render(report, view, out),
     }
 }

@@ -46,8 +46,8 @@ pub fn render(report: &WhyReport, format: Format, out: &mut dyn Write) -> io::Re
             }
             table(report, out)
         }
-        // JUnit is refused for this command before it runs (app::run).
-        Format::Table | Format::Junit => table(report, out),
+        // JUnit and HTML are refused for this command before it runs (commands::dispatch).
+        Format::Table | Format::Junit | Format::Html => table(report, out),
     }
 }
 

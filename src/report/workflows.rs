@@ -71,8 +71,8 @@ pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Wr
             }
             contains_table(report, out)
         }
-        // JUnit is refused for this command before it runs (app::run).
-        Format::Table | Format::Junit => contains_table(report, out),
+        // JUnit and HTML are refused for this command before it runs (app::run).
+        Format::Table | Format::Junit | Format::Html => contains_table(report, out),
     }
 }
 
@@ -157,6 +157,9 @@ pub struct PlanReport {
     pub services: Vec<ServicePlan>,
     /// Findings about the run, not about one plan (an unreachable source, a shallow clone).
     pub findings: Vec<Finding>,
+    /// What the HTML page needs beyond the data (when, links).
+    #[serde(skip)]
+    pub presentation: crate::judge::report::Presentation,
 }
 
 #[derive(Debug, Serialize)]
@@ -204,6 +207,7 @@ pub fn render_plan(report: &PlanReport, format: Format, out: &mut dyn Write) -> 
     match format {
         Format::Json => super::json::to_writer(report, out),
         Format::Markdown => plan_markdown(report, out),
+        Format::Html => super::html::render_plan(report, out),
         Format::Github => {
             super::github::annotate(
                 report.findings.iter().chain(report.services.iter().flat_map(|s| &s.findings)),
@@ -407,7 +411,10 @@ pub fn render_rollback(report: &RollbackReport, format: Format, out: &mut dyn Wr
             )?;
             rollback_table(report, false, out)
         }
-        Format::Markdown | Format::Table | Format::Junit => rollback_table(report, format == Format::Markdown, out),
+        // HTML is refused for this command before it runs (app::run).
+        Format::Markdown | Format::Table | Format::Junit | Format::Html => {
+            rollback_table(report, format == Format::Markdown, out)
+        }
     }
 }
 
