@@ -53,12 +53,17 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The git repository the images were built from.
-    #[arg(long, global = true, default_value = ".", value_name = "PATH")]
-    pub repo: PathBuf,
+    /// The git repository the images were built from [default: .]. A fleet config whose
+    /// services all name their `repo` needs none.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
     /// Config file [default: prodiff.toml in the repository root, if present].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Audit every git clone directly under DIR too: images are matched to a clone by
+    /// their `org.opencontainers.image.source` label (or a revision label found there).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repos_dir: Option<PathBuf>,
     /// Inventory JSON listing what runs (`-` for stdin). Repeatable; adds to the config's sources.
     #[arg(long, global = true, value_name = "FILE")]
     pub inventory: Vec<PathBuf>,
@@ -91,6 +96,13 @@ pub struct Global {
     /// request). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Global {
+    /// `--repo`, or the current directory.
+    pub fn repo(&self) -> &std::path::Path {
+        self.repo.as_deref().unwrap_or(std::path::Path::new("."))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -5,6 +5,7 @@
 mod check;
 mod contains;
 mod diff;
+mod fleet;
 mod init;
 mod pipeline;
 mod plan;

@@ -4,6 +4,7 @@
 //! Without a file, `Config::default()` is the zero-config behaviour: services are named after
 //! the image repository, image tags map to `v{tag}` or `{tag}`, the mainline is detected.
 
+pub mod fleet;
 pub mod history;
 pub mod judge;
 pub mod observe;
@@ -37,6 +38,8 @@ pub enum ConfigError {
     Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("service {service:?} is defined twice: in {first} and in {second}")]
+    Clash { service: String, first: PathBuf, second: PathBuf },
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +56,9 @@ pub struct Config {
     pub environments: Vec<EnvironmentConfig>,
     pub policy: Policy,
     pub registry: RegistryConfig,
+    /// `repos = ["../a", "../b"]`: repositories whose own `prodiff.toml` services this
+    /// file pulls in (their services are in `services`, each naming its `repo`).
+    pub repos: Vec<PathBuf>,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -93,6 +99,13 @@ pub struct ServiceConfig {
     pub risky_paths: Vec<String>,
     /// `label=value`: containers carrying this label belong to the service, whatever image.
     pub selector: Option<(String, String)>,
+    /// The clone the service is built from (`repo = "../calendar"`, relative to the config);
+    /// `None`: the `--repo` repository.
+    pub repo: Option<PathBuf>,
+    /// The mainline in that repository; `None`: detected there.
+    pub mainline: Option<String>,
+    /// Ticket patterns for that repository; `None`: the config's `[tickets]`.
+    pub tickets: Option<TicketMatcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +151,7 @@ impl Default for Config {
             environments: Vec::new(),
             policy: Policy::default(),
             registry: RegistryConfig::default(),
+            repos: Vec::new(),
         }
     }
 }
@@ -155,6 +169,8 @@ struct RawConfig {
     environments: BTreeMap<String, RawEnvironment>,
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
+    #[serde(default)]
+    repos: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +252,9 @@ struct RawService {
     git_tags: Option<Vec<Spanned<String>>>,
     risky_paths: Option<Vec<String>>,
     selector: Option<Spanned<String>>,
+    repo: Option<String>,
+    mainline: Option<String>,
+    tickets: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -308,7 +327,9 @@ impl Config {
             column,
             message,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        fleet::pull_in(&mut config)?;
+        Ok(config)
     }
 
     /// The config for a repository: `explicit` if given, else `prodiff.toml` in the
@@ -342,15 +363,7 @@ impl Config {
 
         let tickets = match raw.tickets {
             None => TicketMatcher::defaults(),
-            Some(t) => {
-                let mut res = Vec::new();
-                for p in t.patterns {
-                    let re = Regex::new(p.get_ref())
-                        .map_err(|e| at(p.span(), format!("tickets.patterns: invalid regular expression: {e}")))?;
-                    res.push(re);
-                }
-                TicketMatcher::new(res)
-            }
+            Some(t) => ticket_matcher(t.patterns, "tickets.patterns", &at)?,
         };
 
         let mut services = Vec::new();
@@ -395,7 +408,21 @@ impl Config {
                     }
                 },
             };
-            services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths, selector });
+            let tickets = match s.tickets {
+                None => None,
+                Some(ps) => Some(ticket_matcher(ps, &format!("services.{name}.tickets"), &at)?),
+            };
+            services.push(ServiceConfig {
+                image,
+                paths: s.paths,
+                git_tags,
+                risky_paths,
+                selector,
+                repo: s.repo.map(|r| base_dir.join(r)),
+                mainline: s.mainline,
+                tickets,
+                name,
+            });
         }
 
         let mut environments = Vec::new();
@@ -510,7 +537,9 @@ impl Config {
             Some(r) => registry_config(r, &at)?,
         };
 
+        let repos = raw.repos.into_iter().map(|r| base_dir.join(r.into_inner())).collect();
         Ok(Config {
+            repos,
             policy,
             registry,
             path: Some(path.to_path_buf()),
@@ -564,6 +593,21 @@ impl Config {
     pub fn paths(&self, service: &str) -> &[String] {
         self.service(service).map(|s| s.paths.as_slice()).unwrap_or(&[])
     }
+}
+
+/// Regular expressions from `key`, each error naming its line.
+fn ticket_matcher(
+    patterns: Vec<Spanned<String>>,
+    key: &str,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<TicketMatcher, ConfigError> {
+    let mut res = Vec::new();
+    for p in patterns {
+        let re =
+            Regex::new(p.get_ref()).map_err(|e| at(p.span(), format!("{key}: invalid regular expression: {e}")))?;
+        res.push(re);
+    }
+    Ok(TicketMatcher::new(res))
 }
 
 fn parse_policy(

@@ -164,6 +164,7 @@ mod tests {
             schema_version: 1,
             command: "check".into(),
             repository: "/repo".into(),
+            repositories: vec![],
             mainline: Mainline { name: "main".into(), commit: CommitId("a".repeat(40)) },
             shallow: true,
             complete: false,
