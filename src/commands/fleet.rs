@@ -57,12 +57,17 @@ impl Fleet {
     }
 
     pub(super) fn load(g: &Global) -> Result<Fleet> {
-        let own = match &g.config {
-            Some(_) => None,
-            None => Some(Repo::open(g.repo())?),
+        let own = match (&g.config, &g.repos_dir, &g.repo) {
+            (Some(_), ..) => None,
+            // A directory of clones, and no repository of its own: zero-config over them.
+            (None, Some(_), None) => None,
+            _ => Some(Repo::open(g.repo())?),
         };
         let root = own.as_ref().map(|r| r.path().to_path_buf());
-        let mut config = Config::discover(g.config.as_deref(), root.as_deref().unwrap_or(g.repo()))?;
+        let mut config = match (&g.config, &root) {
+            (None, None) => Config::default(),
+            (explicit, root) => Config::discover(explicit.as_deref(), root.as_deref().unwrap_or(g.repo()))?,
+        };
         config.policy.override_levels(&g.deny, &g.warn, &g.allow);
         let scanned = match &g.repos_dir {
             Some(dir) => units::scan(dir)?,
@@ -282,11 +287,13 @@ fn open_clone(path: &std::path::Path) -> std::result::Result<Repo, String> {
     Ok(repo)
 }
 
-/// The clone's directory name, as rows show it.
+/// The clone's directory name as the config (or `--repo`) gives it, as rows show it.
 fn label_of(path: &std::path::Path, repo: Option<&Repo>) -> String {
-    let p = repo.map(|r| r.path().to_path_buf()).unwrap_or_else(|| path.to_path_buf());
-    let p = p.canonicalize().unwrap_or(p);
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    name(path)
+        .or_else(|| repo.and_then(|r| name(r.path())))
+        .or_else(|| path.canonicalize().ok().as_deref().and_then(name))
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn repository_of(r: &Report) -> Repository {

@@ -147,11 +147,6 @@ pub(super) struct Audit {
 }
 
 impl Audit {
-    /// The audit of the one repository in play (see `Fleet::one`).
-    pub(super) fn load(g: &Global) -> Result<Audit> {
-        Fleet::load(g)?.one(g)
-    }
-
     /// The audit of the repository running `service` in `env` (any, when none is named),
     /// narrowed to them; an unknown environment or service is an error.
     pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {
@@ -160,6 +155,7 @@ impl Audit {
         if let Some(s) = service {
             fleet.only_service(s, env)?;
         }
+        fleet.units.retain(|u| u.seen.workloads.iter().any(|w| w.environment == env));
         let mut audit = fleet.one(g)?;
         audit.only(std::slice::from_ref(&env.to_string()))?;
         audit.only_service(service, env)?;

@@ -90,6 +90,7 @@ pub fn units(config: &Config, scanned: &[PathBuf], explicit_repo: bool) -> Vec<U
     if !fleet || explicit_repo || config.services.iter().any(|s| s.repo.is_none()) {
         let mut own = config.clone();
         own.services.retain(|s| s.repo.is_none());
+        own.mainline = own.mainline.or_else(|| own.services.iter().find_map(|s| s.mainline.clone()));
         out.push(Unit { repo: None, config: own });
     }
     for repo in repos {

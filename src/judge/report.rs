@@ -77,6 +77,13 @@ pub struct Mainline {
     pub commit: CommitId,
 }
 
+impl Mainline {
+    /// From the `(name, commit)` pair an audit holds.
+    pub fn of((name, commit): &(String, CommitId)) -> Mainline {
+        Mainline { name: name.clone(), commit: commit.clone() }
+    }
+}
+
 /// One service's image in one environment, resolved and compared.
 #[derive(Debug, Serialize)]
 pub struct Row {
