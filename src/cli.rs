@@ -1,4 +1,4 @@
-//! The command line, declared with clap's derive. Types only: `app` does the work.
+//! The command line, declared with clap's derive. Types only: `commands` does the work.
 
 use std::path::PathBuf;
 
@@ -17,6 +17,7 @@ Examples:
   prodiff diff production --service api           the exact commits, both ways
   prodiff check --format github --baseline b.json the CI gate
   prodiff contains SHOP-123 --env production      is it deployed?
+  prodiff why SHOP-123                            why not, and what has to happen?
   prodiff plan production --to v1.5.0             what would this deploy change?
   prodiff rollback production --exclude SHOP-120  which older release is safe?
   prodiff init                                    write a commented prodiff.toml
@@ -28,7 +29,7 @@ Exit codes (every command):
      repository, unknown environment or service, init refusing to overwrite)
   3  nothing denied, but something could not be observed (shallow clone, unreachable
      source or registry); --allow-incomplete makes it 0
-  4  contains only: deployed in some of the asked places, not all
+  4  contains and why only: deployed in some of the asked places, not all
 
 Environment:
   PRODIFF_NOW             pin \"now\" (RFC 3339) for lag and expiry rules
@@ -136,6 +137,10 @@ pub enum Command {
     /// Is a commit or ticket deployed? Per service and environment. Exit 0 yes, 1 no, 4 partly.
     #[command(visible_alias = "is-deployed")]
     Contains(ContainsArgs),
+    /// Why a commit or ticket is not (yet) in an environment: the chain from the change to
+    /// each environment (repository, mainline, release, image, promotion path, seasoning,
+    /// blockers), the first link that breaks, and what to do next. Exit codes as `contains`.
+    Why(WhyArgs),
     /// Write a commented prodiff.toml from what is detected here: git tag scheme, Docker
     /// containers and contexts, Kubernetes contexts, image repositories.
     Init(InitArgs),
@@ -207,6 +212,19 @@ pub struct ContainsArgs {
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "ENV")]
     pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// A commit SHA (full or abbreviated) or a ticket key (SHOP-123, #42).
+    #[arg(value_name = "COMMIT|TICKET")]
+    pub item: String,
+    /// Only these environments (repeatable); their predecessors are still consulted.
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
+    /// Only this service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,22 @@
 //! prodiff: what runs in production, which commit is that, and how does it differ from the
-//! mainline. Data flows one way:
+//! mainline. The folders are the stages; data flows one way, and `tests/layers.rs` fails on
+//! any import against it or any cycle:
 //!
-//! config ─▶ source (what runs) ─▶ resolve (which commit) ─▶ compare (how it differs) ─▶ report
+//! ```text
+//! ground     model, reference, redact, exit, diag, cache_dir: usable by all
+//! 1 config   prodiff.toml -> Config; each stage's section types as plain data
+//! - git      the repository behind owned types (read by observe, resolve, history)
+//! 2 observe  what runs: docker, kubernetes, inventory, declared, versions, registry, enrich
+//! 3 resolve  workloads -> deployments -> commits, with evidence
+//! 4 history  how a commit differs from a target: compare, contains, tickets, release
+//! 5 judge    the Report data, filled in: policy levels, cross-checks, baseline
+//!   ledger   (room) deployments over time: after judge, before report
+//! 6 report   renderers only: table, json, markdown, github, junit, workflows (html too)
+//!   publish, serve  (rooms) publishers and the live dashboard: after report
+//! 7 commands one file per command, shared steps in commands/pipeline.rs; cli.rs: clap types
+//! ```
 //!
-//! `app` holds the short orchestration, one function per command; `main.rs` only parses
-//! arguments and maps the outcome to an exit code.
+//! `main.rs` only parses arguments, builds the runtime and maps the outcome to an exit code.
 
 pub mod cache_dir;
 pub mod cli;

@@ -298,13 +298,14 @@ fn every_command_follows_one_exit_code_contract() {
         vec![serde_json::json!({"environment": "uk", "service": "api", "image": format!("{host}/shop/api:1.2.0"),
             "repo_digests": [format!("{host}/shop/api@{digest}")]})],
     );
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 7] = [
         &["status"],
         &["diff", "uk"],
         &["check"],
         &["plan", "uk", "--to", "1.1.0"],
         &["rollback", "uk"],
         &["contains", "SHOP-3"],
+        &["why", "SHOP-3"],
     ];
     for args in commands {
         let incomplete = run(&home, &r, &inv, args);
@@ -319,7 +320,7 @@ fn every_command_follows_one_exit_code_contract() {
         assert_eq!(report["complete"], false, "{args:?}");
         assert_eq!(report["schema_version"], 1, "{args:?}");
         // A denied finding wins over incompleteness (contains answers a question: not it).
-        if args[0] != "contains" {
+        if !matches!(args[0], "contains" | "why") {
             let mut denied = args.to_vec();
             denied.extend(["--deny", "registry-unreachable"]);
             run(&home, &r, &inv, &denied).expect_code(1);
@@ -340,9 +341,10 @@ fn every_command_follows_one_exit_code_contract() {
 }
 
 #[test]
-fn the_readme_documents_every_field_of_the_plan_rollback_and_contains_json() {
+fn the_readme_documents_every_field_of_the_plan_rollback_contains_and_why_json() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split("### `plan`, `rollback` and `contains`").nth(1).unwrap().split("\n## ").next().unwrap();
+    let section =
+        readme.split("### `plan`, `rollback`, `contains` and `why`").nth(1).unwrap().split("\n## ").next().unwrap();
     let r = shop();
     let home = Home::new();
     let inv = write(
@@ -355,6 +357,7 @@ fn the_readme_documents_every_field_of_the_plan_rollback_and_contains_json() {
         run(&home, &r, &inv, &["plan", "uk", "--to", "v1.0.0", "--offline", "--format", "json"]).json(),
         run(&home, &r, &inv, &["rollback", "uk", "--exclude", "SHOP-3", "--offline", "--format", "json"]).json(),
         run(&home, &r, &inv, &["contains", "SHOP-3", "--offline", "--format", "json"]).json(),
+        run(&home, &r, &inv, &["why", "SHOP-3", "--offline", "--format", "json"]).json(),
     ];
     let mut missing = Vec::new();
     for report in &runs {
@@ -362,7 +365,7 @@ fn the_readme_documents_every_field_of_the_plan_rollback_and_contains_json() {
         for list in ["services", "queries"] {
             if let Some(first) = report[list].get(0) {
                 objects.push(first);
-                for inner in ["candidates", "answers", "files"] {
+                for inner in ["candidates", "answers", "files", "environments"] {
                     if let Some(x) = first[inner].get(0) {
                         objects.push(x);
                     }

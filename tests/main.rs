@@ -24,3 +24,4 @@ mod sources;
 mod util;
 mod util_registry;
 mod walk;
+mod why;

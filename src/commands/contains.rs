@@ -144,7 +144,7 @@ fn mentions(audit: &Audit, text: &str) -> Result<usize> {
     Ok(n)
 }
 
-fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
+pub(super) fn ticket_tips(audit: &Audit) -> Vec<CommitId> {
     let mut tips = vec![audit.mainline.1.clone()];
     tips.extend(audit.all.iter().filter_map(|d| d.commit.clone()));
     tips.sort();
@@ -195,7 +195,12 @@ fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<V
     Ok(out)
 }
 
-fn running_state(audit: &Audit, d: &Deployment, commits: &[CommitId], pids: &mut PatchIds) -> Result<Running> {
+pub(super) fn running_state(
+    audit: &Audit,
+    d: &Deployment,
+    commits: &[CommitId],
+    pids: &mut PatchIds,
+) -> Result<Running> {
     let mut presences = Vec::new();
     if let Some(running) = &d.commit {
         for c in commits {

@@ -1,6 +1,7 @@
-//! The commands, one file each, every one a short story told with the shared steps of
-//! `pipeline`: load, observe, resolve, compare, judge, render. `run` is the entry point
-//! `main` calls; `dispatch` picks the command.
+//! Stage 7, commands: takes the parsed command line and gives an exit code. One file per
+//! command, each a short story told with the shared steps of `pipeline`: load, observe,
+//! resolve, compare, judge, render. `run` is the entry point `main` calls; `dispatch` picks
+//! the command.
 
 mod check;
 mod contains;
@@ -13,6 +14,7 @@ mod rollback;
 mod shell;
 mod snapshot;
 mod status;
+mod why;
 
 use std::io::Write;
 
@@ -42,6 +44,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             Command::Contains(_) => Some("contains"),
             Command::Plan(_) => Some("plan"),
             Command::Rollback(_) => Some("rollback"),
+            Command::Why(_) => Some("why"),
             _ => None,
         };
         if let Some(name) = name {
@@ -56,6 +59,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Contains(args) => contains::contains(&cli.global, args, out),
         Command::Plan(args) => plan::plan(&cli.global, args, out),
         Command::Rollback(args) => rollback::rollback(&cli.global, args, out),
+        Command::Why(args) => why::why(&cli.global, args, out),
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),

@@ -147,6 +147,12 @@ pub(super) struct Audit {
 }
 
 impl Audit {
+    /// The audit of the one repository in play (a fleet of several is an error: see
+    /// `Fleet::one`).
+    pub(super) fn load(g: &Global) -> Result<Audit> {
+        Fleet::load(g)?.one(g)
+    }
+
     /// The audit of the repository running `service` in `env` (any, when none is named),
     /// narrowed to them; an unknown environment or service is an error.
     pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {
@@ -319,7 +325,9 @@ impl Audit {
     /// Declared and reported state beside what runs: disagreements become findings, and the
     /// declared state is compared with the mainline too.
     pub(super) fn cross_check(&mut self, rows: &mut [Row]) -> Result<Vec<Row>> {
-        let found = crosscheck::attach(rows, &self.declared, &self.reported);
+        let (agreements, found) = crosscheck::check(&self.deployments, &self.declared, &self.reported);
+        debug_assert_eq!(agreements.len(), rows.len(), "rows are the deployments compared, in order");
+        rows.iter_mut().zip(agreements).for_each(|(row, a)| row.agree(a));
         self.findings.extend(found);
         let target = self.mainline.clone();
         self.compare_each(&self.declared, |_| Some(target.clone()))
@@ -377,6 +385,15 @@ impl Audit {
             rows.push(row);
         }
         Ok(rows)
+    }
+
+    /// The report, with the policy applied: every finding gets its final level here.
+    pub(super) fn finish(self, command: &str, results: Vec<Row>) -> Result<Report> {
+        let policy = self.config.policy.clone();
+        let mut report = self.unjudged(command, results, Vec::new());
+        policy.apply(&mut report, now()?);
+        report.redact();
+        Ok(report)
     }
 
     /// The report before the policy judges it (a fleet judges the merged one once).

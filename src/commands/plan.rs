@@ -101,7 +101,7 @@ fn plan_target(audit: &Audit, d: &Deployment, to: &str) -> Result<(String, Commi
 
 /// The image tags git tag `git_tag` may stand for, through each template in reverse; the
 /// template that maps what runs now to its git tag first (the scheme the registry uses).
-fn image_tags_of(audit: &Audit, d: &Deployment, git_tag: &str, templates: &[String]) -> Vec<String> {
+pub(super) fn image_tags_of(audit: &Audit, d: &Deployment, git_tag: &str, templates: &[String]) -> Vec<String> {
     let running_tag = d.image.named().and_then(|r| r.tag.clone());
     let in_use =
         |t: &String| running_tag.as_ref().is_some_and(|tag| audit.repo.tag_commit(&t.replace("{tag}", tag)).is_some());

@@ -1,3 +1,8 @@
+//! Stage 1, config: takes `prodiff.toml` (or nothing) and gives a validated `Config`. It
+//! only parses and validates: each stage's section types are plain data here (`observe`,
+//! `history`, `judge` submodules), importing only the ground floor, and the stages re-export
+//! and act on them. `template` writes the commented file `init` proposes.
+//!
 //! `prodiff.toml`: parsed into raw structs that reject unknown keys, then validated into a
 //! typed `Config`. Every error names the file, the line and the key at fault.
 //!

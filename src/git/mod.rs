@@ -1,3 +1,7 @@
+//! The repository floor (between config and observe): takes a path and gives commits, refs,
+//! trees and walks as owned values. Observe (GitOps declarations), resolve (is that SHA
+//! here, which tag names it) and history all read git through it.
+//!
 //! The repository, behind one small interface that hands out owned values.
 //!
 //! git2 lives here and nowhere else: callers get `CommitId`s, `CommitInfo`s and plain
@@ -323,6 +327,45 @@ impl Repo {
             .filter_map(|n| self.tag_commit(n).map(|c| (n.to_string(), c)))
             .collect();
         out.sort();
+        Ok(out)
+    }
+
+    /// Local and remote-tracking branches as (name, tip), sorted by name: `feature/x`,
+    /// `origin/feature/x`. Symbolic refs (`origin/HEAD`) are left out.
+    pub fn branches(&self) -> Result<Vec<(String, CommitId)>, GitError> {
+        let list = self.repo.branches(None).map_err(|e| self.read_err("listing branches", e))?;
+        let mut out = Vec::new();
+        for item in list {
+            let (branch, _) = item.map_err(|e| self.read_err("listing branches", e))?;
+            let r = branch.get();
+            if matches!(r.symbolic_target(), Ok(Some(_))) {
+                continue;
+            }
+            let (Ok(name), Ok(commit)) = (r.shorthand(), r.peel_to_commit()) else { continue };
+            out.push((name.to_string(), hex(commit.id())));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The mainline's first-parent chain from `tip`, newest first, down to the first commit
+    /// committed before `since` (kept) or a root. A merge's first parent is the branch it
+    /// was made on, so this is the mainline's own history (`git log --first-parent`).
+    pub fn first_parents(&self, tip: &CommitId, since: DateTime<Utc>) -> Result<Vec<CommitId>, GitError> {
+        let mut out = Vec::new();
+        let mut at = Some(self.find_commit(tip)?);
+        while let Some(c) = at {
+            let id = hex(c.id());
+            let committed = Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default();
+            out.push(id);
+            if committed < since || self.boundary().contains(&c.id()) {
+                break;
+            }
+            at = match c.parent_ids().next() {
+                Some(p) => Some(self.repo.find_commit(p).map_err(|e| self.read_err("reading a first parent", e))?),
+                None => None,
+            };
+        }
         Ok(out)
     }
 

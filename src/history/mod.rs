@@ -1,3 +1,8 @@
+//! Stage 4, history: takes a deployment's commit and a target (the mainline, another
+//! environment, a release) and gives how they differ: ranges, cherry-pick pairing
+//! (`compare`), whether a commit is deployed (`contains`), tickets, release tags and version
+//! order (`release`). Reads git through `crate::git`; knows nothing of sources or reports.
+//!
 //! Gathers what `compare` needs from the repository: both ranges between a running commit
 //! and a target, each commit's record and patch-id, and the service's path filter.
 //! The only place where comparison touches git.

@@ -1,4 +1,4 @@
-//! The judge: takes the rows (deployments compared with history) and gives them their
+//! Stage 5, judge: takes the rows (deployments compared with history) and gives them their
 //! verdict — the policy's levels, cross-checks between sources, the baseline's change.
 //! It fills in the `Report` data (`report`), which the renderers only read.
 
@@ -6,3 +6,4 @@ pub mod baseline;
 pub mod crosscheck;
 pub mod policy;
 pub mod report;
+pub mod why;

@@ -165,6 +165,13 @@ impl Row {
         }
     }
 
+    /// Puts what the other sources say (`crosscheck`) on this row.
+    pub fn agree(&mut self, a: crate::judge::crosscheck::Agreement) {
+        self.declared = a.declared;
+        self.evidence.extend(a.reported);
+        self.findings.extend(a.finding);
+    }
+
     /// When this image was deployed here: its earliest replica's start.
     pub fn deployed_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.instances.iter().filter_map(|i| i.started_at).min()

@@ -1,3 +1,8 @@
+//! Stage 2, observe: takes the config's environments and gives what runs there — `Workload`s
+//! from Docker, Swarm, Kubernetes, inventories and GitOps declarations, version reports from
+//! endpoints and stores, and what registries say about the images (`registry`, `enrich`).
+//! Imports config, git and the ground floor only.
+//!
 //! Sources of "what runs". Each one turns some outside description of an environment into
 //! `Workload`s and nothing more: no resolution, no comparison.
 

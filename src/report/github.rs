@@ -1,5 +1,5 @@
 //! GitHub Actions: workflow commands (`::error`, `::warning`) that annotate the run, then the
-//! plain table for the log. The job summary (markdown) is written by `app` when
+//! plain table for the log. The job summary (markdown) is written by `commands` when
 //! `GITHUB_STEP_SUMMARY` is set.
 //!
 //! No line can inject a workflow command: annotation values are escaped as the toolkit

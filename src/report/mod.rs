@@ -1,12 +1,14 @@
-//! The renderers: table, JSON, markdown, GitHub, JUnit and the release workflows' views.
-//! Each reads a `Report` (the data the judge filled in, `crate::judge::report`) and writes
-//! into any `io::Write`, so tests render into a `Vec<u8>`; nothing else prints.
+//! Stage 6, report: takes the `Report` the judge filled in (`crate::judge::report`) and
+//! gives text. Renderers only: table, JSON, markdown, GitHub, JUnit and the release
+//! workflows' views, each writing into any `io::Write`, so tests render into a `Vec<u8>`;
+//! nothing else prints.
 
 pub mod github;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod table;
+pub mod why;
 pub mod workflows;
 
 use std::io::{self, Write};

@@ -308,14 +308,14 @@ fn plan_markdown(report: &PlanReport, out: &mut dyn Write) -> io::Result<()> {
     md_incomplete(report.complete, out)
 }
 
-fn md_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn md_findings(findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {
         writeln!(out, "- **{}** `{}` {}", f.level, f.code, f.message)?;
     }
     Ok(())
 }
 
-fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
     if !complete {
         writeln!(out, "\n> **Incomplete:** {INCOMPLETE}")?;
     }
@@ -325,7 +325,7 @@ fn md_incomplete(complete: bool, out: &mut dyn Write) -> io::Result<()> {
 const INCOMPLETE: &str = "something could not be observed (see the findings): the answer may be missing parts.";
 
 /// The findings about the whole run, and a line saying the answer is incomplete.
-fn run_footer(findings: &[Finding], complete: bool, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn run_footer(findings: &[Finding], complete: bool, out: &mut dyn Write) -> io::Result<()> {
     if findings.iter().any(|f| f.level > crate::model::Level::Allow) {
         writeln!(out, "About the run:")?;
         for f in findings.iter().filter(|f| f.level > crate::model::Level::Allow) {

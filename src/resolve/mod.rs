@@ -1,3 +1,7 @@
+//! Stage 3, resolve: takes the observed workloads (and their registry facts) and gives
+//! `Deployment`s, each with the commit it runs and the evidence for it. Imports observe,
+//! git, config and the ground floor.
+//!
 //! Which commit is running: replicas are grouped into deployments, and each deployment is
 //! resolved to a commit through evidence (revision labels, SHA tags, version tags matched
 //! to git tags). Disagreeing evidence is a finding, never a silent choice; no evidence is an
