@@ -415,3 +415,50 @@ fn the_fleet_on_the_real_docker_daemon_equals_one_run_per_repository() {
     }
     assert_eq!(row(&fleet, "production", "members-api")["commit"], api.as_str());
 }
+
+#[test]
+fn a_shallow_clone_in_the_fleet_is_scoped_to_its_services() {
+    let f = Fleet::new();
+    let inv = f.inventory("acme");
+    // members as CI checks it out, shallow: "members start" (web's commit) is cut off.
+    let shallow = f.root().join("members-shallow");
+    let url = format!("file://{}", f.members.path().display());
+    git_in(f.root(), &["clone", "-q", "--depth", "3", &url, shallow.to_str().unwrap()], 0);
+    let config =
+        f.write("fleet.toml", &fleet_config("acme", "clones/wiki").replace("clones/members", "members-shallow"));
+    let run = prodiff(
+        f.root(),
+        &[
+            "status",
+            "--format",
+            "json",
+            "--offline",
+            "--config",
+            config.to_str().unwrap(),
+            "--inventory",
+            inv.to_str().unwrap(),
+        ],
+        None,
+    );
+    // web's commit is beyond the boundary: unresolved, denied.
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(codes(row(&report, "production", "members-web")), ["commit-not-found", "git-tag-missing", "unresolved"]);
+    let scoped: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "shallow-clone")
+        .map(|f| (f["environment"].as_str().unwrap().to_string(), f["service"].as_str().unwrap().to_string()))
+        .collect();
+    let pair = |s: &str| ("production".to_string(), s.to_string());
+    assert_eq!(scoped, [pair("members-api"), pair("members-web")], "{}", run.context);
+    assert_eq!(report["repositories"][1]["shallow"], true);
+    // The api's commit is in the clone, but a shallow history gives no counts.
+    let api = row(&report, "production", "members-api");
+    assert_eq!(api["commit"], f.members.rev("api change OPS-7").as_str());
+    assert!(api["behind"].is_null() && api["ahead"].is_null());
+    // The other repositories keep their counts.
+    assert_eq!(row(&report, "production", "calendar")["behind"].as_array().unwrap().len(), 2);
+    assert_eq!(row(&report, "production", "wiki")["behind"].as_array().unwrap().len(), 1);
+}
