@@ -88,6 +88,10 @@ impl Fleet {
                 (Some(p), _) => open_clone(p),
             });
         }
+        if let (false, Some(Ok(repo))) = (fleet, opened.first()) {
+            // One repository: a wrong mainline is said before any source is asked.
+            pipeline::mainline_of(repo, &split[0].config, g.mainline.as_deref())?;
+        }
         let candidates: Vec<Candidate<'_>> = split
             .iter()
             .zip(&opened)
@@ -213,8 +217,9 @@ impl Fleet {
         let rt = tokio::runtime::Handle::try_current().ok();
         let queue = Mutex::new(units.into_iter().enumerate().collect::<std::collections::VecDeque<_>>());
         let done = Mutex::new(Vec::new());
+        let workers = PARALLEL.min(queue.lock().expect("queue").len());
         std::thread::scope(|s| {
-            for _ in 0..PARALLEL {
+            for _ in 0..workers {
                 s.spawn(|| {
                     let _rt = rt.as_ref().map(|h| h.enter());
                     while let Some((i, unit)) = queue.lock().expect("queue").pop_front() {

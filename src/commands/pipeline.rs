@@ -51,6 +51,14 @@ pub(super) fn status_report(g: &Global, environments: &[String], command: &str, 
     fleet.merge(parts)
 }
 
+/// The mainline: `--mainline`, else the config's, else detected.
+pub(super) fn mainline_of(repo: &Repo, config: &Config, flag: Option<&str>) -> Result<(String, CommitId)> {
+    Ok(match (flag, config.mainline.as_deref()) {
+        (None, Some(m)) => repo.mainline(Some(m)).with_context(|| listed_in(config, &format!("mainline = {m:?}")))?,
+        (flag, _) => repo.mainline(flag)?,
+    })
+}
+
 /// In a fleet, a finding about one repository is scoped to each service resolved there.
 fn scoped(f: Finding, fleet: bool, deployments: &[Deployment]) -> Vec<Finding> {
     let pairs: BTreeSet<(&str, &str)> =
@@ -172,13 +180,7 @@ impl Audit {
     pub(super) fn build(g: &Global, unit: Unit) -> Result<Audit> {
         let Unit { label, path, config, mainline_flag, seen, empty, .. } = unit;
         let repo = Repo::open(&path)?;
-        let flag = g.mainline.as_deref().filter(|_| mainline_flag);
-        let mainline = match (flag, config.mainline.as_deref()) {
-            (None, Some(m)) => {
-                repo.mainline(Some(m)).with_context(|| listed_in(&config, &format!("mainline = {m:?}")))?
-            }
-            (flag, _) => repo.mainline(flag)?,
-        };
+        let mainline = mainline_of(&repo, &config, g.mainline.as_deref().filter(|_| mainline_flag))?;
         let Observation { workloads, findings: observed, declared, reported, daemons } = seen;
         let shallow = repo.is_shallow();
         let mut declared = resolve::deployments(&declared, &config, &repo, shallow);
