@@ -212,6 +212,9 @@ pub struct ContainsArgs {
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "ENV")]
     pub environments: Vec<String>,
+    /// Only this service (in a fleet: only the repository that runs it).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -290,6 +290,28 @@ fn repos_pulls_in_each_repositorys_own_services_and_commands_cross_repositories(
     assert_eq!(c["queries"][1]["answers"][0]["state"], "deployed");
     // calendar runs "calendar one": OPS-7 is not deployed there, so partly (exit 4).
     contains.expect_code(4);
+    // --service: only the repository that runs it answers.
+    let one = prodiff(
+        f.root(),
+        &[
+            "contains",
+            "OPS-7",
+            "--service",
+            "members-api",
+            "--format",
+            "json",
+            "--offline",
+            "--config",
+            config,
+            "--inventory",
+            inv,
+        ],
+        None,
+    );
+    one.expect_code(0);
+    let queries = one.json()["queries"].clone();
+    assert_eq!(queries.as_array().unwrap().len(), 1, "{}", one.context);
+    assert_eq!(queries[0]["repository"], "members");
     let missing = prodiff(f.root(), &["contains", "NOPE-1", "--offline", "--config", config, "--inventory", inv], None);
     missing.expect_code(2);
     assert!(missing.stderr.contains("\"NOPE-1\" is found in no repository of the fleet"), "{}", missing.context);

@@ -22,9 +22,15 @@ use crate::resolve::Deployment;
 pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
     let mut fleet = Fleet::load(g)?;
     fleet.check_environments(&args.environments)?;
+    if let Some(s) = &args.service {
+        fleet.only_service_anywhere(s, &args.environments)?;
+    }
     let fleet_mode = fleet.is_fleet();
     let parts = fleet.each(g, |mut audit| {
         audit.only(&args.environments)?;
+        if let Some(s) = &args.service {
+            audit.deployments.retain(|d| &d.service == s);
+        }
         let mut pids = PatchIds::default();
         let mut index = None;
         let mut found = Vec::new();
@@ -51,7 +57,7 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
             }));
         }
         let head = (audit.repo.path().display().to_string(), Mainline::of(&audit.mainline));
-        Ok((head, found, run_findings(&audit, None)))
+        Ok((head, found, run_findings(&audit, args.service.as_deref())))
     })?;
     let mut findings = fleet.findings.clone();
     findings.iter_mut().for_each(|f| f.level = fleet.config.policy.level(f.code));

@@ -181,6 +181,21 @@ impl Fleet {
         Ok(())
     }
 
+    /// Keeps only the repository that runs `service` in any of `envs` (all when empty).
+    pub(super) fn only_service_anywhere(&mut self, service: &str, envs: &[String]) -> Result<()> {
+        let here = |w: &Workload| envs.is_empty() || envs.contains(&w.environment);
+        let names = |u: &Unit| -> BTreeSet<String> {
+            u.seen.workloads.iter().filter(|w| here(w)).map(|w| crate::resolve::service_name(w, &u.config)).collect()
+        };
+        if !self.units.iter().any(|u| names(u).contains(service)) {
+            let known: BTreeSet<String> = self.units.iter().flat_map(names).collect();
+            let known = known.iter().map(String::as_str).collect();
+            bail!("no service {service:?} runs in the environments asked (services: {})", pipeline::join(known));
+        }
+        self.units.retain(|u| names(u).contains(service));
+        Ok(())
+    }
+
     /// The one repository a command that needs one audits: with several, `--service` says
     /// which.
     pub(super) fn one(mut self, g: &Global) -> Result<Audit> {
