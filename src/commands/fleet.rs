@@ -56,38 +56,16 @@ impl Fleet {
         self.units.iter().any(|u| u.label.is_some())
     }
 
+    /// Config, units, one observation of every source, each workload handed to its unit.
     pub(super) fn load(g: &Global) -> Result<Fleet> {
-        let own = match (&g.config, &g.repos_dir, &g.repo) {
-            (Some(_), ..) => None,
-            // A directory of clones, and no repository of its own: zero-config over them.
-            (None, Some(_), None) => None,
-            _ => Some(Repo::open(g.repo())?),
-        };
-        let root = own.as_ref().map(|r| r.path().to_path_buf());
-        let mut config = match (&g.config, &root) {
-            (None, None) => Config::default(),
-            (explicit, root) => Config::discover(explicit.as_deref(), root.as_deref().unwrap_or(g.repo()))?,
-        };
-        config.policy.override_levels(&g.deny, &g.warn, &g.allow);
+        let config = load_config(g)?;
         let scanned = match &g.repos_dir {
             Some(dir) => units::scan(dir)?,
             None => Vec::new(),
         };
         let split = units::units(&config, &scanned, g.repo.is_some());
         let fleet = units::is_fleet(&config, &scanned);
-        let default_flag = !split.iter().any(|u| u.repo.is_none());
-        // One repository: opening it is the first thing that can fail, as it always was.
-        let mut opened: Vec<Result<Repo, String>> = Vec::new();
-        for u in &split {
-            opened.push(match (&u.repo, fleet) {
-                (None, false) => Ok(match own {
-                    Some(ref r) => Repo::open(r.path())?,
-                    None => Repo::open(g.repo())?,
-                }),
-                (None, true) => Repo::open(g.repo()).map_err(|e| format!("{e:#}")),
-                (Some(p), _) => open_clone(p),
-            });
-        }
+        let opened = open_all(g, &split, fleet)?;
         if let (false, Some(Ok(repo))) = (fleet, opened.first()) {
             // One repository: a wrong mainline is said before any source is asked.
             pipeline::mainline_of(repo, &split[0].config, g.mainline.as_deref())?;
@@ -98,42 +76,33 @@ impl Fleet {
             .map(|(u, r)| Candidate { config: &u.config, repo: r.as_ref().ok(), default: u.repo.is_none() })
             .collect();
         let seen = pipeline::gather(g, &config, &candidates)?;
-        let Observation { workloads, findings: observed, declared, reported, daemons } = seen;
-        let (mut per_unit, unclaimed) = split_by_unit(workloads, &config, &candidates);
-        let empty = empty_environments(&config, per_unit.iter().flatten());
-        let (declared, _) = assign(declared, &candidates);
-        let mut reported_per: Vec<Vec<_>> = split.iter().map(|_| Vec::new()).collect();
-        for r in reported {
-            let i = split.iter().position(|u| u.config.service(&r.service).is_some()).unwrap_or(0);
-            reported_per[i].push(r);
-        }
-        let mut findings = observed;
-        findings.extend(unclaimed);
-        let mut out = Vec::new();
-        for (((u, repo), declared), reported) in split.into_iter().zip(opened).zip(declared).zip(reported_per) {
-            let ConfigUnit { repo: path, config: unit_config } = u;
-            let path = path.unwrap_or_else(|| g.repo().to_path_buf());
-            let label = fleet.then(|| label_of(&path, repo.as_ref().ok()));
-            let workloads = std::mem::take(&mut per_unit[out.len()]);
-            out.push(Unit {
-                label,
-                mainline_flag: path == g.repo() || default_flag,
+        let (shares, findings) = distribute(seen, &config, &candidates);
+        drop(candidates);
+        let mut units = Vec::new();
+        let no_default = !split.iter().any(|u| u.repo.is_none());
+        for ((u, repo), seen) in split.into_iter().zip(opened).zip(shares) {
+            let path = u.repo.unwrap_or_else(|| g.repo().to_path_buf());
+            units.push(Unit {
+                label: fleet.then(|| label_of(&path, repo.as_ref().ok())),
+                // `--mainline` is the `--repo` repository's, or every one's when none is.
+                mainline_flag: path == g.repo() || no_default,
                 path,
-                config: unit_config,
-                seen: Observation { workloads, declared, reported, ..Default::default() },
+                config: u.config,
+                seen,
                 empty: Vec::new(),
                 failed: repo.err(),
             });
         }
+        let (mut findings, empty, daemons) = findings;
         if !fleet {
-            let u = &mut out[0];
-            u.seen.findings = std::mem::take(&mut findings);
+            let u = &mut units[0];
+            u.seen.findings = findings;
             u.seen.daemons = daemons;
             u.empty = empty;
-            return Ok(Fleet { units: out, config, findings: Vec::new(), daemons: Vec::new() });
+            return Ok(Fleet { units, config, findings: Vec::new(), daemons: Vec::new() });
         }
         findings.extend(empty);
-        Ok(Fleet { units: out, config, findings, daemons })
+        Ok(Fleet { units, config, findings, daemons })
     }
 
     /// Every environment some repository runs; an unknown one asked for is an error.
@@ -230,23 +199,11 @@ impl Fleet {
             return Ok(vec![Ok(f(Audit::build(g, unit)?)?)]);
         }
         let rt = tokio::runtime::Handle::try_current().ok();
-        let queue = Mutex::new(units.into_iter().enumerate().collect::<std::collections::VecDeque<_>>());
-        let done = Mutex::new(Vec::new());
-        let workers = PARALLEL.min(queue.lock().expect("queue").len());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    let _rt = rt.as_ref().map(|h| h.enter());
-                    while let Some((i, unit)) = queue.lock().expect("queue").pop_front() {
-                        let result = audit_unit(g, unit, &f);
-                        done.lock().expect("results").push((i, result));
-                    }
-                });
-            }
-        });
-        let mut done = done.into_inner().expect("results");
-        done.sort_by_key(|(i, _)| *i);
-        Ok(done.into_iter().map(|(_, r)| r).collect())
+        let workers = std::env::var("PRODIFF_REPO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(PARALLEL);
+        Ok(bounded(units, workers.clamp(1, PARALLEL), |unit| {
+            let _rt = rt.as_ref().map(|h| h.enter());
+            audit_unit(g, unit, &f)
+        }))
     }
 
     /// The reports of each repository as one: rows in promotion order, each naming its
@@ -291,6 +248,82 @@ impl Fleet {
         base.redact();
         Ok(base)
     }
+}
+
+/// The config: `--config`, else the repository's `prodiff.toml`; none over a directory of
+/// clones (`--repos-dir` without `--repo`). The one-repository error for a directory that
+/// is no git repository comes first, as it always did.
+fn load_config(g: &Global) -> Result<Config> {
+    let own = match (&g.config, &g.repos_dir, &g.repo) {
+        (Some(_), ..) | (None, Some(_), None) => None,
+        _ => Some(Repo::open(g.repo())?.path().to_path_buf()),
+    };
+    let mut config = match (&g.config, &own) {
+        (None, None) => Config::default(),
+        (explicit, root) => Config::discover(explicit.as_deref(), root.as_deref().unwrap_or(g.repo()))?,
+    };
+    config.policy.override_levels(&g.deny, &g.warn, &g.allow);
+    Ok(config)
+}
+
+/// Each unit's repository; with one repository, failing to open it is the command's error.
+fn open_all(g: &Global, split: &[ConfigUnit], fleet: bool) -> Result<Vec<std::result::Result<Repo, String>>> {
+    let mut opened = Vec::new();
+    for u in split {
+        opened.push(match (&u.repo, fleet) {
+            (None, false) => Ok(Repo::open(g.repo())?),
+            (None, true) => Repo::open(g.repo()).map_err(|e| format!("{e:#}")),
+            (Some(p), _) => open_clone(p),
+        });
+    }
+    Ok(opened)
+}
+
+/// The run's findings: from the sources and `unclaimed-images`; `empty-environment` ones;
+/// the daemons asked.
+type RunFacts = (Vec<Finding>, Vec<Finding>, Vec<Daemon>);
+
+/// What every source saw, split by unit: workloads and declared state by `assign`, reported
+/// versions by the unit that configures the service (else the first).
+fn distribute(seen: Observation, config: &Config, candidates: &[Candidate<'_>]) -> (Vec<Observation>, RunFacts) {
+    let Observation { workloads, findings, declared, reported, daemons } = seen;
+    let (workloads, unclaimed) = split_by_unit(workloads, config, candidates);
+    let empty = empty_environments(config, workloads.iter().flatten());
+    let (declared, _) = assign(declared, candidates);
+    let mut shares: Vec<Observation> = workloads
+        .into_iter()
+        .zip(declared)
+        .map(|(workloads, declared)| Observation { workloads, declared, ..Default::default() })
+        .collect();
+    for r in reported {
+        let i = candidates.iter().position(|c| c.config.service(&r.service).is_some()).unwrap_or(0);
+        shares[i].reported.push(r);
+    }
+    let mut findings = findings;
+    findings.extend(unclaimed);
+    (shares, (findings, empty, daemons))
+}
+
+/// `f` over `items` on at most `limit` threads at once; the results in the items' order.
+fn bounded<T: Send, R: Send>(items: Vec<T>, limit: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let workers = limit.max(1).min(items.len());
+    let queue = Mutex::new(items.into_iter().enumerate().collect::<std::collections::VecDeque<_>>());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                // Its own statement: a guard in a `while let` would be held for the whole
+                // body, and the items would run one at a time.
+                let next = queue.lock().expect("queue").pop_front();
+                let Some((i, item)) = next else { break };
+                let result = f(item);
+                done.lock().expect("results").push((i, result));
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("results");
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A clone named in the config: it must exist and be a git repository.
@@ -405,4 +438,31 @@ fn empty_environments<'a>(config: &Config, workloads: impl Iterator<Item = &'a W
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Regression: the queue's lock was held while an item ran (a guard in `while let`), so
+    /// repositories were read one at a time. Two items that each wait for the other can only
+    /// finish when they run at once.
+    #[test]
+    fn items_run_at_once_up_to_the_bound_and_keep_their_order() {
+        // One mailbox per item: each posts to the other's, then waits on its own.
+        let (to_a, inbox_a) = mpsc::channel();
+        let (to_b, inbox_b) = mpsc::channel();
+        let (inbox_a, inbox_b) = (std::sync::Mutex::new(inbox_a), std::sync::Mutex::new(inbox_b));
+        let out = bounded(vec!["a", "b"], 4, |item| {
+            let (other, mine) = if item == "a" { (&to_b, &inbox_a) } else { (&to_a, &inbox_b) };
+            other.send(item).unwrap();
+            let heard = mine.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            format!("{item} heard {}", heard.expect("the other item never ran alongside"))
+        });
+        assert_eq!(out, ["a heard b", "b heard a"]);
+        let order = bounded((0..20).collect(), 3, |i: u32| i * 2);
+        assert_eq!(order, (0..20).map(|i| i * 2).collect::<Vec<_>>());
+    }
 }
