@@ -351,6 +351,11 @@ fn a_missing_clone_is_a_finding_and_the_others_are_still_audited() {
         assert_eq!(found.len(), 1, "{}", run.context);
         assert!(found[0].contains(wiki_repo) && found[0].contains(why), "{found:?}");
         assert!(found[0].ends_with("service wiki is not audited"), "{found:?}");
+        let wiki = &report["repositories"][2];
+        assert_eq!(
+            (wiki["name"].as_str(), wiki["mainline"].is_null()),
+            (Some(wiki_repo.rsplit('/').next().unwrap()), true)
+        );
         let f0 = report["findings"].as_array().unwrap().iter().find(|x| x["code"] == "repository-unavailable").unwrap();
         assert_eq!((f0["environment"].as_str(), f0["service"].as_str()), (Some("production"), Some("wiki")));
     }

@@ -72,8 +72,9 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
                 }
                 findings.extend(fs.into_iter().filter(|f| !findings.contains(f)).collect::<Vec<_>>());
             }
-            Err(fs) => {
-                findings.extend(fs.into_iter().map(|f| Finding { level: fleet.config.policy.level(f.code), ..f }))
+            Err(u) => {
+                let level = |f: Finding| Finding { level: fleet.config.policy.level(f.code), ..f };
+                findings.extend(u.findings.into_iter().map(level))
             }
         }
     }

@@ -49,11 +49,20 @@ pub(super) struct Fleet {
     /// Fleet only: the run's findings (sources, unclaimed images, empty environments).
     pub(super) findings: Vec<Finding>,
     pub(super) daemons: Vec<Daemon>,
+    /// More than the `--repo` repository is in play: rows name their repository.
+    fleet: bool,
+}
+
+/// A repository of the fleet that could not be audited, and the findings saying so.
+pub(super) struct Unavailable {
+    pub(super) name: String,
+    pub(super) path: PathBuf,
+    pub(super) findings: Vec<Finding>,
 }
 
 impl Fleet {
     pub(super) fn is_fleet(&self) -> bool {
-        self.units.iter().any(|u| u.label.is_some())
+        self.fleet
     }
 
     /// Config, units, one observation of every source, each workload handed to its unit.
@@ -99,10 +108,10 @@ impl Fleet {
             u.seen.findings = findings;
             u.seen.daemons = daemons;
             u.empty = empty;
-            return Ok(Fleet { units, config, findings: Vec::new(), daemons: Vec::new() });
+            return Ok(Fleet { units, config, findings: Vec::new(), daemons: Vec::new(), fleet });
         }
         findings.extend(empty);
-        Ok(Fleet { units, config, findings, daemons })
+        Ok(Fleet { units, config, findings, daemons, fleet })
     }
 
     /// Every environment some repository runs; an unknown one asked for is an error.
@@ -192,7 +201,7 @@ impl Fleet {
         &mut self,
         g: &Global,
         f: impl Fn(Audit) -> Result<T> + Sync,
-    ) -> Result<Vec<std::result::Result<T, Vec<Finding>>>> {
+    ) -> Result<Vec<std::result::Result<T, Unavailable>>> {
         let units = std::mem::take(&mut self.units);
         if units.len() == 1 && units[0].label.is_none() {
             let unit = units.into_iter().next().expect("one unit");
@@ -208,25 +217,31 @@ impl Fleet {
 
     /// The reports of each repository as one: rows in promotion order, each naming its
     /// repository, and the run's findings; then judged once by the policy.
-    pub(super) fn merge(self, parts: Vec<std::result::Result<Report, Vec<Finding>>>) -> Result<Report> {
+    pub(super) fn merge(self, parts: Vec<std::result::Result<Report, Unavailable>>) -> Result<Report> {
         let mut failures = Vec::new();
         let mut reports = Vec::new();
+        let mut repositories = Vec::new();
         for p in parts {
             match p {
-                Ok(r) => reports.push(r),
-                Err(f) => failures.extend(f),
+                Ok(r) => {
+                    repositories.push(repository_of(&r));
+                    reports.push(r);
+                }
+                Err(u) => {
+                    let path = u.path.display().to_string();
+                    repositories.push(Repository { name: u.name, path, mainline: None, shallow: false });
+                    failures.extend(u.findings);
+                }
             }
         }
         if reports.is_empty() {
             let why: Vec<String> = failures.iter().map(|f| f.message.clone()).collect();
             bail!("no repository of the fleet could be audited: {}", why.join("; "));
         }
-        let fleet = self.is_fleet() || reports.len() > 1 || !failures.is_empty() || !self.findings.is_empty();
         let mut base = reports.remove(0);
-        if fleet {
-            base.repositories.push(repository_of(&base));
+        if self.fleet {
+            base.repositories = repositories;
             for r in reports {
-                base.repositories.push(repository_of(&r));
                 base.shallow |= r.shallow;
                 base.results.extend(r.results);
                 base.declared.extend(r.declared);
@@ -364,14 +379,15 @@ fn repository_of(r: &Report) -> Repository {
 }
 
 /// Builds one repository's audit and runs `f`; in a fleet, what fails is a finding.
-fn audit_unit<T>(g: &Global, unit: Unit, f: &impl Fn(Audit) -> Result<T>) -> std::result::Result<T, Vec<Finding>> {
+fn audit_unit<T>(g: &Global, unit: Unit, f: &impl Fn(Audit) -> Result<T>) -> std::result::Result<T, Unavailable> {
     let services = services_of(&unit);
     let path = unit.path.clone();
+    let name = unit.label.clone().unwrap_or_else(|| label_of(&path, None));
     let outcome = match unit.failed.clone() {
         Some(why) => Err(why),
         None => Audit::build(g, unit).and_then(f).map_err(|e| format!("{e:#}")),
     };
-    outcome.map_err(|why| unavailable(&path, &why, &services))
+    outcome.map_err(|why| Unavailable { findings: unavailable(&path, &why, &services), name, path })
 }
 
 /// `(environment, service)` of every workload the unit was given, and its configured
