@@ -21,6 +21,10 @@ Examples:
   prodiff plan production --to v1.5.0             what would this deploy change?
   prodiff rollback production --exclude SHOP-120  which older release is safe?
   prodiff init                                    write a commented prodiff.toml
+  prodiff watch --every 10m                       keep the deployment ledger (record in a loop)
+  prodiff log production --since 7d               what changed in production this week
+  prodiff when SHOP-120                           when did it reach each environment?
+  prodiff metrics --env production                DORA metrics from what was seen running
 
 Exit codes (every command):
   0  everything observed, nothing denied (contains: deployed everywhere asked)
@@ -32,7 +36,8 @@ Exit codes (every command):
   4  contains and why only: deployed in some of the asked places, not all
 
 Environment:
-  PRODIFF_NOW             pin \"now\" (RFC 3339) for lag and expiry rules
+  PRODIFF_NOW             pin \"now\" (RFC 3339) for lag and expiry rules and ledger times
+  PRODIFF_LEDGER          the deployment ledger: a SQLite file or a postgres:// URL
   PRODIFF_KUBECTL         the kubectl to run [default: kubectl on PATH]
   PRODIFF_CACHE_DIR       registry cache [default: $XDG_CACHE_HOME/prodiff, ~/.cache/prodiff]
   PRODIFF_DOCKER_TIMEOUT  seconds per Docker API request [default: 10]
@@ -97,6 +102,10 @@ pub struct Global {
     /// request). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The deployment ledger: a SQLite file or a postgres:// URL [default: [ledger] in
+    /// prodiff.toml, else $XDG_DATA_HOME/prodiff/REPO-HASH.db].
+    #[arg(long, global = true, value_name = "FILE|URL", env = "PRODIFF_LEDGER", hide_env_values = true)]
+    pub ledger: Option<String>,
 }
 
 impl Global {
@@ -148,6 +157,67 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff): `prodiff man > prodiff.1; man ./prodiff.1`.
     Man,
+    /// Audit like `status` and add what changed to the deployment ledger (or backfill it
+    /// from snapshot files with --import).
+    Record(RecordArgs),
+    /// `record` every --every until SIGINT/SIGTERM; a failing cycle is logged, the loop goes on.
+    Watch(WatchArgs),
+    /// The deployments the ledger saw, newest first: when, from → to, commits, tickets.
+    Log(LogArgs),
+    /// When each environment first ran a commit or ticket (directly or as a cherry-pick),
+    /// whether it still does, and the lead time.
+    When(WhenArgs),
+    /// The four DORA keys from the ledger, with sample sizes and performance bands.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Backfill from these `prodiff snapshot` files instead of auditing now (in time order).
+    #[arg(long, value_name = "SNAPSHOT.json", num_args = 1..)]
+    pub import: Vec<PathBuf>,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Time between cycles: 30s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub every: String,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// Only this service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Only deployments first seen within this long before now: 7d, 24h.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhenArgs {
+    /// A commit SHA (full or abbreviated) or a ticket key (SHOP-123, #42).
+    #[arg(value_name = "COMMIT|TICKET")]
+    pub item: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Only this environment (production, usually).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: Option<String>,
+    /// The window, back from now.
+    #[arg(long, value_name = "DURATION", default_value = "90d")]
+    pub since: String,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ pub mod exit;
 pub mod git;
 pub mod history;
 pub mod judge;
+pub mod ledger;
 pub mod model;
 pub mod observe;
 pub mod redact;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the Debian packages the tests use
 # when they are missing (git, docker-registry, skopeo, busybox-static, socat, openssl,
-# openssh-client, openssh-server, man-db, bsdutils, time), builds, runs every test. The Docker
+# openssh-client, openssh-server, man-db, bsdutils, time, postgresql), builds, runs every test. The Docker
 # tests need a running daemon; they fail, saying how to start one, without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,6 +18,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/time ] || need+=(time)              # the hostile tests measure peak memory
+# The ledger tests start their own PostgreSQL server (as the package's postgres user).
+{ [ -x /usr/lib/postgresql/15/bin/initdb ] && id postgres >/dev/null 2>&1; } || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

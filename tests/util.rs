@@ -200,7 +200,12 @@ pub fn prodiff(cwd: &Path, args: &[&str], stdin: Option<&str>) -> Run {
 pub fn prodiff_env(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_prodiff"));
-    cmd.args(args).current_dir(cwd).env_remove("NO_COLOR").env_remove("GITHUB_STEP_SUMMARY").env_remove("PRODIFF_NOW");
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("NO_COLOR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("PRODIFF_NOW")
+        .env_remove("PRODIFF_LEDGER");
     cmd.envs(env.iter().copied());
     cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("prodiff binary runs");

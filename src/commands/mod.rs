@@ -8,12 +8,18 @@ mod contains;
 mod diff;
 mod fleet;
 mod init;
+mod ledger;
+mod log;
+mod metrics;
 mod pipeline;
 mod plan;
+mod record;
 mod rollback;
 mod shell;
 mod snapshot;
 mod status;
+mod watch;
+mod when;
 mod why;
 
 use std::io::Write;
@@ -63,6 +69,11 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Init(args) => init::init(&cli.global, args, out),
         Command::Completions(args) => shell::completions(args, out),
         Command::Man => shell::man(out),
+        Command::Record(args) => record::record(&cli.global, args, out),
+        Command::Watch(args) => watch::watch(&cli.global, args, out),
+        Command::Log(args) => log::log(&cli.global, args, out),
+        Command::When(args) => when::when(&cli.global, args, out),
+        Command::Metrics(args) => metrics::metrics(&cli.global, args, out),
     }
 }
 

@@ -418,6 +418,7 @@ impl Audit {
             findings: self.findings,
             daemons: self.daemons,
             check: None,
+            observed_at: None,
         }
     }
 }

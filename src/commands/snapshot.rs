@@ -4,13 +4,14 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 
-use super::pipeline::status_report;
+use super::pipeline::{now, status_report};
 use crate::cli::{Global, SnapshotArgs};
 use crate::history::Detail;
 use crate::report;
 
 pub(super) fn snapshot(g: &Global, args: &SnapshotArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
+    let mut report = status_report(g, &args.environments, "snapshot", Detail::Full)?;
+    report.observed_at = Some(now()?);
     match &args.output {
         None => report::json::render(&report, out)?,
         Some(path) => {

@@ -9,6 +9,7 @@ use crate::cli::{Global, StatusArgs};
 use crate::report::View;
 
 pub(super) fn status(g: &Global, args: &StatusArgs, out: &mut dyn Write) -> Result<u8> {
-    let report = status_report(g, &args.environments, "status", counts_only(g))?;
+    let mut report = status_report(g, &args.environments, "status", counts_only(g))?;
+    super::ledger::add_ages(g, &mut report)?;
     emit(&report, View::Status, g, out)
 }

@@ -12,6 +12,7 @@
 pub mod fleet;
 pub mod history;
 pub mod judge;
+pub mod ledger;
 pub mod observe;
 pub mod template;
 
@@ -26,6 +27,7 @@ use crate::model::{Code, Level};
 use crate::reference::ImageRef;
 use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
+pub use ledger::{parse_duration, LedgerConfig};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
 
 /// The file looked for in the repository root when `--config` is not given.
@@ -64,6 +66,7 @@ pub struct Config {
     /// `repos = ["../a", "../b"]`: repositories whose own `prodiff.toml` services this
     /// file pulls in (their services are in `services`, each naming its `repo`).
     pub repos: Vec<PathBuf>,
+    pub ledger: LedgerConfig,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -157,6 +160,7 @@ impl Default for Config {
             policy: Policy::default(),
             registry: RegistryConfig::default(),
             repos: Vec::new(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -176,6 +180,16 @@ struct RawConfig {
     registry: Option<RawRegistry>,
     #[serde(default)]
     repos: Vec<Spanned<String>>,
+    ledger: Option<RawLedger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    path: Option<String>,
+    url: Option<Spanned<String>>,
+    fix_window: Option<Spanned<String>>,
+    fix_pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -543,10 +557,30 @@ impl Config {
         };
 
         let repos = raw.repos.into_iter().map(|r| base_dir.join(r.into_inner())).collect();
+        let mut ledger = LedgerConfig::default();
+        if let Some(l) = raw.ledger {
+            ledger.path = l.path.map(|p| base_dir.join(p));
+            if let Some(url) = l.url {
+                crate::redact::register_url(url.get_ref());
+                if !url.get_ref().starts_with("postgres://") && !url.get_ref().starts_with("postgresql://") {
+                    return Err(at(url.span(), "ledger.url: not a postgres:// URL (a SQLite file is `path`)".into()));
+                }
+                ledger.url = Some(url.into_inner());
+            }
+            if let Some(w) = l.fix_window {
+                ledger.fix_window =
+                    parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("ledger.fix_window: {m}")))?;
+            }
+            if let Some(p) = l.fix_pattern {
+                ledger.fix_pattern = Regex::new(p.get_ref())
+                    .map_err(|e| at(p.span(), format!("ledger.fix_pattern: invalid regular expression: {e}")))?;
+            }
+        }
         Ok(Config {
             repos,
             policy,
             registry,
+            ledger,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

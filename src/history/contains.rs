@@ -56,7 +56,8 @@ impl State {
 pub struct PatchIds(HashMap<CommitId, Option<String>>);
 
 impl PatchIds {
-    fn get(&mut self, repo: &Repo, id: &CommitId) -> Result<Option<String>, GitError> {
+    /// The patch-id of `id` (none for a merge or an empty commit), computed once.
+    pub fn get(&mut self, repo: &Repo, id: &CommitId) -> Result<Option<String>, GitError> {
         if let Some(p) = self.0.get(id) {
             return Ok(p.clone());
         }

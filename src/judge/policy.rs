@@ -224,6 +224,7 @@ mod tests {
             findings: vec![],
             daemons: Vec::new(),
             check: None,
+            observed_at: None,
         }
     }
 

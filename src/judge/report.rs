@@ -47,6 +47,9 @@ pub struct Report {
     /// `prodiff check` only: the verdict and what changed since the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
+    /// `snapshot` only: when this was observed (what `record --import` places it by).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +116,20 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared: Option<Declared>,
     pub findings: Vec<Finding>,
+    /// `status` with a deployment ledger: when the ledger saw this state begin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<Deployed>,
+}
+
+/// When the ledger saw a row's state begin: exactly (a replica's start), or between two
+/// runs, or no later than its first sighting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    pub exact: Option<chrono::DateTime<chrono::Utc>>,
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    pub by: chrono::DateTime<chrono::Utc>,
+    /// For people: `2d 4h ago`, `1d–2d ago`, `over 3d ago`.
+    pub age: String,
 }
 
 /// The same service in the environment before this one in `promotion`.
@@ -162,6 +179,7 @@ impl Row {
             promotion: None,
             declared: None,
             findings,
+            deployed: None,
         }
     }
 
@@ -210,6 +228,7 @@ impl Row {
             promotion: None,
             declared: None,
             findings,
+            deployed: None,
         }
     }
 

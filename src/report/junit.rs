@@ -181,6 +181,7 @@ mod tests {
             declared: vec![],
             daemons: vec![],
             check: None,
+            observed_at: None,
         };
         let mut out = Vec::new();
         render(&report, &mut out).unwrap();

@@ -6,6 +6,7 @@
 pub mod github;
 pub mod json;
 pub mod junit;
+pub mod ledger;
 pub mod markdown;
 pub mod table;
 pub mod why;

@@ -34,6 +34,13 @@ fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             .map(String::from)
             .to_vec()];
         rows.extend(report.results.iter().map(status_cells));
+        // With a deployment ledger, how long each state has been running.
+        if report.results.iter().any(|r| r.deployed.is_some()) {
+            rows[0].insert(4, "DEPLOYED".into());
+            for (cells, r) in rows[1..].iter_mut().zip(&report.results) {
+                cells.insert(4, r.deployed.as_ref().map(|d| d.age.clone()).unwrap_or_else(|| "-".into()));
+            }
+        }
         with_repository(report, &mut rows);
         write_table(&rows, out)?;
     }

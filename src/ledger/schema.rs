@@ -1,0 +1,103 @@
+//! The ledger's one schema, as versioned migrations shared by both engines. Migration N
+//! brings a database from version N-1 to N; `schema_version` holds the version reached.
+//! Migration 1 is the first released schema and is never edited: changes are new
+//! migrations (a test upgrades a version-1 database to the current one).
+//!
+//! `{id}` stands for the engine's auto-increment primary key column type.
+
+/// Every migration, in order: migration `i + 1` is `MIGRATIONS[i]`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: heartbeats and spans.
+    "CREATE TABLE schema_version (version BIGINT NOT NULL);
+     INSERT INTO schema_version (version) VALUES (0);
+     CREATE TABLE heartbeats (
+         id {id},
+         at BIGINT NOT NULL,
+         complete BIGINT NOT NULL,
+         failed TEXT NOT NULL,
+         origin TEXT NOT NULL
+     );
+     CREATE TABLE spans (
+         id {id},
+         environment TEXT NOT NULL,
+         service TEXT NOT NULL,
+         state_key TEXT NOT NULL,
+         first_seen BIGINT NOT NULL,
+         last_seen BIGINT NOT NULL,
+         prev_seen BIGINT,
+         started_at BIGINT,
+         parts TEXT NOT NULL,
+         change TEXT NOT NULL,
+         UNIQUE (environment, service, first_seen)
+     );",
+    // 2: indexes for `log --since` and `metrics` (time-ordered scans), and heartbeats by time.
+    "CREATE INDEX spans_by_time ON spans (first_seen);
+     CREATE INDEX heartbeats_by_time ON heartbeats (at);",
+];
+
+/// The version a fully migrated database is at.
+pub fn current() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// Migration `n` (1-based) for an engine whose key column type is `id`.
+pub fn migration(n: u32, id: &str) -> String {
+    MIGRATIONS[n as usize - 1].replace("{id}", id)
+}
+
+/// The span columns, in the order engines read them.
+pub const SPAN_COLUMNS: &str =
+    "id, environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change";
+
+pub const INSERT_HEARTBEAT: &str = "INSERT INTO heartbeats (at, complete, failed, origin) VALUES ($1, $2, $3, $4)";
+
+pub const INSERT_SPAN: &str = "INSERT INTO spans (environment, service, state_key, first_seen, last_seen, prev_seen, \
+     started_at, parts, change) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (environment, service, first_seen) DO NOTHING";
+
+/// `UPDATE … last_seen = $1` for the spans whose ids are listed (integers we read back,
+/// written into the statement: one statement for any number of spans).
+pub fn confirm(ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("UPDATE spans SET last_seen = $1 WHERE last_seen < $1 AND id IN ({})", list.join(", "))
+}
+
+pub const UPDATE_SPAN: &str = "UPDATE spans SET state_key = $1, first_seen = $2, last_seen = $3, prev_seen = $4, \
+     started_at = $5, parts = $6, change = $7 WHERE id = $8";
+
+/// `SELECT … WHERE` the latest span at or before $3.
+pub fn before() -> String {
+    format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE environment = $1 AND service = $2 AND first_seen <= $3 \
+         ORDER BY first_seen DESC LIMIT 1"
+    )
+}
+
+/// The earliest span after $3.
+pub fn after() -> String {
+    format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE environment = $1 AND service = $2 AND first_seen > $3 \
+         ORDER BY first_seen ASC LIMIT 1"
+    )
+}
+
+/// Spans by filter: $1 environment (or NULL), $2 service (or NULL), $3 since, $4 until
+/// (exclusive); newest first.
+pub fn select_spans(cast: &str) -> String {
+    format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE ($1{cast} IS NULL OR environment = $1) \
+         AND ($2{cast} IS NULL OR service = $2) AND first_seen >= $3 AND first_seen < $4 \
+         ORDER BY first_seen DESC, environment, service"
+    )
+}
+
+/// The latest span of every environment/service (the unique key's index answers it).
+pub fn latest() -> String {
+    format!(
+        "SELECT {SPAN_COLUMNS} FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans \
+         WHERE environment = s.environment AND service = s.service) ORDER BY environment, service"
+    )
+}
+
+pub const SELECT_HEARTBEATS: &str =
+    "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";

@@ -1,0 +1,570 @@
+//! The deployment ledger end to end: a deployment history driven through the real inventory
+//! source and the Kubernetes source (a `kubectl` stand-in replaying pod lists, failing like
+//! the real one for an unreachable cluster) across several `record` runs with `PRODIFF_NOW`
+//! pinned: a normal deploy, a rollback, a hotfix, a partial rollout, an unreachable source
+//! mid-history and a cherry-picked fix. The same history, with the same expected `log`,
+//! `when` and `metrics` outputs, on SQLite and on a real PostgreSQL server.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::util::{prodiff_env, Run, TestRepo};
+use crate::util_pg;
+
+const REV: &str = "org.opencontainers.image.revision";
+const IMAGE: &str = "registry.example.com/shop/api";
+
+/// The repository: releases on main, a hotfix, and the fix cherry-picked onto 1.1.
+fn history_repo() -> TestRepo {
+    let r = TestRepo::new();
+    r.commit("main", "api: first release", &[("api/main.go", "v1\n")]);
+    r.tag("v1.0.0", "HEAD", false);
+    r.commit("main", "SHOP-101 api: faster checkout", &[("api/checkout.go", "fast\n")]);
+    r.tag("v1.1.0", "HEAD", false);
+    r.commit("main", "SHOP-102 api: new cart", &[("api/cart.go", "new\n")]);
+    r.tag("v1.2.0", "HEAD", false);
+    r.commit("main", "SHOP-103 api: bigger cart", &[("api/cart.go", "new\nbigger\n")]);
+    r.tag("v1.3.0", "HEAD", false);
+    r.commit("main", "SHOP-104 hotfix: crash on empty cart", &[("api/empty.go", "guard\n")]);
+    r.tag("v1.3.1", "HEAD", false);
+    r.branch("release-1.1", "v1.1.0");
+    r.cherry_pick("release-1.1", "SHOP-104 hotfix: crash on empty cart", "pick SHOP-104");
+    r.tag("v1.1.1", "pick SHOP-104", false);
+    r
+}
+
+/// One replica in an inventory: (version, started_at).
+type Replica<'a> = (&'a str, Option<&'a str>);
+
+/// One `record` run: its time and what runs (staging, production, eu; eu `None` = the
+/// cluster is unreachable).
+struct Step<'a> {
+    at: &'a str,
+    staging: &'a [Replica<'a>],
+    production: &'a [Replica<'a>],
+    eu: Option<&'a [Replica<'a>]>,
+    code: i32,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        at: "2026-01-05T10:00:00Z",
+        staging: &[("1.0.0", None)],
+        production: &[("1.0.0", None), ("1.0.0", None)],
+        eu: Some(&[("1.0.0", None)]),
+        code: 0,
+    },
+    // A normal deploy; production's replicas say when they started.
+    Step {
+        at: "2026-01-06T10:00:00Z",
+        staging: &[("1.1.0", None)],
+        production: &[("1.1.0", Some("2026-01-06T09:30:00Z")), ("1.1.0", Some("2026-01-06T09:32:00Z"))],
+        eu: Some(&[("1.1.0", None)]),
+        code: 0,
+    },
+    Step {
+        at: "2026-01-07T10:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.2.0", None), ("1.2.0", None)],
+        eu: Some(&[("1.1.0", None)]),
+        code: 0,
+    },
+    // Production rolls back; eu cannot be seen (it moves to 1.2.0 meanwhile).
+    Step {
+        at: "2026-01-07T11:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.1.0", None), ("1.1.0", None)],
+        eu: None,
+        code: 3,
+    },
+    // A partial rollout of 1.3.0 in production; eu is back, on 1.2.0.
+    Step {
+        at: "2026-01-08T10:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.0", None), ("1.1.0", None)],
+        eu: Some(&[("1.2.0", None)]),
+        code: 0,
+    },
+    // The rollout completes.
+    Step {
+        at: "2026-01-08T10:30:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.0", None), ("1.3.0", None)],
+        eu: Some(&[("1.2.0", None)]),
+        code: 0,
+    },
+    // The hotfix reaches production (started at 10:50); eu gets the fix cherry-picked on 1.1.
+    Step {
+        at: "2026-01-08T11:00:00Z",
+        staging: &[("1.2.0", None)],
+        production: &[("1.3.1", Some("2026-01-08T10:50:00Z")), ("1.3.1", Some("2026-01-08T10:51:00Z"))],
+        eu: Some(&[("1.1.1", None)]),
+        code: 0,
+    },
+];
+
+/// The last step's time: `now` for the reading commands.
+const NOW: &str = "2026-01-08T11:00:00Z";
+
+/// A history being recorded into one ledger.
+pub struct History {
+    pub repo: TestRepo,
+    pub ledger: String,
+    config: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl History {
+    pub fn new(ledger: String) -> History {
+        let repo = history_repo();
+        let dir = repo.scratch().to_path_buf();
+        let kubectl = dir.join("kubectl");
+        let recorded = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/kubernetes/unreachable.stderr");
+        std::fs::write(
+            &kubectl,
+            format!(
+                "#!/bin/sh\nif [ -f {pods} ]; then cat {pods}; else cat {err} >&2; exit 1; fi\n",
+                pods = dir.join("eu-pods.json").display(),
+                err = recorded.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&kubectl).status().unwrap();
+        let config = dir.join("prodiff.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "mainline = \"main\"\n\n[services.api]\nimage = \"{IMAGE}\"\n\n\
+                 [environments.staging]\ninventory = [\"staging.json\"]\n\n\
+                 [environments.production]\ninventory = [\"production.json\"]\n\n\
+                 [environments.eu]\nkubernetes = [{{ context = \"eu\", namespace = \"shop\" }}]\n"
+            ),
+        )
+        .unwrap();
+        History { repo, ledger, config, kubectl }
+    }
+
+    /// Runs prodiff on this history's repository, config and ledger at `now`.
+    pub fn prodiff(&self, args: &[&str], now: &str) -> Run {
+        let mut all = vec!["--repo", self.repo.path().to_str().unwrap(), "--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        prodiff_env(
+            self.repo.scratch(),
+            &all,
+            None,
+            &[
+                ("PRODIFF_NOW", now),
+                ("PRODIFF_LEDGER", &self.ledger),
+                ("PRODIFF_KUBECTL", self.kubectl.to_str().unwrap()),
+            ],
+        )
+    }
+
+    fn inventory(&self, name: &str, env: &str, replicas: &[Replica]) {
+        let workloads: Vec<Value> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, (version, started))| {
+                let mut w = json!({
+                    "environment": env, "service": "api", "image": format!("{IMAGE}:{version}"),
+                    "labels": {REV: self.repo.rev(&format!("v{version}"))},
+                    "instance": format!("{env}-{}/api", i + 1),
+                });
+                if let Some(t) = started {
+                    w["started_at"] = json!(t);
+                }
+                w
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&json!({ "workloads": workloads })).unwrap();
+        std::fs::write(self.repo.scratch().join(name), text).unwrap();
+    }
+
+    fn pods(&self, replicas: Option<&[Replica]>) {
+        let path = self.repo.scratch().join("eu-pods.json");
+        let Some(replicas) = replicas else {
+            let _ = std::fs::remove_file(&path);
+            return;
+        };
+        let items: Vec<Value> = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, (version, started))| {
+                let digest = format!("sha256:{}", &version.replace('.', "").repeat(64)[..64]);
+                json!({
+                    "metadata": {"name": format!("api-{i}"), "namespace": "shop", "labels": {"app.kubernetes.io/name": "api"}},
+                    "spec": {"containers": [{"name": "api", "image": format!("{IMAGE}:{version}")}]},
+                    "status": {"phase": "Running", "containerStatuses": [{
+                        "name": "api", "image": format!("{IMAGE}:{version}"),
+                        "imageID": format!("docker-pullable://{IMAGE}@{digest}"),
+                        "ready": true, "state": {"running": {"startedAt": started}}
+                    }]}
+                })
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_string(&json!({"kind": "List", "items": items})).unwrap()).unwrap();
+    }
+
+    /// Writes what runs at `step` and records it.
+    fn record(&self, step: &Step) -> Run {
+        self.inventory("staging.json", "staging", step.staging);
+        self.inventory("production.json", "production", step.production);
+        self.pods(step.eu);
+        let run = self.prodiff(&["record", "--offline"], step.at);
+        run.expect_code(step.code);
+        run
+    }
+
+    /// Records every step.
+    pub fn record_all(&self) {
+        for step in STEPS {
+            self.record(step);
+        }
+    }
+}
+
+/// Compares with fixtures/ledger/NAME (UPDATE_EXPECTED=1 rewrites it).
+fn assert_expected(name: &str, actual: &str) {
+    crate::demo::expect_fixture(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ledger").join(name), actual);
+}
+
+/// The whole history and every answer, on one ledger.
+fn the_history_answers(ledger: String) {
+    let h = History::new(ledger);
+    h.record_all();
+    let log = h.prodiff(&["log"], NOW);
+    log.expect_code(0);
+    assert_expected("log.expected", &log.stdout);
+    let prod = h.prodiff(&["log", "production", "--since", "2d", "--format", "markdown"], NOW);
+    prod.expect_code(0);
+    assert_expected("log-production-2d.expected.md", &prod.stdout);
+    let when = h.prodiff(&["when", "SHOP-104"], NOW);
+    when.expect_code(0);
+    assert_expected("when-shop-104.expected", &when.stdout);
+    let when = h.prodiff(&["when", &h.repo.rev("SHOP-102 api: new cart")], NOW);
+    when.expect_code(0);
+    assert_expected(
+        "when-shop-102.expected",
+        &when.stdout.replace(&h.repo.rev("SHOP-102 api: new cart"), "SHOP-102-SHA"),
+    );
+    let metrics = h.prodiff(&["metrics"], NOW);
+    metrics.expect_code(0);
+    assert_expected("metrics.expected", &metrics.stdout);
+    let metrics = h.prodiff(&["metrics", "--env", "production", "--format", "json"], NOW);
+    metrics.expect_code(0);
+    assert_expected("metrics-production.expected.json", &metrics.stdout);
+    let json = h.prodiff(&["log", "eu", "--format", "json"], NOW).json();
+    let eu = json["deployments"].as_array().unwrap();
+    // The 1.2.0 deploy happened while eu could not be seen: bounded by the last run that saw
+    // 1.1.0 (10:00 on the 7th), not by the blind run at 11:00.
+    let blind = eu.iter().find(|d| d["to"][0]["image"] == format!("{IMAGE}:1.2.0")).unwrap();
+    assert_eq!(
+        (blind["after"].as_str(), blind["by"].as_str()),
+        (Some("2026-01-07T10:00:00Z"), Some("2026-01-08T10:00:00Z"))
+    );
+    assert_eq!(blind["exact"], Value::Null);
+    // The commits shipped, compared with git itself.
+    let shipped: Vec<&str> = blind["shipped"].as_array().unwrap().iter().map(|c| c["sha"].as_str().unwrap()).collect();
+    assert_eq!(shipped, h.repo.rev_list(&["v1.2.0", "^v1.1.0"]));
+    // `status` shows how long each state has run, from the ledger.
+    let status = h.prodiff(&["status", "--offline", "--format", "json"], "2026-01-08T12:00:00Z").json();
+    let deployed = |env: &str| crate::util::row(&status, env, "api")["deployed"].clone();
+    assert_eq!(deployed("production")["exact"], "2026-01-08T10:50:00Z");
+    assert_eq!(deployed("production")["age"], "1h 10m ago");
+    assert_eq!(deployed("eu")["age"], "1h–1h 30m ago");
+    assert_eq!(deployed("staging")["age"], "1d 2h–2d 2h ago");
+    let table = h.prodiff(&["status", "--offline"], "2026-01-08T12:00:00Z");
+    let header = table.stdout.lines().find(|l| l.starts_with("ENVIRONMENT")).unwrap().to_string();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns[..6], ["ENVIRONMENT", "SERVICE", "IMAGE", "N", "DEPLOYED", "COMMIT"], "{}", table.context);
+    assert!(table.stdout.contains("  1d 2h–2d 2h ago  "), "{}", table.context);
+}
+
+#[test]
+fn a_deployment_history_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    the_history_answers(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn the_same_history_on_postgresql() {
+    the_history_answers(util_pg::database("history"));
+}
+
+/// The ledger's heartbeats, read through the library (both engines).
+fn heartbeats(ledger: &str) -> Vec<prodiff::ledger::Heartbeat> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _entered = rt.enter();
+    let mut store = prodiff::ledger::Location::parse(ledger).open().unwrap();
+    store.heartbeats(i64::MIN).unwrap()
+}
+
+/// Four recorders at once (CI jobs racing, their clocks a minute apart, committing in any
+/// order): one deployment event per service, bounded by the earliest run that saw it, and
+/// every heartbeat kept.
+fn concurrent_recorders(ledger: String) {
+    let h = History::new(ledger);
+    h.record(&STEPS[0]);
+    h.inventory("staging.json", "staging", STEPS[1].staging);
+    h.inventory("production.json", "production", STEPS[1].production);
+    h.pods(STEPS[1].eu);
+    let times = ["2026-01-06T10:03:00Z", "2026-01-06T10:00:00Z", "2026-01-06T10:02:00Z", "2026-01-06T10:01:00Z"];
+    let children: Vec<_> = times
+        .iter()
+        .map(|t| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_prodiff"))
+                .args(["--repo", h.repo.path().to_str().unwrap(), "--config", h.config.to_str().unwrap()])
+                .args(["record", "--offline"])
+                .env("PRODIFF_NOW", t)
+                .env("PRODIFF_LEDGER", &h.ledger)
+                .env("PRODIFF_KUBECTL", &h.kubectl)
+                // Each waits 200 ms between reading a service's state and writing it: without
+                // the writer lock they would interleave there (and duplicate the events).
+                .env("PRODIFF_LEDGER_HOLD_MS", "200")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a recorder failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let log = h.prodiff(&["log", "--since", "1d", "--format", "json"], "2026-01-06T12:00:00Z").json();
+    let mut events: Vec<(String, String, String, String)> = log["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+            (s("environment"), s("kind"), s("after"), s("by"))
+        })
+        .collect();
+    events.sort();
+    let deploy = |env: &str| {
+        (env.to_string(), "deploy".to_string(), STEPS[0].at.to_string(), "2026-01-06T10:00:00Z".to_string())
+    };
+    assert_eq!(events, vec![deploy("eu"), deploy("production"), deploy("staging")]);
+    let beats = heartbeats(&h.ledger);
+    assert_eq!(beats.len(), 5, "{beats:?}");
+    assert!(beats.iter().all(|b| b.complete && b.failed.is_empty()), "{beats:?}");
+}
+
+#[test]
+fn concurrent_recorders_on_sqlite_neither_lose_nor_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_recorders(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn concurrent_recorders_on_postgresql_neither_lose_nor_duplicate() {
+    concurrent_recorders(util_pg::database("concurrent"));
+}
+
+/// A version-1 ledger (the first released schema) with a recorded history is upgraded in
+/// place by the next command, and what it held still answers.
+fn upgrades_from_v1(ledger: String) {
+    let h = History::new(ledger.clone());
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = rt.enter();
+        let mut v1: Box<dyn prodiff::ledger::Store> = match prodiff::ledger::Location::parse(&ledger) {
+            prodiff::ledger::Location::Sqlite(p) => Box::new(prodiff::ledger::sqlite::Sqlite::open_at(&p, 1).unwrap()),
+            prodiff::ledger::Location::Postgres(u) => {
+                Box::new(prodiff::ledger::postgres::Postgres::open_at(&u, 1).unwrap())
+            }
+        };
+        assert_eq!(v1.version().unwrap(), 1);
+        let repo = prodiff::git::Repo::open(h.repo.path()).unwrap();
+        let config = prodiff::config::Config::load(&h.config).unwrap();
+        for step in &STEPS[..3] {
+            h.inventory("staging.json", "staging", step.staging);
+            h.inventory("production.json", "production", step.production);
+            h.pods(step.eu);
+            let report = h.prodiff(&["snapshot", "--offline"], step.at);
+            report.expect_code(0);
+            let sighting = prodiff::ledger::sighting::from_report(&report.json(), None, "v1").unwrap();
+            let mut git = prodiff::ledger::events::Git::new(&repo, &config);
+            prodiff::ledger::events::record(v1.as_mut(), &sighting, &mut git).unwrap();
+        }
+    }
+    let log = h.prodiff(&["log", "production"], "2026-01-07T10:00:00Z");
+    log.expect_code(0);
+    assert_eq!(log.stdout.lines().count(), 4, "{}", log.context);
+    assert!(log.stdout.contains("1.1.0 (") && log.stdout.contains("→ 1.2.0 ("), "{}", log.context);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _entered = rt.enter();
+    let mut store = prodiff::ledger::Location::parse(&ledger).open().unwrap();
+    assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
+    assert!(prodiff::ledger::schema::current() > 1);
+}
+
+#[test]
+fn a_v1_sqlite_ledger_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    upgrades_from_v1(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn a_v1_postgresql_ledger_is_upgraded() {
+    upgrades_from_v1(util_pg::database("upgrade"));
+}
+
+/// `record --import` of snapshots taken at each step writes the same ledger a live `record`
+/// at each step does: the same log, byte for byte.
+#[test]
+fn importing_snapshots_backfills_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::new(dir.path().join("imported.db").display().to_string());
+    let mut files = Vec::new();
+    for (i, step) in STEPS.iter().enumerate() {
+        h.inventory("staging.json", "staging", step.staging);
+        h.inventory("production.json", "production", step.production);
+        h.pods(step.eu);
+        let path = dir.path().join(format!("snapshot-{i}.json"));
+        h.prodiff(&["snapshot", "--offline", "-o", path.to_str().unwrap()], step.at).expect_code(0);
+        files.push(path.display().to_string());
+    }
+    // Given in any order: placed by their time.
+    files.reverse();
+    let mut args = vec!["record", "--import"];
+    args.extend(files.iter().map(String::as_str));
+    let run = h.prodiff(&args, NOW);
+    run.expect_code(3); // one of them was incomplete (eu unreachable)
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("(import ")).count(), STEPS.len(), "{}", run.context);
+    let log = h.prodiff(&["log"], NOW);
+    log.expect_code(0);
+    assert_expected("log.expected", &log.stdout);
+    // A snapshot written before snapshots carried their time cannot be placed: refused.
+    let old = dir.path().join("old.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("observed_at");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let run = h.prodiff(&["record", "--import", old.to_str().unwrap()], NOW);
+    run.expect_code(2);
+    assert!(run.stderr.contains("has no observed_at time"), "{}", run.context);
+}
+
+/// The PostgreSQL password never shows: not in what `record` prints, not in errors (a
+/// wrong password, a missing database), not in `--help`.
+#[test]
+fn the_postgresql_password_never_shows() {
+    let url = util_pg::database("secret");
+    let h = History::new(url.clone());
+    let run = h.record(&STEPS[0]);
+    assert!(run.stdout.contains("into postgres://127.0.0.1:"), "{}", run.context);
+    let wrong_pw = url.replace(util_pg::PASSWORD, "not-the-pw-Zq81");
+    let missing_db = format!("{}_missing", url);
+    for bad in [wrong_pw.as_str(), missing_db.as_str()] {
+        let run = h.prodiff(&["log", "--ledger", bad], NOW);
+        run.expect_code(2);
+        assert!(run.stderr.contains("cannot connect to the ledger postgres://127.0.0.1:"), "{}", run.context);
+        for secret in [util_pg::PASSWORD, "not-the-pw-Zq81"] {
+            assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "{}", run.context);
+        }
+    }
+    let help = h.prodiff(&["log", "--help"], NOW);
+    assert!(!help.stdout.contains(util_pg::PASSWORD), "{}", help.stdout);
+}
+
+/// `watch` records cycle after cycle: a failing cycle (an inventory missing) is logged and
+/// the loop goes on; SIGTERM stops it between cycles with exit 0.
+#[test]
+fn watch_records_in_a_loop_survives_a_failing_cycle_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("watch.db").display().to_string();
+    let h = History::new(ledger.clone());
+    h.inventory("staging.json", "staging", STEPS[0].staging);
+    h.pods(STEPS[0].eu);
+    // production.json is missing: the first cycle fails.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_prodiff"))
+        .args(["--repo", h.repo.path().to_str().unwrap(), "--config", h.config.to_str().unwrap()])
+        .args(["watch", "--every", "1s", "--offline"])
+        .env("PRODIFF_LEDGER", &ledger)
+        .env("PRODIFF_KUBECTL", &h.kubectl)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut wrote = false;
+    loop {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "watch recorded too few cycles in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if !wrote && Path::new(&ledger).exists() {
+            h.inventory("production.json", "production", STEPS[0].production);
+            wrote = true;
+        }
+        if Path::new(&ledger).exists() && heartbeats(&ledger).len() >= 2 {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("watch cycle 1 failed: ") && stderr.contains("production.json"), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    let beats = heartbeats(&ledger);
+    assert!(beats.len() >= 2 && beats.iter().all(|b| b.complete && b.origin == "watch"), "{beats:?}");
+    // The first successful cycle saw three services; later ones confirmed them.
+    let log = h.prodiff(&["log", "--format", "json"], "2030-01-01T00:00:00Z").json();
+    assert_eq!(log["deployments"].as_array().unwrap().len(), 3, "{log}");
+}
+
+/// The README's ledger demo (fixtures/demo/ledger.sh: five fleets recorded, then `log`,
+/// `when SHOP-120` and `metrics`) answers exactly as the README shows, on both engines.
+fn the_readme_demo(ledger: &str) {
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ledger.sh"))
+        .env("PRODIFF", env!("CARGO_BIN_EXE_prodiff"))
+        .env("PRODIFF_LEDGER", ledger)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).replace(&crate::util_pg::redacted(ledger), "LEDGER");
+    assert!(out.status.success(), "ledger.sh failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    crate::demo::expect_file("ledger.expected", &stdout);
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&stdout.replace("into LEDGER", "into /tmp/tmp.x/ledger.db")),
+        "the README shows another demo"
+    );
+}
+
+#[test]
+fn the_readme_ledger_demo_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    the_readme_demo(&dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn the_readme_ledger_demo_on_postgresql() {
+    the_readme_demo(&util_pg::database("demo"));
+}
+
+/// `[ledger]` mistakes are configuration errors naming the file, line and key; reading a
+/// ledger that is not there says how to make one.
+#[test]
+fn ledger_settings_are_checked_and_a_missing_ledger_says_what_to_do() {
+    let h = History::new("/nonexistent/never.db".into());
+    for (toml, want) in [
+        ("[ledger]\nfix_window = \"soon\"\n", "prodiff.toml:2:14: ledger.fix_window: \"soon\" is not a duration"),
+        ("[ledger]\nurl = \"mysql://db/x\"\n", "prodiff.toml:2:7: ledger.url: not a postgres:// URL"),
+        ("[ledger]\nfix_pattern = \"(\"\n", "prodiff.toml:2:15: ledger.fix_pattern: invalid regular expression"),
+        ("[ledger]\npaht = \"x.db\"\n", "prodiff.toml:2:1: unknown field `paht`"),
+    ] {
+        std::fs::write(&h.config, toml).unwrap();
+        let run = h.prodiff(&["log"], NOW);
+        run.expect_code(2);
+        assert!(run.stderr.contains(want), "want {want:?}\n{}", run.context);
+    }
+    std::fs::write(&h.config, "").unwrap();
+    let run = h.prodiff(&["metrics"], NOW);
+    run.expect_code(2);
+    assert!(run.stderr.contains("no ledger at /nonexistent/never.db: run `prodiff record` first"), "{}", run.context);
+    let run = h.prodiff(&["log", "--since", "7"], NOW);
+    run.expect_code(2);
+}
