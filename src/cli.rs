@@ -59,12 +59,17 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The git repository the images were built from.
-    #[arg(long, global = true, default_value = ".", value_name = "PATH")]
-    pub repo: PathBuf,
+    /// The git repository the images were built from [default: .]. A fleet config whose
+    /// services all name their `repo` needs none.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
     /// Config file [default: prodiff.toml in the repository root, if present].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Audit every git clone directly under DIR too: images are matched to a clone by
+    /// their `org.opencontainers.image.source` label (or a revision label found there).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repos_dir: Option<PathBuf>,
     /// Inventory JSON listing what runs (`-` for stdin). Repeatable; adds to the config's sources.
     #[arg(long, global = true, value_name = "FILE")]
     pub inventory: Vec<PathBuf>,
@@ -101,6 +106,13 @@ pub struct Global {
     /// prodiff.toml, else $XDG_DATA_HOME/prodiff/REPO-HASH.db].
     #[arg(long, global = true, value_name = "FILE|URL", env = "PRODIFF_LEDGER", hide_env_values = true)]
     pub ledger: Option<String>,
+}
+
+impl Global {
+    /// `--repo`, or the current directory.
+    pub fn repo(&self) -> &std::path::Path {
+        self.repo.as_deref().unwrap_or(std::path::Path::new("."))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -296,6 +308,9 @@ pub struct ContainsArgs {
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "ENV")]
     pub environments: Vec<String>,
+    /// Only this service (in a fleet: only the repository that runs it).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

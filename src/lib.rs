@@ -4,16 +4,17 @@
 //!
 //! ```text
 //! ground     model, reference, redact, exit, diag, cache_dir: usable by all
-//! 1 config   prodiff.toml -> Config; each stage's section types as plain data
+//! 1 config   prodiff.toml -> Config; each stage's section types as plain data; fleet units
 //! - git      the repository behind owned types (read by observe, resolve, history)
 //! 2 observe  what runs: docker, kubernetes, inventory, declared, versions, registry, enrich
-//! 3 resolve  workloads -> deployments -> commits, with evidence
+//! 3 resolve  workloads -> deployments -> commits, with evidence; workload -> repository
 //! 4 history  how a commit differs from a target: compare, contains, tickets, release
 //! 5 judge    the Report data, filled in: policy levels, cross-checks, baseline
 //!   ledger   (room) deployments over time: after judge, before report
 //! 6 report   renderers only: table, json, markdown, github, junit, workflows (html too)
 //!   serve    the live dashboard (publish: a room): after report
-//! 7 commands one file per command, shared steps in commands/pipeline.rs; cli.rs: clap types
+//! 7 commands one file per command, shared steps in commands/pipeline.rs, many repositories
+//!            in commands/fleet.rs; cli.rs: clap types
 //! ```
 //!
 //! `main.rs` only parses arguments, builds the runtime and maps the outcome to an exit code.

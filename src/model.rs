@@ -284,6 +284,8 @@ codes! {
         "A registry reported few requests left in its rate limit (Docker Hub's ratelimit-remaining).";
     RegistryNotChecked = "registry-not-checked", Allow, false,
         "--offline: registry answers (tag moves, deleted images, registry labels) were not checked.";
+    RepositoryUnavailable = "repository-unavailable", Warn, true,
+        "A fleet repository is missing or is not a git clone: its services are not audited; the others are.";
 }
 
 impl fmt::Display for Code {

@@ -83,3 +83,49 @@ fn demo_json_is_stable() {
     run.expect_code(1);
     expect_file("status.expected.json", &run.stdout);
 }
+
+/// The fleet demo as fixtures/demo/fleet.sh runs it: shop and blog side by side, beside a
+/// copy of fleet.toml and the inventories; paths replaced by `<demo>`.
+fn run_fleet_demo(args: &[&str]) -> Run {
+    let dir = demo_repo();
+    let out = std::process::Command::new("bash")
+        .arg(demo_dir().join("make-blog.sh"))
+        .arg(dir.path().join("blog"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make-blog.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    for f in ["fleet.toml", "staging.json", "production.json", "blog-staging.json", "blog-production.json"] {
+        std::fs::copy(demo_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let config = dir.path().join("fleet.toml");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--offline", "--config", config.to_str().unwrap()]);
+    let mut run = prodiff(dir.path(), &all, None);
+    run.stdout = run.stdout.replace(dir.path().to_str().unwrap(), "<demo>");
+    run
+}
+
+#[test]
+fn demo_fleet_audits_two_repositories_in_one_run() {
+    let run = run_fleet_demo(&["status"]);
+    run.expect_code(1);
+    expect_file("fleet-status.expected", &run.stdout);
+    // The shop's rows are the one-repository demo's, word for word, but for their repository.
+    let fleet = run_fleet_demo(&["status", "--format", "json"]).json();
+    // Only the inventories' directory differs: the fleet reads copies beside fleet.toml.
+    let single = std::fs::read_to_string(demo_dir().join("status.expected.json")).unwrap();
+    let single: serde_json::Value = serde_json::from_str(&single.replace("<fixtures>", "<demo>")).unwrap();
+    let shop: Vec<serde_json::Value> = fleet["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["repository"] == "shop")
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("repository");
+            r
+        })
+        .collect();
+    assert_eq!(&shop, single["results"].as_array().unwrap());
+    assert_eq!(fleet["repositories"][1]["name"], "blog");
+}

@@ -71,8 +71,15 @@ impl Lab {
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY salt /salt\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
         )
         .unwrap();
-        let mut args =
-            vec!["build".to_string(), "-q".into(), "-t".into(), reference.clone(), "--label".into(), self.label()];
+        let mut args = vec![
+            "build".to_string(),
+            "-q".into(),
+            "--no-cache".into(),
+            "-t".into(),
+            reference.clone(),
+            "--label".into(),
+            self.label(),
+        ];
         for (k, v) in labels {
             args.push("--label".into());
             args.push(format!("{k}={v}"));

@@ -31,7 +31,18 @@ impl Container {
         .unwrap();
         let label = format!("prodiff.test={name}");
         let rev = format!("org.opencontainers.image.revision={revision}");
-        docker(&["build", "-q", "-t", image, "--label", &label, "--label", &rev, build.path().to_str().unwrap()]);
+        docker(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "-t",
+            image,
+            "--label",
+            &label,
+            "--label",
+            &rev,
+            build.path().to_str().unwrap(),
+        ]);
         docker(&["run", "-d", "--name", name, "--label", &label, image]);
         c
     }

@@ -8,6 +8,7 @@ mod diag;
 mod docker;
 mod docker_contexts;
 mod docker_ssh;
+mod fleet;
 mod fuzz;
 mod gate;
 mod histories;

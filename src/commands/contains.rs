@@ -7,33 +7,88 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
+use super::fleet::Fleet;
 use super::pipeline::{job_summary, run_findings, Audit};
 use crate::cli::{ContainsArgs, Global};
 use crate::git::Lookup;
 use crate::history::contains::{self, PatchIds, State};
 use crate::history::{self};
 use crate::judge::report::{Mainline, SCHEMA_VERSION};
-use crate::model::{Code, CommitId};
+use crate::model::{Code, CommitId, Finding};
 use crate::report::workflows::{self, Answer, ContainsReport, QueryAnswer, Running};
 use crate::report::Format;
 use crate::resolve::Deployment;
 
 pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
-    audit.only(&args.environments)?;
-    let mut pids = PatchIds::default();
-    let mut index = None;
-    let mut queries = Vec::new();
-    let mut states = Vec::new();
-    for item in &args.items {
-        let commits = query_commits(&audit, item, &mut index)?;
-        let answers = answers(&audit, &commits, &mut pids)?;
-        states.extend(answers.iter().map(|a| a.state));
-        let records =
-            commits.iter().map(|c| history::record(&audit.repo, c, &audit.config.tickets)).collect::<Result<_, _>>()?;
-        queries.push(QueryAnswer { query: item.clone(), commits: records, answers });
+    let mut fleet = Fleet::load(g)?;
+    fleet.check_environments(&args.environments)?;
+    if let Some(s) = &args.service {
+        fleet.only_service_anywhere(s, &args.environments)?;
     }
-    let findings = run_findings(&audit, None);
+    let fleet_mode = fleet.is_fleet();
+    let parts = fleet.each(g, |mut audit| {
+        audit.only(&args.environments)?;
+        if let Some(s) = &args.service {
+            audit.deployments.retain(|d| &d.service == s);
+        }
+        let mut pids = PatchIds::default();
+        let mut index = None;
+        let mut found = Vec::new();
+        for item in &args.items {
+            let commits = match query_commits(&audit, item, &mut index) {
+                Ok(c) => c,
+                // In a fleet, an item need only be found somewhere: a miss here is data.
+                Err(e) if fleet_mode => {
+                    found.push(Err(format!("{e:#}")));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let answers = answers(&audit, &commits, &mut pids)?;
+            let records = commits
+                .iter()
+                .map(|c| history::record(&audit.repo, c, &audit.config.tickets))
+                .collect::<Result<_, _>>()?;
+            found.push(Ok(QueryAnswer {
+                query: item.clone(),
+                repository: audit.label.clone(),
+                commits: records,
+                answers,
+            }));
+        }
+        let head = (audit.repo.path().display().to_string(), Mainline::of(&audit.mainline));
+        Ok((head, found, run_findings(&audit, args.service.as_deref())))
+    })?;
+    let mut findings = fleet.findings.clone();
+    findings.iter_mut().for_each(|f| f.level = fleet.config.policy.level(f.code));
+    let mut head = None;
+    let mut per_item: Vec<Vec<std::result::Result<QueryAnswer, String>>> = args.items.iter().map(|_| vec![]).collect();
+    for part in parts {
+        match part {
+            Ok((h, found, fs)) => {
+                head.get_or_insert(h);
+                for (slot, q) in per_item.iter_mut().zip(found) {
+                    slot.push(q);
+                }
+                findings.extend(fs.into_iter().filter(|f| !findings.contains(f)).collect::<Vec<_>>());
+            }
+            Err(u) => {
+                let level = |f: Finding| Finding { level: fleet.config.policy.level(f.code), ..f };
+                findings.extend(u.findings.into_iter().map(level))
+            }
+        }
+    }
+    let Some((repository, mainline)) = head else { bail!("no repository of the fleet could be audited") };
+    let mut queries = Vec::new();
+    for (item, answers) in args.items.iter().zip(per_item) {
+        let (hits, misses): (Vec<_>, Vec<_>) = answers.into_iter().partition(|a| a.is_ok());
+        if hits.is_empty() {
+            let why = misses.into_iter().find_map(|m| m.err()).unwrap_or_default();
+            bail!("{item:?} is found in no repository of the fleet: {why}");
+        }
+        queries.extend(hits.into_iter().filter_map(|h| h.ok()));
+    }
+    let states: Vec<State> = queries.iter().flat_map(|q| q.answers.iter().map(|a| a.state)).collect();
     // A shallow clone leaves an answer unknown only where the known history does not
     // suffice: those answers say so themselves.
     let complete = crate::judge::report::is_complete(findings.iter().filter(|f| f.code != Code::ShallowClone))
@@ -41,8 +96,8 @@ pub(super) fn contains(g: &Global, args: &ContainsArgs, out: &mut dyn Write) -> 
     let report = ContainsReport {
         schema_version: SCHEMA_VERSION,
         command: "contains".into(),
-        repository: audit.repo.path().display().to_string(),
-        mainline: Mainline { name: audit.mainline.0.clone(), commit: audit.mainline.1.clone() },
+        repository,
+        mainline,
         complete,
         queries,
         findings,

@@ -16,7 +16,7 @@ use crate::git::Repo;
 use crate::model::Code;
 
 pub(super) fn init(g: &Global, args: &InitArgs, out: &mut dyn Write) -> Result<u8> {
-    let repo = Repo::open(&g.repo)?;
+    let repo = Repo::open(g.repo())?;
     let target = args.output.clone().unwrap_or_else(|| repo.path().join("prodiff.toml"));
     let to_stdout = target == Path::new("-");
     if !to_stdout && target.exists() && !args.force {

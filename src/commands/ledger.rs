@@ -20,7 +20,7 @@ pub(super) struct Opened {
 }
 
 pub(super) fn open(g: &Global) -> Result<Opened> {
-    let repo = Repo::open(&g.repo)?;
+    let repo = Repo::open(g.repo())?;
     let config = Config::discover(g.config.as_deref(), repo.path())?;
     let (location, _) = Location::choose(g.ledger.as_deref(), &config.ledger, repo.path())?;
     Ok(Opened { repo, config, location })
@@ -75,6 +75,10 @@ pub(super) fn existing(location: &Location) -> Result<Box<dyn Store>> {
 /// row gets how long its image has been running there. A ledger that cannot be read is a
 /// warning on stderr, never a failed status.
 pub(super) fn add_ages(g: &Global, report: &mut Report) -> Result<()> {
+    // A ledger belongs to one repository; a fleet's status (several) shows no ages yet.
+    if !report.repositories.is_empty() {
+        return Ok(());
+    }
     let o = open(g)?;
     let (location, explicit) = Location::choose(g.ledger.as_deref(), &o.config.ledger, o.repo.path())?;
     if !explicit && !location.exists() {

@@ -6,6 +6,7 @@
 mod check;
 mod contains;
 mod diff;
+mod fleet;
 mod init;
 mod ledger;
 mod log;

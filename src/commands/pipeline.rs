@@ -21,7 +21,10 @@ use crate::observe::enrich;
 use crate::observe::versions::{self, Reported};
 use crate::observe::{declared as declared_source, docker, http, inventory, kubernetes, Observation};
 use crate::report::{self, Format, View};
+use crate::resolve::fleet::Candidate;
 use crate::resolve::{self, Deployment};
+
+use super::fleet::{Fleet, Unit};
 
 /// The status of the chosen environments (all when none), compared with the mainline and
 /// judged by the policy.
@@ -36,13 +39,35 @@ pub(super) fn counts_only(g: &Global) -> Detail {
 }
 
 pub(super) fn status_report(g: &Global, environments: &[String], command: &str, detail: Detail) -> Result<Report> {
-    let mut audit = Audit::load(g)?;
-    audit.only(environments)?;
-    audit.detail = detail;
-    let mut rows = audit.compare_with_mainline()?;
-    audit.add_promotions(&mut rows)?;
-    let declared = audit.cross_check(&mut rows)?;
-    audit.finish_with(command, rows, declared)
+    let mut fleet = Fleet::load(g)?;
+    fleet.check_environments(environments)?;
+    let parts = fleet.each(g, |mut audit| {
+        audit.only(environments)?;
+        audit.detail = detail;
+        let mut rows = audit.compare_with_mainline()?;
+        audit.add_promotions(&mut rows)?;
+        let declared = audit.cross_check(&mut rows)?;
+        audit.unjudged(command, rows, declared)
+    })?;
+    fleet.merge(parts)
+}
+
+/// The mainline: `--mainline`, else the config's, else detected.
+pub(super) fn mainline_of(repo: &Repo, config: &Config, flag: Option<&str>) -> Result<(String, CommitId)> {
+    Ok(match (flag, config.mainline.as_deref()) {
+        (None, Some(m)) => repo.mainline(Some(m)).with_context(|| listed_in(config, &format!("mainline = {m:?}")))?,
+        (flag, _) => repo.mainline(flag)?,
+    })
+}
+
+/// In a fleet, a finding about one repository is scoped to each service resolved there.
+fn scoped(f: Finding, fleet: bool, deployments: &[Deployment]) -> Vec<Finding> {
+    let pairs: BTreeSet<(&str, &str)> =
+        deployments.iter().map(|d| (d.environment.as_str(), d.service.as_str())).collect();
+    if !fleet || pairs.is_empty() {
+        return vec![f];
+    }
+    pairs.into_iter().map(|(env, service)| f.clone().at(env, service)).collect()
 }
 
 /// Renders the report (and the GitHub job summary when asked for) and returns the exit code.
@@ -109,6 +134,8 @@ pub(super) fn env_targets(deployments: &[Deployment], env: &str) -> HashMap<Stri
 pub(super) struct Audit {
     pub(super) repo: Repo,
     pub(super) config: Config,
+    /// What rows call this repository when the audit spans several.
+    pub(super) label: Option<String>,
     pub(super) mainline: (String, CommitId),
     /// Every deployment seen, whatever the command selects.
     pub(super) all: Vec<Deployment>,
@@ -129,21 +156,35 @@ pub(super) struct Audit {
 }
 
 impl Audit {
+    /// The audit of the one repository in play (a fleet of several is an error: see
+    /// `Fleet::one`).
     pub(super) fn load(g: &Global) -> Result<Audit> {
-        let repo = Repo::open(&g.repo)?;
-        let mut config = Config::discover(g.config.as_deref(), repo.path())?;
-        config.policy.override_levels(&g.deny, &g.warn, &g.allow);
-        let mainline = match (g.mainline.as_deref(), config.mainline.as_deref()) {
-            (None, Some(m)) => {
-                repo.mainline(Some(m)).with_context(|| listed_in(&config, &format!("mainline = {m:?}")))?
-            }
-            (flag, _) => repo.mainline(flag)?,
-        };
-        let Observation { workloads, findings: mut observed, declared, reported, daemons } = gather(g, &config, &repo)?;
-        let (workloads, unclaimed) = resolve::claimed(workloads, &config);
-        observed.extend(unclaimed);
+        Fleet::load(g)?.one(g)
+    }
+
+    /// The audit of the repository running `service` in `env` (any, when none is named),
+    /// narrowed to them; an unknown environment or service is an error.
+    pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {
+        let mut fleet = Fleet::load(g)?;
+        fleet.check_environments(std::slice::from_ref(&env.to_string()))?;
+        if let Some(s) = service {
+            fleet.only_service(s, env)?;
+        }
+        fleet.units.retain(|u| u.seen.workloads.iter().any(|w| w.environment == env));
+        let mut audit = fleet.one(g)?;
+        audit.only(std::slice::from_ref(&env.to_string()))?;
+        audit.only_service(service, env)?;
+        Ok(audit)
+    }
+
+    /// One repository's audit: its mainline, its workloads resolved against it.
+    pub(super) fn build(g: &Global, unit: Unit) -> Result<Audit> {
+        let Unit { label, path, config, mainline_flag, seen, empty, .. } = unit;
+        let repo = Repo::open(&path)?;
+        let mainline = mainline_of(&repo, &config, g.mainline.as_deref().filter(|_| mainline_flag))?;
+        let Observation { workloads, findings: observed, declared, reported, daemons } = seen;
         let shallow = repo.is_shallow();
-        let mut declared = resolve::deployments(&resolve::claimed(declared, &config).0, &config, &repo, shallow);
+        let mut declared = resolve::deployments(&declared, &config, &repo, shallow);
         let reported = reported
             .into_iter()
             .map(|r| {
@@ -168,28 +209,22 @@ impl Audit {
         let mut findings = observed;
         findings.extend(registry.findings);
         if shallow {
-            findings.push(
-                Finding::new(
-                    Code::ShallowClone,
-                    format!(
-                        "{} is a shallow clone: commit counts would be wrong, so none are given",
-                        repo.path().display()
-                    ),
-                )
-                .hint("git fetch --unshallow --tags (in CI: actions/checkout with fetch-depth: 0)"),
-            );
+            let f = Finding::new(
+                Code::ShallowClone,
+                format!(
+                    "{} is a shallow clone: commit counts would be wrong, so none are given",
+                    repo.path().display()
+                ),
+            )
+            .hint("git fetch --unshallow --tags (in CI: actions/checkout with fetch-depth: 0)");
+            findings.extend(scoped(f, label.is_some(), &deployments));
         }
-        for env in &config.environments {
-            if !workloads.iter().any(|w| w.environment == env.name) {
-                let mut f = Finding::new(Code::EmptyEnvironment, "no source reported any workload".to_string());
-                f.environment = Some(env.name.clone());
-                findings.push(f);
-            }
-        }
+        findings.extend(empty);
         let all = deployments.clone();
         Ok(Audit {
             repo,
             config,
+            label,
             mainline,
             all,
             deployments,
@@ -202,11 +237,12 @@ impl Audit {
         })
     }
 
-    /// Keeps only these environments (all when the list is empty); an unknown one is an error.
+    /// Keeps only these environments (all when the list is empty); an unknown one is an
+    /// error (in a fleet, `Fleet::check_environments` asked every repository first).
     pub(super) fn only(&mut self, wanted: &[String]) -> Result<()> {
         let known: BTreeSet<&str> = self.all.iter().map(|d| d.environment.as_str()).collect();
         for env in wanted {
-            if !known.contains(env.as_str()) {
+            if !known.contains(env.as_str()) && self.label.is_none() {
                 bail!("no workloads in environment {env:?} (environments seen: {})", join(known));
             }
         }
@@ -356,7 +392,11 @@ impl Audit {
 
     /// The report, with the policy applied: every finding gets its final level here.
     pub(super) fn finish(self, command: &str, results: Vec<Row>) -> Result<Report> {
-        self.finish_with(command, results, Vec::new())
+        let policy = self.config.policy.clone();
+        let mut report = self.unjudged(command, results, Vec::new())?;
+        policy.apply(&mut report, now()?);
+        report.redact();
+        Ok(report)
     }
 
     /// When, in which promotion order, and where commits and tickets link to: for HTML.
@@ -368,14 +408,19 @@ impl Audit {
         })
     }
 
-    pub(super) fn finish_with(self, command: &str, results: Vec<Row>, declared: Vec<Row>) -> Result<Report> {
+    /// The report before the policy judges it (a fleet judges the merged one once).
+    pub(super) fn unjudged(self, command: &str, mut results: Vec<Row>, mut declared: Vec<Row>) -> Result<Report> {
         let presentation = self.presentation()?;
+        for row in results.iter_mut().chain(declared.iter_mut()) {
+            row.repository = self.label.clone();
+        }
         let complete =
             !self.findings.iter().chain(results.iter().flat_map(|r| r.findings.iter())).any(|f| f.code.is_incomplete());
-        let mut report = Report {
+        Ok(Report {
             schema_version: crate::judge::report::SCHEMA_VERSION,
             command: command.to_string(),
             repository: self.repo.path().display().to_string(),
+            repositories: Vec::new(),
             mainline: Mainline { name: self.mainline.0, commit: self.mainline.1 },
             shallow: self.repo.is_shallow(),
             complete,
@@ -386,17 +431,14 @@ impl Audit {
             check: None,
             observed_at: None,
             presentation,
-        };
-        self.config.policy.apply(&mut report, now()?);
-        report.redact();
-        Ok(report)
+        })
     }
 }
 
 /// What every source saw: `--inventory` files and the sources the config lists.
-fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
+pub(super) fn gather(g: &Global, config: &Config, repos: &[Candidate<'_>]) -> Result<Observation> {
     if g.inventory.is_empty() && !config.environments.iter().any(|e| e.has_sources()) {
-        return discover_local(config, repo);
+        return discover_local(config, repos);
     }
     let mut seen = Observation::default();
     for path in &g.inventory {
@@ -419,7 +461,7 @@ fn gather(g: &Global, config: &Config, repo: &Repo) -> Result<Observation> {
             let at = docker::endpoint(spec).with_context(|| format!("environments.{}", env.name))?;
             hosts.push((at, swarm));
         }
-        let claim = |w: &crate::model::Workload| resolve::is_claimed(w, config);
+        let claim = |w: &crate::model::Workload| repos.iter().any(|c| resolve::is_claimed(w, c.config));
         for o in observe_docker(&hosts, &env.name, config, &claim)? {
             seen.workloads.extend(o.workloads);
             seen.findings.extend(o.findings);
@@ -510,12 +552,16 @@ pub(super) fn observe_docker(
 }
 
 /// Zero-config on a Docker host: the containers of `DOCKER_HOST` (or the local socket) whose
-/// image names a commit of this repository (revision label) or this repository itself
-/// (`org.opencontainers.image.source` = the `origin` remote), as environment `local`.
-fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
+/// image names a commit of a repository audited (revision label) or the repository itself
+/// (`org.opencontainers.image.source` = its `origin` remote), as environment `local`.
+fn discover_local(config: &Config, repos: &[Candidate<'_>]) -> Result<Observation> {
     let nothing = "nothing to audit: pass --inventory FILE, or list sources under [environments] in prodiff.toml";
-    let origin = repo.remote_url("origin");
-    let ours = |w: &crate::model::Workload| built_here(w, repo, origin.as_deref());
+    let origins: Vec<(&Repo, Option<String>)> =
+        repos.iter().filter_map(|c| c.repo).map(|r| (r, r.remote_url("origin"))).collect();
+    let ours = |w: &crate::model::Workload| {
+        origins.iter().any(|(repo, origin)| built_here(w, repo, origin.as_deref()))
+            || (repos.len() > 1 && repos.iter().any(|c| c.config.service_for(w.image.named(), &w.labels).is_some()))
+    };
     // Other containers on the daemon are none of this audit's business: no findings about them.
     let local = docker::endpoint(&docker::HostSpec::Default)?;
     let mut seen = observe_docker(&[(local, false)], "local", config, &ours)?.pop().unwrap_or_default();
@@ -524,29 +570,13 @@ fn discover_local(config: &Config, repo: &Repo) -> Result<Observation> {
     }
     seen.workloads.retain(|w| ours(w));
     if seen.workloads.is_empty() {
-        bail!("{nothing} (no running container on the local Docker daemon is built from this repository)");
+        let which = if origins.len() == 1 { "this repository" } else { "these repositories" };
+        bail!("{nothing} (no running container on the local Docker daemon is built from {which})");
     }
     Ok(seen)
 }
 
-/// Whether a workload's image was built from this repository: a revision label names a
-/// commit here, or its source label is the `origin` remote.
-pub(super) fn built_here(w: &crate::model::Workload, repo: &Repo, origin: Option<&str>) -> bool {
-    let ours = resolve::REVISION_LABELS
-        .iter()
-        .filter_map(|k| w.labels.get(*k))
-        .any(|v| matches!(repo.lookup_commit(v), Lookup::Found(_)));
-    let source = w.labels.get("org.opencontainers.image.source").map(|s| normalise_url(s));
-    ours || (source.is_some() && source == origin.map(normalise_url))
-}
-
-/// `git@github.com:acme/shop.git` and `https://github.com/acme/shop` are one repository.
-fn normalise_url(url: &str) -> String {
-    let u = url.trim().trim_end_matches('/').trim_end_matches(".git");
-    let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
-    let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
-    u.replacen(':', "/", 1).to_ascii_lowercase()
-}
+pub(super) use crate::resolve::fleet::built_here;
 
 /// `asking 127.0.0.1:5000 about 3 rollback candidate image(s)`.
 pub(super) fn asking(refs: &[ImageRef], what: &str) -> String {

@@ -17,9 +17,7 @@ use crate::report::Format;
 use crate::resolve::Deployment;
 
 pub(super) fn plan(g: &Global, args: &PlanArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
-    audit.only(std::slice::from_ref(&args.environment))?;
-    audit.only_service(args.service.as_deref(), &args.environment)?;
+    let audit = Audit::load_for(g, &args.environment, args.service.as_deref())?;
     let env_targets =
         audit.all.iter().any(|d| d.environment == args.to).then(|| super::pipeline::env_targets(&audit.all, &args.to));
     let mut services = Vec::new();

@@ -20,9 +20,7 @@ use crate::report::Format;
 use crate::resolve::Deployment;
 
 pub(super) fn rollback(g: &Global, args: &RollbackArgs, out: &mut dyn Write) -> Result<u8> {
-    let mut audit = Audit::load(g)?;
-    audit.only(std::slice::from_ref(&args.environment))?;
-    audit.only_service(args.service.as_deref(), &args.environment)?;
+    let audit = Audit::load_for(g, &args.environment, args.service.as_deref())?;
     let mut index = None;
     let mut excluded = Vec::new();
     for item in &args.exclude {

@@ -9,6 +9,7 @@
 //! Without a file, `Config::default()` is the zero-config behaviour: services are named after
 //! the image repository, image tags map to `v{tag}` or `{tag}`, the mainline is detected.
 
+pub mod fleet;
 pub mod history;
 pub mod judge;
 pub mod ledger;
@@ -45,6 +46,8 @@ pub enum ConfigError {
     Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("service {service:?} is defined twice: in {first} and in {second}")]
+    Clash { service: String, first: PathBuf, second: PathBuf },
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +66,9 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// `[report] ticket_url`: where ticket keys link to in the HTML report.
     pub ticket_url: Option<report::TicketTemplate>,
+    /// `repos = ["../a", "../b"]`: repositories whose own `prodiff.toml` services this
+    /// file pulls in (their services are in `services`, each naming its `repo`).
+    pub repos: Vec<PathBuf>,
     pub ledger: LedgerConfig,
 }
 
@@ -104,6 +110,13 @@ pub struct ServiceConfig {
     pub risky_paths: Vec<String>,
     /// `label=value`: containers carrying this label belong to the service, whatever image.
     pub selector: Option<(String, String)>,
+    /// The clone the service is built from (`repo = "../calendar"`, relative to the config);
+    /// `None`: the `--repo` repository.
+    pub repo: Option<PathBuf>,
+    /// The mainline in that repository; `None`: detected there.
+    pub mainline: Option<String>,
+    /// Ticket patterns for that repository; `None`: the config's `[tickets]`.
+    pub tickets: Option<TicketMatcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +163,7 @@ impl Default for Config {
             policy: Policy::default(),
             registry: RegistryConfig::default(),
             ticket_url: None,
+            repos: Vec::new(),
             ledger: LedgerConfig::default(),
         }
     }
@@ -169,6 +183,8 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
     report: Option<RawReport>,
+    #[serde(default)]
+    repos: Vec<Spanned<String>>,
     ledger: Option<RawLedger>,
 }
 
@@ -266,6 +282,9 @@ struct RawService {
     git_tags: Option<Vec<Spanned<String>>>,
     risky_paths: Option<Vec<String>>,
     selector: Option<Spanned<String>>,
+    repo: Option<String>,
+    mainline: Option<String>,
+    tickets: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -338,7 +357,9 @@ impl Config {
             column,
             message,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        fleet::pull_in(&mut config)?;
+        Ok(config)
     }
 
     /// The config for a repository: `explicit` if given, else `prodiff.toml` in the
@@ -372,15 +393,7 @@ impl Config {
 
         let tickets = match raw.tickets {
             None => TicketMatcher::defaults(),
-            Some(t) => {
-                let mut res = Vec::new();
-                for p in t.patterns {
-                    let re = Regex::new(p.get_ref())
-                        .map_err(|e| at(p.span(), format!("tickets.patterns: invalid regular expression: {e}")))?;
-                    res.push(re);
-                }
-                TicketMatcher::new(res)
-            }
+            Some(t) => ticket_matcher(t.patterns, "tickets.patterns", &at)?,
         };
 
         let mut services = Vec::new();
@@ -425,7 +438,21 @@ impl Config {
                     }
                 },
             };
-            services.push(ServiceConfig { name, image, paths: s.paths, git_tags, risky_paths, selector });
+            let tickets = match s.tickets {
+                None => None,
+                Some(ps) => Some(ticket_matcher(ps, &format!("services.{name}.tickets"), &at)?),
+            };
+            services.push(ServiceConfig {
+                image,
+                paths: s.paths,
+                git_tags,
+                risky_paths,
+                selector,
+                repo: s.repo.map(|r| base_dir.join(r)),
+                mainline: s.mainline,
+                tickets,
+                name,
+            });
         }
 
         let mut environments = Vec::new();
@@ -547,6 +574,7 @@ impl Config {
                     .map_err(|m| at(t.span(), format!("report.ticket_url: {m}")))?,
             ),
         };
+        let repos = raw.repos.into_iter().map(|r| base_dir.join(r.into_inner())).collect();
         let mut ledger = LedgerConfig::default();
         if let Some(l) = raw.ledger {
             ledger.path = l.path.map(|p| base_dir.join(p));
@@ -567,6 +595,7 @@ impl Config {
             }
         }
         Ok(Config {
+            repos,
             policy,
             registry,
             ticket_url,
@@ -622,6 +651,21 @@ impl Config {
     pub fn paths(&self, service: &str) -> &[String] {
         self.service(service).map(|s| s.paths.as_slice()).unwrap_or(&[])
     }
+}
+
+/// Regular expressions from `key`, each error naming its line.
+fn ticket_matcher(
+    patterns: Vec<Spanned<String>>,
+    key: &str,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<TicketMatcher, ConfigError> {
+    let mut res = Vec::new();
+    for p in patterns {
+        let re =
+            Regex::new(p.get_ref()).map_err(|e| at(p.span(), format!("{key}: invalid regular expression: {e}")))?;
+        res.push(re);
+    }
+    Ok(TicketMatcher::new(res))
 }
 
 fn parse_policy(

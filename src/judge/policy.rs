@@ -47,8 +47,15 @@ impl Policy {
     /// Adds lag findings, sets every finding's level, applies exceptions and reports
     /// expired and unused ones.
     pub fn apply(&self, report: &mut Report, now: DateTime<Utc>) {
-        let mainline = report.mainline.name.clone();
-        for row in &mut report.results {
+        // In a fleet, each row's mainline is its own repository's.
+        let mainline_of = |repository: &Option<String>| {
+            let own = report.repositories.iter().find(|r| Some(&r.name) == repository.as_ref());
+            own.and_then(|r| r.mainline.as_ref())
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| report.mainline.name.clone())
+        };
+        let mainlines: Vec<String> = report.results.iter().map(|r| mainline_of(&r.repository)).collect();
+        for (row, mainline) in report.results.iter_mut().zip(mainlines) {
             let vs_mainline = row.lag().filter(|(target, ..)| *target == mainline);
             let mut found = self.lag_findings(&row.environment, &row.service, vs_mainline, false, now);
             let vs_predecessor =
@@ -208,6 +215,7 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             command: "check".into(),
             repository: "r".into(),
+            repositories: vec![],
             mainline: Mainline { name: "main".into(), commit: crate::model::CommitId("0".repeat(40)) },
             shallow: false,
             complete: true,

@@ -26,7 +26,11 @@ pub struct Declared {
 pub struct Report {
     pub schema_version: u32,
     pub command: String,
+    /// The repository audited; in a fleet, the first of `repositories`.
     pub repository: String,
+    /// A fleet's repositories (empty when only one is audited): each row names its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<Repository>,
     pub mainline: Mainline,
     pub shallow: bool,
     /// False when something could not be observed; the findings say what.
@@ -73,10 +77,28 @@ pub struct Check {
     pub changes: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One repository of a fleet audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repository {
+    /// What rows call it (the clone's directory name).
+    pub name: String,
+    pub path: String,
+    /// Its mainline; null when it could not be read (a `repository-unavailable` finding).
+    pub mainline: Option<Mainline>,
+    pub shallow: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Mainline {
     pub name: String,
     pub commit: CommitId,
+}
+
+impl Mainline {
+    /// From the `(name, commit)` pair an audit holds.
+    pub fn of((name, commit): &(String, CommitId)) -> Mainline {
+        Mainline { name: name.clone(), commit: commit.clone() }
+    }
 }
 
 /// One service's image in one environment, resolved and compared.
@@ -84,6 +106,9 @@ pub struct Mainline {
 pub struct Row {
     pub environment: String,
     pub service: String,
+    /// The repository the service is built from, when the audit spans several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     pub image: String,
     pub digests: Vec<Digest>,
     pub instances: Vec<Instance>,
@@ -154,6 +179,7 @@ impl Row {
         Row {
             environment: d.environment,
             service: d.service,
+            repository: None,
             image: d.image.to_string(),
             digests: d.digests,
             instances: d.instances,
@@ -202,6 +228,7 @@ impl Row {
         Row {
             environment: environment.into(),
             service: service.into(),
+            repository: None,
             image: "img".into(),
             digests: vec![],
             instances: vec![],

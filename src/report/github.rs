@@ -13,7 +13,19 @@ use super::{Report, View};
 use crate::model::{Finding, Level};
 
 pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()> {
-    annotate(report.all_findings(), out)?;
+    if report.repositories.is_empty() {
+        annotate(report.all_findings(), out)?;
+    } else {
+        // In a fleet, a row's annotation names its repository.
+        let mut all: Vec<Finding> = report.findings.clone();
+        for row in &report.results {
+            let repo = row.repository.as_deref().unwrap_or("-");
+            all.extend(
+                row.findings.iter().map(|f| Finding { message: format!("[{repo}] {}", f.message), ..f.clone() }),
+            );
+        }
+        annotate(all.iter(), out)?;
+    }
     let token = stop_token();
     writeln!(out, "::stop-commands::{token}")?;
     super::table::render(report, view, false, out)?;

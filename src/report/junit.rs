@@ -14,7 +14,11 @@ use crate::model::{Finding, Level};
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut suites: Vec<Suite> = Vec::new();
     for row in &report.results {
-        let case = Case { name: format!("{} {}", row.service, row.image), findings: row.findings.iter().collect() };
+        let name = match &row.repository {
+            Some(repo) => format!("{repo}/{} {}", row.service, row.image),
+            None => format!("{} {}", row.service, row.image),
+        };
+        let case = Case { name, findings: row.findings.iter().collect() };
         match suites.iter_mut().find(|s| s.name == row.environment) {
             Some(suite) => suite.cases.push(case),
             None => suites.push(Suite { name: row.environment.clone(), cases: vec![case] }),
@@ -164,6 +168,7 @@ mod tests {
             schema_version: 1,
             command: "check".into(),
             repository: "/repo".into(),
+            repositories: vec![],
             mainline: Mainline { name: "main".into(), commit: CommitId("a".repeat(40)) },
             shallow: true,
             complete: false,

@@ -7,14 +7,26 @@ use crate::model::{CommitRecord, Level};
 
 pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "## prodiff {}\n", report.command)?;
-    writeln!(
-        out,
-        "Repository `{}`, mainline `{}` at `{}`{}.\n",
-        report.repository,
-        report.mainline.name,
-        report.mainline.commit.short(),
-        if report.shallow { " (shallow clone: no counts)" } else { "" }
-    )?;
+    if report.repositories.is_empty() {
+        writeln!(
+            out,
+            "Repository `{}`, mainline `{}` at `{}`{}.\n",
+            report.repository,
+            report.mainline.name,
+            report.mainline.commit.short(),
+            if report.shallow { " (shallow clone: no counts)" } else { "" }
+        )?;
+    } else {
+        for r in &report.repositories {
+            let mainline = match &r.mainline {
+                Some(m) => format!("mainline `{}` at `{}`", m.name, m.commit.short()),
+                None => "unavailable".into(),
+            };
+            let shallow = if r.shallow { " (shallow clone: no counts)" } else { "" };
+            writeln!(out, "- Repository **{}** `{}`, {mainline}{shallow}", cell(&r.name), r.path)?;
+        }
+        writeln!(out)?;
+    }
     for d in &report.daemons {
         writeln!(out, "- {} `{}`: `{}`", d.kind, d.environment, d.describe())?;
     }
@@ -43,9 +55,18 @@ pub fn render(report: &Report, view: View, out: &mut dyn Write) -> io::Result<()
 }
 
 fn status_table(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "| Environment | Service | Image | Replicas | Commit | Via | Behind | Ahead | Findings |")?;
-    writeln!(out, "| --- | --- | --- | ---: | --- | --- | ---: | ---: | --- |")?;
+    let fleet = !report.repositories.is_empty();
+    let (repo_head, repo_rule) = if fleet { (" Repository |", " --- |") } else { ("", "") };
+    writeln!(
+        out,
+        "| Environment | Service |{repo_head} Image | Replicas | Commit | Via | Behind | Ahead | Findings |"
+    )?;
+    writeln!(out, "| --- | --- |{repo_rule} --- | ---: | --- | --- | ---: | ---: | --- |")?;
     for r in &report.results {
+        let repo = match fleet {
+            true => format!(" {} |", cell(r.repository.as_deref().unwrap_or("-"))),
+            false => String::new(),
+        };
         let count = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
         let commit = r.commit.as_ref().map(|c| format!("`{}`", c.short())).unwrap_or_else(|| "unresolved".into());
         let mut codes: Vec<String> =
@@ -54,7 +75,7 @@ fn status_table(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let codes = if codes.is_empty() { "✅".to_string() } else { codes.join(" ") };
         writeln!(
             out,
-            "| {} | {} | `{}` | {} | {commit} | {} | {} | {} | {codes} |",
+            "| {} | {} |{repo} `{}` | {} | {commit} | {} | {} | {} | {codes} |",
             cell(&r.environment),
             cell(&r.service),
             cell(&r.image),
@@ -76,7 +97,8 @@ fn diffs(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 
 fn diff_section(r: &Row, out: &mut dyn Write) -> io::Result<()> {
     let commit = r.commit.as_ref().map(|c| c.short().to_string()).unwrap_or_else(|| "unresolved".into());
-    writeln!(out, "### {} / {}\n\n`{}` runs `{commit}`.\n", r.environment, r.service, r.image)?;
+    let repo = r.repository.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+    writeln!(out, "### {} / {}{repo}\n\n`{}` runs `{commit}`.\n", r.environment, r.service, r.image)?;
     let (Some(behind), Some(ahead), Some(target)) = (&r.behind, &r.ahead, &r.target) else {
         return writeln!(out, "No commit lists: see the findings.\n");
     };

@@ -41,6 +41,7 @@ fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 cells.insert(4, r.deployed.as_ref().map(|d| d.age.clone()).unwrap_or_else(|| "-".into()));
             }
         }
+        with_repository(report, &mut rows);
         write_table(&rows, out)?;
     }
     if !report.declared.is_empty() {
@@ -61,16 +62,44 @@ fn render_status(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 origin,
             ]
         }));
+        with_repository_of(report, &report.declared, &mut rows);
         write_table(&rows, out)?;
     }
     Ok(())
+}
+
+/// In a fleet, a REPO column after SERVICE (header row first, then one per row).
+fn with_repository(report: &Report, rows: &mut [Vec<String>]) {
+    with_repository_of(report, &report.results, rows)
+}
+
+fn with_repository_of(report: &Report, of: &[Row], rows: &mut [Vec<String>]) {
+    if report.repositories.is_empty() {
+        return;
+    }
+    rows[0].insert(2, "REPO".into());
+    for (cells, row) in rows[1..].iter_mut().zip(of) {
+        cells.insert(2, row.repository.clone().unwrap_or_else(|| "-".into()));
+    }
+}
+
+/// ` [repository calendar]` after a row's heading, in a fleet.
+pub(super) fn in_repository(row: &Row) -> String {
+    row.repository.as_ref().map(|r| format!("  [repository {r}]")).unwrap_or_default()
 }
 
 /// `prodiff diff`: for each row, the exact commits in both directions.
 fn render_diff(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     header(report, out)?;
     for row in &report.results {
-        writeln!(out, "{} / {}  ({})", clean(&row.environment), clean(&row.service), clean(&row.image))?;
+        writeln!(
+            out,
+            "{} / {}  ({}){}",
+            clean(&row.environment),
+            clean(&row.service),
+            clean(&row.image),
+            clean(&in_repository(row))
+        )?;
         let running = row.commit.as_ref().map(|c| c.0.as_str()).unwrap_or("unresolved");
         writeln!(out, "  running     {running}  via {}", via(row))?;
         if let (Some(t), Some(tc)) = (&row.target, &row.target_commit) {
@@ -131,6 +160,20 @@ fn check(report: &Report, paint: Paint, out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn header(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    for r in &report.repositories {
+        let mainline = match &r.mainline {
+            Some(m) => format!("mainline {} at {}", clean(&m.name), m.commit.short()),
+            None => "unavailable".into(),
+        };
+        let shallow = if r.shallow { "  (shallow clone)" } else { "" };
+        writeln!(out, "repository {}  {}  {mainline}{shallow}", clean(&r.name), clean(&r.path))?;
+    }
+    if !report.repositories.is_empty() {
+        for d in &report.daemons {
+            writeln!(out, "{} {}: {}", d.kind, clean(&d.environment), clean(&d.describe()))?;
+        }
+        return writeln!(out);
+    }
     writeln!(
         out,
         "repository {}  mainline {} at {}{}",

@@ -28,6 +28,10 @@ pub struct ContainsReport {
 pub struct QueryAnswer {
     /// As asked: a SHA or a ticket key.
     pub query: String,
+    /// In a fleet: the repository where it was found (a ticket may be in several: one
+    /// answer each).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// The commits it stands for (one for a SHA; every commit mentioning a ticket).
     pub commits: Vec<CommitRecord>,
     pub answers: Vec<Answer>,
@@ -67,7 +71,7 @@ pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Wr
                     .collect();
                 let summary =
                     if places.is_empty() { "no service's paths include it".into() } else { places.join("; ") };
-                super::github::notice(&format!("prodiff contains {}", q.query), &summary, out)?;
+                super::github::notice(&format!("prodiff contains {}{}", q.query, in_repo(q)), &summary, out)?;
             }
             contains_table(report, out)
         }
@@ -76,9 +80,15 @@ pub fn render_contains(report: &ContainsReport, format: Format, out: &mut dyn Wr
     }
 }
 
+/// ` in calendar`: the repository a query was answered in, in a fleet.
+fn in_repo(q: &QueryAnswer) -> String {
+    q.repository.as_ref().map(|r| format!(" in {r}")).unwrap_or_default()
+}
+
 fn contains_table(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()> {
     for q in &report.queries {
-        writeln!(out, "{}: {} commit{}", q.query, q.commits.len(), if q.commits.len() == 1 { "" } else { "s" })?;
+        let n = q.commits.len();
+        writeln!(out, "{}{}: {n} commit{}", q.query, in_repo(q), if n == 1 { "" } else { "s" })?;
         for c in &q.commits {
             writeln!(out, "  {}  {}", c.sha.short(), c.subject)?;
         }
@@ -100,7 +110,7 @@ fn contains_table(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()
 fn contains_markdown(report: &ContainsReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "## prodiff contains\n")?;
     for q in &report.queries {
-        writeln!(out, "### {}\n", q.query)?;
+        writeln!(out, "### {}{}\n", q.query, in_repo(q))?;
         for c in &q.commits {
             writeln!(out, "- `{}` {}", c.sha.short(), c.subject)?;
         }

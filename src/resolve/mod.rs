@@ -7,6 +7,8 @@
 //! to git tags). Disagreeing evidence is a finding, never a silent choice; no evidence is an
 //! `unresolved` finding, never a guess.
 
+pub mod fleet;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
@@ -92,8 +94,13 @@ pub fn service_name(w: &Workload, config: &Config) -> String {
 /// (allowed by default) lists them. Without such services every workload counts.
 pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Option<Finding>) {
     let (kept, skipped): (Vec<Workload>, Vec<Workload>) = workloads.into_iter().partition(|w| is_claimed(w, config));
+    (kept, unclaimed(&skipped))
+}
+
+/// The `unclaimed-images` finding listing what was set aside, if anything was.
+fn unclaimed(skipped: &[Workload]) -> Option<Finding> {
     if skipped.is_empty() {
-        return (kept, None);
+        return None;
     }
     let mut images: Vec<String> = skipped
         .iter()
@@ -107,7 +114,7 @@ pub fn claimed(workloads: Vec<Workload>, config: &Config) -> (Vec<Workload>, Opt
     )
     .hint("add a [services.NAME] with that image to audit them")
     .key(images.join(","));
-    (kept, Some(finding))
+    Some(finding)
 }
 
 /// Groups workloads into deployments (environment × service × distinct image), resolves

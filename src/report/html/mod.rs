@@ -350,6 +350,7 @@ mod tests {
             schema_version: 1,
             command: "status".into(),
             repository: "/repo".into(),
+            repositories: Vec::new(),
             mainline: Mainline { name: "main".into(), commit: CommitId("a".repeat(40)) },
             shallow: false,
             complete: false,
