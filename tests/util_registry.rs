@@ -556,6 +556,8 @@ impl Home {
             .env("HOME", self.dir.path())
             .env("PATH", path)
             .env_remove("XDG_CACHE_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("PRODIFF_LEDGER")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env_remove("DOCKER_HOST")
             .stdin(Stdio::null());

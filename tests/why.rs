@@ -88,11 +88,14 @@ fn setup() -> Setup {
 
 impl Setup {
     fn why(&self, args: &[&str]) -> Run {
-        let mut all = vec!["why"];
+        self.run_at("why", args, "2026-11-22T12:00:00Z")
+    }
+
+    fn run_at(&self, command: &str, args: &[&str], now: &str) -> Run {
+        let mut all = vec![command];
         all.extend_from_slice(args);
         all.extend(["--inventory", self.inventory.to_str().unwrap(), "--config", self.config.to_str().unwrap()]);
-        let out =
-            self.home.command(self.repo.path(), &all).env("PRODIFF_NOW", "2026-11-22T12:00:00Z").output().unwrap();
+        let out = self.home.command(self.repo.path(), &all).env("PRODIFF_NOW", now).output().unwrap();
         let scratch = self.repo.scratch().display().to_string();
         let stdout =
             String::from_utf8_lossy(&out.stdout).replace(&self.registry.host(), "REGISTRY").replace(&scratch, "$TMP");
@@ -225,4 +228,33 @@ fn why_as_markdown_is_a_ticket_comment() {
     let run = s.why(&["SHOP-11", "--format", "markdown"]);
     run.expect_code(4);
     expect_fixture(&fixture("seasoning.expected.md"), &run.stdout);
+}
+
+/// With a ledger, "since when" is the ledger's: the first deployment that ran the change,
+/// timed by its replicas' start (production, as the cherry-pick; staging, seen a run later).
+#[test]
+fn why_takes_since_when_from_the_ledger() {
+    let s = setup();
+    let ledger = s.repo.scratch().join("ledger.db");
+    let ledger = ledger.to_str().unwrap();
+    // Production alone first, then staging as well.
+    let full = std::fs::read_to_string(&s.inventory).unwrap();
+    let mut v: Value = serde_json::from_str(&full).unwrap();
+    v["workloads"].as_array_mut().unwrap().retain(|w| w["environment"] == "production");
+    std::fs::write(&s.inventory, v.to_string()).unwrap();
+    s.run_at("record", &["--ledger", ledger], "2026-11-19T12:00:00Z").expect_code(0);
+    std::fs::write(&s.inventory, &full).unwrap();
+    s.run_at("record", &["--ledger", ledger], "2026-11-21T12:00:00Z").expect_code(0);
+    let report = s.why(&["SHOP-15", "--ledger", ledger, "--format", "json"]).json();
+    let runs = |env: &str| {
+        let e = report["services"][0]["environments"].as_array().unwrap().iter().find(|e| e["environment"] == env);
+        e.unwrap()["links"][0]["evidence"].as_str().unwrap().to_string()
+    };
+    let picked = s.repo.rev("picked SHOP-15");
+    assert_eq!(runs("production"), format!("since 2026-11-01T09:00:00Z (ledger), as cherry-pick {}", &picked[..10]));
+    assert_eq!(runs("staging"), "since 2026-11-20T12:00:00Z (ledger)");
+    // Without the ledger, the replicas' start times, as a lower bound.
+    let report = s.why(&["SHOP-15", "--format", "json"]).json();
+    let e = &report["services"][0]["environments"][0]["links"][0]["evidence"];
+    assert!(e.as_str().unwrap().starts_with("since at least"), "{report:#}");
 }
