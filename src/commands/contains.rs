@@ -175,20 +175,9 @@ fn ticket_index(audit: &Audit) -> Result<HashMap<String, Vec<CommitId>>> {
 /// One answer per environment × service the commits concern (a path-filtered service is
 /// concerned only by commits touching its paths).
 fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<Vec<Answer>> {
-    let mut groups: BTreeMap<(usize, String, String), Vec<&Deployment>> = BTreeMap::new();
-    for (i, d) in audit.deployments.iter().enumerate() {
-        let order = audit.deployments.iter().position(|x| x.environment == d.environment).unwrap_or(i);
-        groups.entry((order, d.environment.clone(), d.service.clone())).or_default().push(d);
-    }
     let mut out = Vec::new();
-    for ((_, environment, service), deployments) in groups {
-        let paths = audit.config.paths(&service);
-        let mut relevant = Vec::new();
-        for c in commits {
-            if paths.is_empty() || audit.repo.touches(c, paths)? {
-                relevant.push(c.clone());
-            }
-        }
+    for ((_, environment, service), deployments) in by_place(&audit.deployments) {
+        let relevant = relevant(audit, &service, commits)?;
         if relevant.is_empty() {
             continue;
         }
@@ -198,6 +187,28 @@ fn answers(audit: &Audit, commits: &[CommitId], pids: &mut PatchIds) -> Result<V
         }
         let state = contains::combine(&running.iter().map(|r| r.state).collect::<Vec<_>>());
         out.push(Answer { environment, service, state, running });
+    }
+    Ok(out)
+}
+
+/// Deployments by (environment's order of appearance, environment, service): one place each.
+pub(super) fn by_place(deployments: &[Deployment]) -> BTreeMap<(usize, String, String), Vec<&Deployment>> {
+    let mut groups: BTreeMap<(usize, String, String), Vec<&Deployment>> = BTreeMap::new();
+    for (i, d) in deployments.iter().enumerate() {
+        let order = deployments.iter().position(|x| x.environment == d.environment).unwrap_or(i);
+        groups.entry((order, d.environment.clone(), d.service.clone())).or_default().push(d);
+    }
+    groups
+}
+
+/// The commits that concern `service`: all of them, or those touching its paths.
+pub(super) fn relevant(audit: &Audit, service: &str, commits: &[CommitId]) -> Result<Vec<CommitId>> {
+    let paths = audit.config.paths(service);
+    let mut out = Vec::new();
+    for c in commits {
+        if paths.is_empty() || audit.repo.touches(c, paths)? {
+            out.push(c.clone());
+        }
     }
     Ok(out)
 }

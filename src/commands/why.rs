@@ -19,7 +19,6 @@ use crate::ledger::{self, query, Location};
 use crate::model::{CommitId, Finding, ImageRef, Level};
 use crate::report::why::{self as render, WhyReport};
 use crate::report::Format;
-use crate::resolve::Deployment;
 use anyhow::Result;
 
 pub(super) fn why(g: &Global, args: &WhyArgs, out: &mut dyn Write) -> Result<u8> {
@@ -319,26 +318,17 @@ fn environment_facts(
     let release: Option<String> = release
         .collect::<Option<Vec<_>>>()
         .and_then(|tags| tags.into_iter().max_by(|a, b| Version::parse(a).cmp(&Version::parse(b))));
-    let mut groups: BTreeMap<(usize, String, String), Vec<&Deployment>> = BTreeMap::new();
-    for (i, d) in audit.all.iter().enumerate() {
-        if args.service.as_ref().is_some_and(|s| s != &d.service) {
+    let mut out: Vec<EnvFacts> = Vec::new();
+    let places = super::contains::by_place(&audit.all);
+    for ((_, environment, service), deployments) in places {
+        if args.service.as_ref().is_some_and(|s| s != &service) {
             continue;
         }
-        let order = audit.all.iter().position(|x| x.environment == d.environment).unwrap_or(i);
-        groups.entry((order, d.environment.clone(), d.service.clone())).or_default().push(d);
-    }
-    let mut out: Vec<EnvFacts> = Vec::new();
-    for ((_, environment, service), deployments) in groups {
-        let paths = audit.config.paths(&service);
-        let mut relevant = Vec::new();
-        for c in commits {
-            if paths.is_empty() || audit.repo.touches(c, paths)? {
-                relevant.push(c.clone());
-            }
-        }
+        let relevant = super::contains::relevant(audit, &service, commits)?;
         if relevant.is_empty() {
             continue;
         }
+        let paths = audit.config.paths(&service);
         let mut states = Vec::new();
         let mut e = EnvFacts {
             environment: environment.clone(),
