@@ -276,6 +276,33 @@ fn repos_pulls_in_each_repositorys_own_services_and_commands_cross_repositories(
     plan.expect_code(0);
     assert!(plan.stdout.contains(&f.calendar.rev("calendar three")), "{}", plan.context);
 
+    // why walks one repository's chain: --service picks it in a fleet.
+    let why = prodiff(
+        f.root(),
+        &[
+            "why",
+            "OPS-7",
+            "--service",
+            "calendar",
+            "--format",
+            "json",
+            "--offline",
+            "--config",
+            config,
+            "--inventory",
+            inv,
+        ],
+        None,
+    );
+    why.expect_code(1);
+    let w = why.json();
+    assert_eq!(shas(&w["commits"]), vec![f.calendar.rev("calendar two OPS-7")], "{}", why.context);
+    assert_eq!(w["services"][0]["service"], "calendar");
+    assert_eq!(w["services"][0]["environments"][0]["state"], "not-deployed");
+    let why = prodiff(f.root(), &["why", "OPS-7", "--offline", "--config", config, "--inventory", inv], None);
+    why.expect_code(2);
+    assert!(why.stderr.contains("pass --service"), "{}", why.context);
+
     // A ticket in two repositories: one answer from each.
     let contains = prodiff(
         f.root(),

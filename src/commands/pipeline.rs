@@ -156,12 +156,6 @@ pub(super) struct Audit {
 }
 
 impl Audit {
-    /// The audit of the one repository in play (a fleet of several is an error: see
-    /// `Fleet::one`).
-    pub(super) fn load(g: &Global) -> Result<Audit> {
-        Fleet::load(g)?.one(g)
-    }
-
     /// The audit of the repository running `service` in `env` (any, when none is named),
     /// narrowed to them; an unknown environment or service is an error.
     pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {

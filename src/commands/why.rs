@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
+use super::fleet::Fleet;
 use super::pipeline::{job_summary, join, now, run_findings, Audit};
 use crate::cli::{Global, WhyArgs};
 use crate::git::Lookup;
@@ -22,7 +23,13 @@ use crate::report::Format;
 use anyhow::Result;
 
 pub(super) fn why(g: &Global, args: &WhyArgs, out: &mut dyn Write) -> Result<u8> {
-    let audit = Audit::load(g)?;
+    // In a fleet, `--service` picks the repository whose chain is walked.
+    let mut fleet = Fleet::load(g)?;
+    fleet.check_environments(&args.environments)?;
+    if let Some(s) = &args.service {
+        fleet.only_service_anywhere(s, &args.environments)?;
+    }
+    let audit = fleet.one(g)?;
     for env in &args.environments {
         if !audit.all.iter().any(|d| &d.environment == env) {
             audit_only_error(&audit, env)?;
