@@ -12,6 +12,7 @@
 pub mod history;
 pub mod judge;
 pub mod ledger;
+pub mod publish;
 pub mod observe;
 pub mod template;
 
@@ -27,6 +28,7 @@ use crate::reference::ImageRef;
 use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
 pub use ledger::{parse_duration, LedgerConfig};
+pub use publish::{PublishConfig, WebhookTarget};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
 
 /// The file looked for in the repository root when `--config` is not given.
@@ -61,6 +63,8 @@ pub struct Config {
     pub policy: Policy,
     pub registry: RegistryConfig,
     pub ledger: LedgerConfig,
+    /// `[publish]`: where deployment events are sent.
+    pub publish: PublishConfig,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -147,6 +151,7 @@ impl Default for Config {
             policy: Policy::default(),
             registry: RegistryConfig::default(),
             ledger: LedgerConfig::default(),
+            publish: PublishConfig::default(),
         }
     }
 }
@@ -165,6 +170,7 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     registry: Option<RawRegistry>,
     ledger: Option<RawLedger>,
+    publish: Option<publish::RawPublish>,
 }
 
 #[derive(Deserialize)]
@@ -548,10 +554,15 @@ impl Config {
                     .map_err(|e| at(p.span(), format!("ledger.fix_pattern: invalid regular expression: {e}")))?;
             }
         }
+        let publish = match raw.publish {
+            None => PublishConfig::default(),
+            Some(p) => publish::validate(p).map_err(|(span, m)| at(span, m))?,
+        };
         Ok(Config {
             policy,
             registry,
             ledger,
+            publish,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

@@ -1,0 +1,84 @@
+//! `[publish]`: where deployment events are sent (collaboration tools, never production), as
+//! plain data; the `publish` stage sends. Secrets are never in the file: only the names of
+//! the environment variables holding them.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `[publish]`: the targets, each opt-in.
+#[derive(Debug, Clone, Default)]
+pub struct PublishConfig {
+    pub webhooks: Vec<WebhookTarget>,
+}
+
+impl PublishConfig {
+    /// Whether any target is configured (`record` and `watch` publish only then).
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty()
+    }
+}
+
+/// `[[publish.webhook]]`: the ledger event POSTed as versioned JSON, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// The target's id in the ledger's delivery table (`webhook:<url host>` unless set).
+    pub id: String,
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 secret.
+    pub secret_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPublish {
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    id: Option<Spanned<String>>,
+    url: Spanned<String>,
+    secret_env: Option<Spanned<String>>,
+}
+
+/// Validates `[publish]`; an error is (byte span, message) for the caller to place.
+pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Range<usize>, String)> {
+    let mut webhooks: Vec<WebhookTarget> = Vec::new();
+    for (i, w) in raw.webhook.into_iter().enumerate() {
+        let url = w.url.get_ref();
+        crate::redact::register_url(url);
+        let Some(host) = http_host(url) else {
+            return Err((w.url.span(), format!("publish.webhook[{i}].url: not an http(s) URL")));
+        };
+        let id = match &w.id {
+            Some(id) if id.get_ref().trim().is_empty() => {
+                return Err((id.span(), format!("publish.webhook[{i}].id: empty")));
+            }
+            Some(id) => id.get_ref().clone(),
+            None => format!("webhook:{host}"),
+        };
+        if webhooks.iter().any(|t| t.id == id) {
+            let span = w.id.as_ref().map(Spanned::span).unwrap_or(w.url.span());
+            return Err((span, format!("publish.webhook[{i}]: a second target with id {id:?} (set `id`)")));
+        }
+        let secret_env = match w.secret_env {
+            Some(s) if s.get_ref().is_empty() => {
+                return Err((s.span(), format!("publish.webhook[{i}].secret_env: empty")));
+            }
+            s => s.map(Spanned::into_inner),
+        };
+        webhooks.push(WebhookTarget { id, url: w.url.into_inner(), secret_env });
+    }
+    Ok(PublishConfig { webhooks })
+}
+
+/// The host of an `http://` or `https://` URL (without user info or port), if it is one.
+fn http_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    (!host.is_empty()).then_some(host)
+}
