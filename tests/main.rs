@@ -17,6 +17,7 @@ mod init;
 mod kubernetes;
 mod layers;
 mod ledger;
+mod publish;
 mod registry;
 mod release;
 mod shell;

@@ -12,8 +12,8 @@
 pub mod history;
 pub mod judge;
 pub mod ledger;
-pub mod publish;
 pub mod observe;
+pub mod publish;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -28,8 +28,8 @@ use crate::reference::ImageRef;
 use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
 pub use ledger::{parse_duration, LedgerConfig};
-pub use publish::{PublishConfig, WebhookTarget};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
+pub use publish::{PublishConfig, WebhookTarget};
 
 /// The file looked for in the repository root when `--config` is not given.
 pub const FILE_NAME: &str = "prodiff.toml";
