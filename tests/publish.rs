@@ -168,13 +168,18 @@ fn record_publishes_each_event_once_signed_and_a_rerun_sends_nothing() {
 /// The history recorded without `[publish]`, then the webhook configured.
 fn history_unpublished(server: &Server) -> (History, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let h = History::new(dir.path().join("ledger.db").to_str().unwrap().to_string());
+    (history_unpublished_in(server, dir.path().join("ledger.db").to_str().unwrap().to_string()), dir)
+}
+
+/// The same, in the ledger `ledger` (a file or a postgres URL).
+fn history_unpublished_in(server: &Server, ledger: String) -> History {
+    let h = History::new(ledger);
     h.record_all();
     h.append_config(&format!(
         "\n[[publish.webhook]]\nid = \"audit\"\nurl = \"{}/hooks/deploy\"\nsecret_env = \"HOOK_SECRET\"\n",
         server.url
     ));
-    (h, dir)
+    h
 }
 
 fn publish(h: &History, args: &[&str], now: &str) -> crate::util::Run {
@@ -187,8 +192,20 @@ fn publish(h: &History, args: &[&str], now: &str) -> crate::util::Run {
 fn a_failed_send_is_retried_after_its_backoff() {
     let server = Server::start();
     let (h, _dir) = history_unpublished(&server);
+    retried_after_backoff(&server, &h);
+}
+
+#[test]
+fn a_failed_send_is_retried_after_its_backoff_postgres() {
+    let server = Server::start();
+    let h = history_unpublished_in(&server, crate::util_pg::database("publish"));
+    retried_after_backoff(&server, &h);
+}
+
+/// One failure (500) among the events; the rest go out, the failed one after its minute.
+fn retried_after_backoff(server: &Server, h: &History) {
     server.script(vec![(500, vec![], "{\"error\":\"down\"}".into())]);
-    let first = publish(&h, &[], NOW);
+    let first = publish(h, &[], NOW);
     first.expect_code(3);
     let failed = server.take();
     assert_eq!(failed.len(), EVENTS);
@@ -198,11 +215,11 @@ fn a_failed_send_is_retried_after_its_backoff() {
         format!("published: 13 sent, 1 failed, 0 waiting\n  failed: audit {key}: HTTP 500 {{\"error\":\"down\"}}\n")
     );
     // Within the minute's backoff: nothing is sent.
-    let waiting = publish(&h, &[], "2026-01-08T11:00:59Z");
+    let waiting = publish(h, &[], "2026-01-08T11:00:59Z");
     waiting.expect_code(0);
     assert_eq!(waiting.stdout, "published: 0 sent, 0 failed, 1 waiting\n");
     assert!(server.take().is_empty());
-    let retried = publish(&h, &[], "2026-01-08T11:01:00Z");
+    let retried = publish(h, &[], "2026-01-08T11:01:00Z");
     retried.expect_code(0);
     assert_eq!(retried.stdout, "published: 1 sent, 0 failed, 0 waiting\n");
     let again = server.take();
