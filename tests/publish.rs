@@ -290,3 +290,46 @@ fn a_target_url_that_is_not_http_is_a_config_error_naming_the_line() {
         bad.stderr
     );
 }
+
+/// The canary (see canary.rs) for publishing: a webhook URL that is itself a secret (from
+/// `url_env`, a token in its path) and the HMAC secret, searched for in every form in the
+/// output of `record`, `publish`, `publish --dry-run` and its failure message, and in the ledger.
+#[test]
+fn publishing_secrets_never_reach_output_or_the_ledger() {
+    const URL_TOKEN: &str = "Cn-hookurl-5190xq";
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let h = History::new(ledger.to_str().unwrap().to_string());
+    h.append_config("\n[[publish.webhook]]\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_SECRET\"\n");
+    let url = format!("{}/services/T0/{URL_TOKEN}", server.url);
+    let env = [("HOOK_SECRET", SECRET), ("HOOK_URL", url.as_str())];
+    // The receiver fails once, echoing the URL it was called at.
+    server.script(vec![(404, vec![], format!("no_service at {url}"))]);
+    let mut runs = vec![];
+    // Recording with the URL's variable unset: publishing fails, recording does not.
+    h.record_all_with(&env[..1]);
+    assert!(server.take().is_empty());
+    runs.push(h.prodiff_with(&["publish", "--dry-run"], NOW, &env));
+    runs.push(h.prodiff_with(&["publish"], NOW, &env));
+    runs[1].expect_code(3);
+    runs.push(h.prodiff_with(&["publish"], "2026-01-09T11:00:00Z", &env));
+    runs.push(h.prodiff_with(&["record", "--offline", "-vv"], "2026-01-09T11:00:00Z", &env));
+    assert_eq!(server.take().len(), EVENTS + 1, "the failed one was resent");
+    assert_eq!(runs[0].stdout.matches("POST [redacted]\n").count(), EVENTS, "{}", runs[0].stdout);
+    assert!(runs[1].stdout.contains("HTTP 404 no_service at [redacted]"), "{}", runs[1].stdout);
+    let stored = String::from_utf8_lossy(&std::fs::read(&ledger).unwrap()).into_owned();
+    for secret in [SECRET, URL_TOKEN] {
+        for form in crate::canary::forms(secret) {
+            for r in &runs {
+                assert!(
+                    !r.stdout.contains(&form) && !r.stderr.contains(&form),
+                    "{form:?} leaked:\n{}\n{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            assert!(!stored.contains(&form), "{form:?} is in the ledger");
+        }
+    }
+}

@@ -18,12 +18,20 @@ impl PublishConfig {
     }
 }
 
+/// Where a target sends: a URL in the file, or (when the URL itself is a secret, like a
+/// Slack webhook's) the environment variable holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Url(String),
+    Env(String),
+}
+
 /// `[[publish.webhook]]`: the ledger event POSTed as versioned JSON, signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
     /// The target's id in the ledger's delivery table (`webhook:<url host>` unless set).
     pub id: String,
-    pub url: String,
+    pub url: Target,
     /// The environment variable holding the HMAC-SHA256 secret.
     pub secret_env: Option<String>,
 }
@@ -39,7 +47,8 @@ pub(super) struct RawPublish {
 #[serde(deny_unknown_fields)]
 struct RawWebhook {
     id: Option<Spanned<String>>,
-    url: Spanned<String>,
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
 }
 
@@ -47,20 +56,32 @@ struct RawWebhook {
 pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Range<usize>, String)> {
     let mut webhooks: Vec<WebhookTarget> = Vec::new();
     for (i, w) in raw.webhook.into_iter().enumerate() {
-        let url = w.url.get_ref();
-        crate::redact::register_url(url);
-        let Some(host) = http_host(url) else {
-            return Err((w.url.span(), format!("publish.webhook[{i}].url: not an http(s) URL")));
+        let (url, default_id, span) = match (&w.url, &w.url_env) {
+            (Some(u), None) => {
+                crate::redact::register_url(u.get_ref());
+                let Some(host) = http_host(u.get_ref()) else {
+                    return Err((u.span(), format!("publish.webhook[{i}].url: not an http(s) URL")));
+                };
+                (Target::Url(u.get_ref().clone()), format!("webhook:{host}"), u.span())
+            }
+            (None, Some(e)) if !e.get_ref().is_empty() => {
+                (Target::Env(e.get_ref().clone()), format!("webhook:${}", e.get_ref()), e.span())
+            }
+            (Some(u), Some(_)) => {
+                return Err((u.span(), format!("publish.webhook[{i}]: `url` or `url_env`, not both")));
+            }
+            (None, Some(e)) => return Err((e.span(), format!("publish.webhook[{i}].url_env: empty"))),
+            (None, None) => return Err((0..0, format!("publish.webhook[{i}]: `url` or `url_env` is required"))),
         };
         let id = match &w.id {
             Some(id) if id.get_ref().trim().is_empty() => {
                 return Err((id.span(), format!("publish.webhook[{i}].id: empty")));
             }
             Some(id) => id.get_ref().clone(),
-            None => format!("webhook:{host}"),
+            None => default_id,
         };
         if webhooks.iter().any(|t| t.id == id) {
-            let span = w.id.as_ref().map(Spanned::span).unwrap_or(w.url.span());
+            let span = w.id.as_ref().map(Spanned::span).unwrap_or(span);
             return Err((span, format!("publish.webhook[{i}]: a second target with id {id:?} (set `id`)")));
         }
         let secret_env = match w.secret_env {
@@ -69,7 +90,7 @@ pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Rang
             }
             s => s.map(Spanned::into_inner),
         };
-        webhooks.push(WebhookTarget { id, url: w.url.into_inner(), secret_env });
+        webhooks.push(WebhookTarget { id, url, secret_env });
     }
     Ok(PublishConfig { webhooks })
 }

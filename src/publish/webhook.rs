@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 
 use super::http::Request;
 use super::{event, hmac};
-use crate::config::WebhookTarget;
+use crate::config::{PublishTarget, WebhookTarget};
 use crate::ledger::Span;
 
 /// The request for one event.
@@ -26,5 +26,20 @@ pub fn request(target: &WebhookTarget, span: &Span) -> Result<Request> {
         let sig = hmac::sha256_hex(secret.as_bytes(), body.as_bytes());
         headers.push(("x-prodiff-signature-256".to_string(), format!("sha256={sig}")));
     }
-    Ok(Request { method: "POST", url: target.url.clone(), headers, body })
+    Ok(Request { method: "POST", url: url(target)?, headers, body })
+}
+
+/// The target's URL; one read from the environment is a secret as a whole.
+fn url(target: &WebhookTarget) -> Result<String> {
+    match &target.url {
+        PublishTarget::Url(u) => Ok(u.clone()),
+        PublishTarget::Env(var) => {
+            let url = std::env::var(var)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .with_context(|| format!("publish target {}: the URL's variable {var} is not set", target.id))?;
+            crate::redact::register(&url);
+            Ok(url)
+        }
+    }
 }
