@@ -333,3 +333,62 @@ fn publishing_secrets_never_reach_output_or_the_ledger() {
         }
     }
 }
+
+/// Slack: a Block Kit message per event to the incoming webhook from `url_env`; Slack's
+/// `400 invalid_payload` answer is a failure retried after its backoff; a rerun sends nothing.
+#[test]
+fn slack_gets_one_block_kit_message_per_event_and_its_errors_are_retried() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::new(dir.path().join("ledger.db").to_str().unwrap().to_string());
+    h.record_all();
+    h.append_config(
+        "\n[[publish.slack]]\nurl_env = \"SLACK_URL\"\ncommit_url = \"https://github.com/shop/api/commit/{sha}\"\n",
+    );
+    let url = format!("{}/services/T000/B000/Cn-slack-XXXX", server.url);
+    let env = [("SLACK_URL", url.as_str())];
+    server.script(vec![(400, vec![], "invalid_payload".into())]);
+    let first = h.prodiff_with(&["publish"], NOW, &env);
+    first.expect_code(3);
+    assert!(first.stdout.contains("1 failed") && first.stdout.contains("HTTP 400 invalid_payload"), "{}", first.stdout);
+    assert!(!first.stdout.contains("Cn-slack-XXXX"));
+    let seen = server.take();
+    assert_eq!(seen.len(), EVENTS);
+    assert!(seen.iter().all(|s| s.method == "POST" && s.path == "/services/T000/B000/Cn-slack-XXXX"));
+    assert!(seen.iter().all(|s| s.header("content-type") == Some("application/json")));
+    let rollback = seen
+        .iter()
+        .map(|s| serde_json::from_str::<Value>(&s.body).unwrap())
+        .find(|b| b["text"].as_str().unwrap().starts_with("production/api: rollback"))
+        .unwrap();
+    let (v120, v110) = (h.repo.rev("v1.2.0"), h.repo.rev("v1.1.0"));
+    let removed = h.repo.rev("SHOP-102 api: new cart");
+    let (from, to) = (format!("1.2.0 ({})", &v120[..7]), format!("1.1.0 ({})", &v110[..7]));
+    assert_eq!(
+        rollback,
+        json!({
+            "text": format!("production/api: rollback {from} → {to}"),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "api → production: rollback"}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": "*Environment*\nproduction"},
+                    {"type": "mrkdwn", "text": "*Service*\napi"},
+                    {"type": "mrkdwn", "text": format!("*From*\n{from}")},
+                    {"type": "mrkdwn", "text": format!("*To*\n{to}")},
+                ]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": format!(
+                    "*Removed* (1)\n• <https://github.com/shop/api/commit/{removed}|`{}`> SHOP-102 api: new cart",
+                    &removed[..7])}},
+                {"type": "context", "elements": [{"type": "mrkdwn",
+                    "text": "Tickets: - · seen 2026-01-07 11:00 UTC · production/api/1767783600"}]},
+            ]
+        })
+    );
+    let retried = h.prodiff_with(&["publish"], "2026-01-08T11:01:00Z", &env);
+    retried.expect_code(0);
+    assert_eq!(retried.stdout, "published: 1 sent, 0 failed, 0 waiting\n");
+    assert_eq!(server.take().len(), 1);
+    let again = h.prodiff_with(&["publish"], "2026-01-08T12:00:00Z", &env);
+    assert_eq!(again.stdout, "published: 0 sent, 0 failed, 0 waiting\n");
+    assert!(server.take().is_empty());
+}

@@ -9,12 +9,13 @@ use toml::Spanned;
 #[derive(Debug, Clone, Default)]
 pub struct PublishConfig {
     pub webhooks: Vec<WebhookTarget>,
+    pub slack: Vec<SlackTarget>,
 }
 
 impl PublishConfig {
     /// Whether any target is configured (`record` and `watch` publish only then).
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty()
+        self.webhooks.is_empty() && self.slack.is_empty()
     }
 }
 
@@ -41,6 +42,8 @@ pub struct WebhookTarget {
 pub(super) struct RawPublish {
     #[serde(default)]
     webhook: Vec<RawWebhook>,
+    #[serde(default)]
+    slack: Vec<RawSlack>,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +95,9 @@ pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Rang
         };
         webhooks.push(WebhookTarget { id, url, secret_env });
     }
-    Ok(PublishConfig { webhooks })
+    let ids: Vec<String> = webhooks.iter().map(|w| w.id.clone()).collect();
+    let slack = slack(raw.slack, &ids)?;
+    Ok(PublishConfig { webhooks, slack })
 }
 
 /// The host of an `http://` or `https://` URL (without user info or port), if it is one.
@@ -102,4 +107,50 @@ fn http_host(url: &str) -> Option<&str> {
     let host = authority.rsplit('@').next()?;
     let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
     (!host.is_empty()).then_some(host)
+}
+
+/// `[[publish.slack]]`: a Block Kit message per event to an incoming webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackTarget {
+    /// The target's id in the ledger (`slack:$VAR` unless set).
+    pub id: String,
+    /// The environment variable holding the webhook URL (a secret: it is the credential).
+    pub url_env: String,
+    /// `https://github.com/org/repo/commit/{sha}`: commit links, when set.
+    pub commit_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSlack {
+    id: Option<Spanned<String>>,
+    url_env: Spanned<String>,
+    commit_url: Option<Spanned<String>>,
+}
+
+/// Validates `[[publish.slack]]` entries against the ids already taken.
+fn slack(raw: Vec<RawSlack>, taken: &[String]) -> Result<Vec<SlackTarget>, (std::ops::Range<usize>, String)> {
+    let mut out: Vec<SlackTarget> = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        if s.url_env.get_ref().is_empty() {
+            return Err((s.url_env.span(), format!("publish.slack[{i}].url_env: empty")));
+        }
+        let id =
+            s.id.as_ref().map(|v| v.get_ref().clone()).unwrap_or_else(|| format!("slack:${}", s.url_env.get_ref()));
+        if id.trim().is_empty() || taken.contains(&id) || out.iter().any(|t| t.id == id) {
+            let span = s.id.as_ref().map(Spanned::span).unwrap_or(s.url_env.span());
+            return Err((span, format!("publish.slack[{i}]: id {id:?} is empty or taken (set `id`)")));
+        }
+        if let Some(c) = &s.commit_url {
+            if http_host(c.get_ref()).is_none() || !c.get_ref().contains("{sha}") {
+                return Err((c.span(), format!("publish.slack[{i}].commit_url: an http(s) URL with {{sha}}")));
+            }
+        }
+        out.push(SlackTarget {
+            id,
+            url_env: s.url_env.into_inner(),
+            commit_url: s.commit_url.map(Spanned::into_inner),
+        });
+    }
+    Ok(out)
 }

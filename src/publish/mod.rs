@@ -10,6 +10,7 @@
 pub mod event;
 pub mod hmac;
 pub mod http;
+pub mod slack;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -58,7 +59,20 @@ pub fn publish(
         let build = |s: &Span| webhook::request(target, s);
         deliver(store, &target.id, &spans, &build, now, dry_run, out, &mut outcome)?;
     }
+    for target in &config.slack {
+        let build = |s: &Span| slack::request(target, s);
+        deliver(store, &target.id, &spans, &build, now, dry_run, out, &mut outcome)?;
+    }
     Ok(outcome)
+}
+
+/// A secret from the environment variable `var`, registered with the redaction layer.
+pub(crate) fn secret_from_env(target: &str, var: &str, what: &str) -> Result<String> {
+    let value = std::env::var(var).ok().filter(|s| !s.is_empty());
+    let value =
+        value.ok_or_else(|| anyhow::anyhow!("publish target {target}: the {what}'s variable {var} is not set"))?;
+    crate::redact::register(&value);
+    Ok(value)
 }
 
 /// One target's pass over the events, oldest first.

@@ -2,7 +2,7 @@
 //! `X-Prodiff-Signature-256: sha256=<hex HMAC-SHA256 of the body>` when a secret is
 //! configured, with the event id as `Idempotency-Key` so a receiver can drop a resend.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::http::Request;
 use super::{event, hmac};
@@ -18,11 +18,7 @@ pub fn request(target: &WebhookTarget, span: &Span) -> Result<Request> {
         ("idempotency-key".to_string(), event::id(span)),
     ];
     if let Some(var) = &target.secret_env {
-        let secret = std::env::var(var)
-            .ok()
-            .filter(|s| !s.is_empty())
-            .with_context(|| format!("publish target {}: the secret's variable {var} is not set", target.id))?;
-        crate::redact::register(&secret);
+        let secret = super::secret_from_env(&target.id, var, "secret")?;
         let sig = hmac::sha256_hex(secret.as_bytes(), body.as_bytes());
         headers.push(("x-prodiff-signature-256".to_string(), format!("sha256={sig}")));
     }
@@ -33,13 +29,6 @@ pub fn request(target: &WebhookTarget, span: &Span) -> Result<Request> {
 fn url(target: &WebhookTarget) -> Result<String> {
     match &target.url {
         PublishTarget::Url(u) => Ok(u.clone()),
-        PublishTarget::Env(var) => {
-            let url = std::env::var(var)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .with_context(|| format!("publish target {}: the URL's variable {var} is not set", target.id))?;
-            crate::redact::register(&url);
-            Ok(url)
-        }
+        PublishTarget::Env(var) => super::secret_from_env(&target.id, var, "URL"),
     }
 }
