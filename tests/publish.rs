@@ -278,6 +278,19 @@ fn the_dry_run_prints_the_requests_and_sends_and_stores_nothing() {
 }
 
 #[test]
+fn a_webhook_without_a_url_is_a_config_error_naming_its_line() {
+    let server = Server::start();
+    let (h, _dir) = history_unpublished(&server);
+    let lines = std::fs::read_to_string(h.repo.scratch().join("prodiff.toml")).unwrap().lines().count();
+    h.append_config("\n[[publish.webhook]]\nid = \"x\"\n");
+    let bad = publish(&h, &[], NOW);
+    bad.expect_code(2);
+    let want = format!("prodiff.toml:{}:1:", lines + 2);
+    assert!(bad.stderr.contains(&want), "{want} in {}", bad.stderr);
+    assert!(bad.stderr.contains("publish.webhook[1]: `url` or `url_env` is required"), "{}", bad.stderr);
+}
+
+#[test]
 fn a_target_url_that_is_not_http_is_a_config_error_naming_the_line() {
     let server = Server::start();
     let (h, _dir) = history_unpublished(&server);

@@ -41,7 +41,7 @@ pub struct WebhookTarget {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPublish {
     #[serde(default)]
-    webhook: Vec<RawWebhook>,
+    webhook: Vec<Spanned<RawWebhook>>,
     #[serde(default)]
     slack: Vec<RawSlack>,
 }
@@ -59,6 +59,8 @@ struct RawWebhook {
 pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Range<usize>, String)> {
     let mut webhooks: Vec<WebhookTarget> = Vec::new();
     for (i, w) in raw.webhook.into_iter().enumerate() {
+        let table = w.span();
+        let w = w.into_inner();
         let (url, default_id, span) = match (&w.url, &w.url_env) {
             (Some(u), None) => {
                 crate::redact::register_url(u.get_ref());
@@ -74,7 +76,7 @@ pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Rang
                 return Err((u.span(), format!("publish.webhook[{i}]: `url` or `url_env`, not both")));
             }
             (None, Some(e)) => return Err((e.span(), format!("publish.webhook[{i}].url_env: empty"))),
-            (None, None) => return Err((0..0, format!("publish.webhook[{i}]: `url` or `url_env` is required"))),
+            (None, None) => return Err((table, format!("publish.webhook[{i}]: `url` or `url_env` is required"))),
         };
         let id = match &w.id {
             Some(id) if id.get_ref().trim().is_empty() => {
