@@ -25,6 +25,7 @@ Examples:
   prodiff log production --since 7d               what changed in production this week
   prodiff when SHOP-120                           when did it reach each environment?
   prodiff metrics --env production                DORA metrics from what was seen running
+  prodiff publish --dry-run                       what would be sent to the [publish] targets
 
 Exit codes (every command):
   0  everything observed, nothing denied (contains: deployed everywhere asked)
@@ -173,6 +174,19 @@ pub enum Command {
     When(WhenArgs),
     /// The four DORA keys from the ledger, with sample sizes and performance bands.
     Metrics(MetricsArgs),
+    /// Send the ledger's deployment events to the `[publish]` targets (each at most once it
+    /// acknowledged; failures are retried with backoff). `record` and `watch` do this too.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Only events first seen within this long before now: 7d, 24h.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Print exactly what would be sent (method, URL, headers, body), send nothing, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub mod judge;
 pub mod ledger;
 pub mod model;
 pub mod observe;
+pub mod publish;
 pub mod redact;
 pub mod reference;
 pub mod report;

@@ -43,7 +43,7 @@ fn b64(s: &str) -> String {
 }
 
 /// Every form a secret could come back in.
-fn forms(secret: &str) -> Vec<String> {
+pub(crate) fn forms(secret: &str) -> Vec<String> {
     let mut roots = vec![secret.to_string(), b64(secret)];
     for (user, pw) in [(AUTH_USER, AUTH_PW), (STORE_USER, STORE_PW), ("ep-user", ENDPOINT_PW)] {
         if pw == secret {

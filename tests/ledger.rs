@@ -145,6 +145,26 @@ impl History {
         History { repo, ledger, config, kubectl }
     }
 
+    /// Appends `text` to this history's prodiff.toml (publishing tests add `[publish]`).
+    pub fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        config.push_str(text);
+        std::fs::write(&self.config, config).unwrap();
+    }
+
+    /// Runs prodiff on this history's repository, config and ledger at `now`, with `env` added.
+    pub fn prodiff_with(&self, args: &[&str], now: &str, env: &[(&str, &str)]) -> Run {
+        let mut all = vec!["--repo", self.repo.path().to_str().unwrap(), "--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut vars = vec![
+            ("PRODIFF_NOW", now),
+            ("PRODIFF_LEDGER", self.ledger.as_str()),
+            ("PRODIFF_KUBECTL", self.kubectl.to_str().unwrap()),
+        ];
+        vars.extend_from_slice(env);
+        prodiff_env(self.repo.scratch(), &all, None, &vars)
+    }
+
     /// Runs prodiff on this history's repository, config and ledger at `now`.
     pub fn prodiff(&self, args: &[&str], now: &str) -> Run {
         let mut all = vec!["--repo", self.repo.path().to_str().unwrap(), "--config", self.config.to_str().unwrap()];
@@ -208,10 +228,14 @@ impl History {
 
     /// Writes what runs at `step` and records it.
     fn record(&self, step: &Step) -> Run {
+        self.record_with(step, &[])
+    }
+
+    fn record_with(&self, step: &Step, env: &[(&str, &str)]) -> Run {
         self.inventory("staging.json", "staging", step.staging);
         self.inventory("production.json", "production", step.production);
         self.pods(step.eu);
-        let run = self.prodiff(&["record", "--offline"], step.at);
+        let run = self.prodiff_with(&["record", "--offline"], step.at, env);
         run.expect_code(step.code);
         run
     }
@@ -228,8 +252,13 @@ impl History {
 
     /// Records every step.
     pub fn record_all(&self) {
+        self.record_all_with(&[]);
+    }
+
+    /// Records every step with `env` added to prodiff's environment.
+    pub fn record_all_with(&self, env: &[(&str, &str)]) {
         for step in STEPS {
-            self.record(step);
+            self.record_with(step, env);
         }
     }
 }

@@ -13,6 +13,7 @@ mod log;
 mod metrics;
 mod pipeline;
 mod plan;
+mod publish;
 mod record;
 mod rollback;
 mod serve;
@@ -81,6 +82,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Log(args) => log::log(&cli.global, args, out),
         Command::When(args) => when::when(&cli.global, args, out),
         Command::Metrics(args) => metrics::metrics(&cli.global, args, out),
+        Command::Publish(args) => publish::publish(&cli.global, args, out),
     }
 }
 

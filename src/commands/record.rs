@@ -24,6 +24,7 @@ pub(super) fn record(g: &Global, args: &RecordArgs, out: &mut dyn Write) -> Resu
         complete &= s.complete;
         summary(out, s, &outcome, &o.location)?;
     }
+    super::publish::after_record(store.as_mut(), &o.config.publish, out);
     Ok(if complete || g.allow_incomplete { crate::exit::CLEAN } else { crate::exit::INCOMPLETE })
 }
 

@@ -22,8 +22,12 @@ pub(super) fn watch(g: &Global, args: &WatchArgs, _out: &mut dyn Write) -> Resul
         let s = observe(g, &args.environments, "watch")?;
         let store = store.as_mut().expect("opened above");
         let outcome = events::record(store.as_mut(), &s, &mut events::Git::new(&o.repo, &o.config))?;
+        let mut published = Vec::new();
+        super::publish::after_record(store.as_mut(), &o.config.publish, &mut published);
         let missing = if s.failed.is_empty() { String::new() } else { format!(", not seen: {}", s.failed.join("; ")) };
-        Ok(format!("{} deployment event(s), {} unchanged{missing}", outcome.events, outcome.unchanged))
+        let published = String::from_utf8_lossy(&published).trim().replace('\n', "; ");
+        let published = if published.is_empty() { String::new() } else { format!(", {published}") };
+        Ok(format!("{} deployment event(s), {} unchanged{missing}{published}", outcome.events, outcome.unchanged))
     })?;
     tracing::info!("watch: {stopped:?}");
     Ok(crate::exit::CLEAN)

@@ -14,6 +14,7 @@ pub mod history;
 pub mod judge;
 pub mod ledger;
 pub mod observe;
+pub mod publish;
 pub mod report;
 pub mod template;
 
@@ -30,6 +31,7 @@ use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
 pub use ledger::{parse_duration, LedgerConfig};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
+pub use publish::{PublishConfig, SlackTarget, Target as PublishTarget, WebhookTarget};
 
 /// The file looked for in the repository root when `--config` is not given.
 pub const FILE_NAME: &str = "prodiff.toml";
@@ -70,6 +72,8 @@ pub struct Config {
     /// file pulls in (their services are in `services`, each naming its `repo`).
     pub repos: Vec<PathBuf>,
     pub ledger: LedgerConfig,
+    /// `[publish]`: where deployment events are sent.
+    pub publish: PublishConfig,
 }
 
 /// `[registry]`: how registries are asked (see `registry`).
@@ -165,6 +169,7 @@ impl Default for Config {
             ticket_url: None,
             repos: Vec::new(),
             ledger: LedgerConfig::default(),
+            publish: PublishConfig::default(),
         }
     }
 }
@@ -186,6 +191,7 @@ struct RawConfig {
     #[serde(default)]
     repos: Vec<Spanned<String>>,
     ledger: Option<RawLedger>,
+    publish: Option<publish::RawPublish>,
 }
 
 #[derive(Deserialize)]
@@ -594,12 +600,17 @@ impl Config {
                     .map_err(|e| at(p.span(), format!("ledger.fix_pattern: invalid regular expression: {e}")))?;
             }
         }
+        let publish = match raw.publish {
+            None => PublishConfig::default(),
+            Some(p) => publish::validate(p).map_err(|(span, m)| at(span, m))?,
+        };
         Ok(Config {
             repos,
             policy,
             registry,
             ticket_url,
             ledger,
+            publish,
             path: Some(path.to_path_buf()),
             base_dir,
             mainline: raw.mainline,

@@ -181,6 +181,22 @@ pub struct Heartbeat {
     pub origin: String,
 }
 
+/// What one publishing target was sent of one deployment event (a span).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The target's id (`[[publish.webhook]] id`).
+    pub target: String,
+    pub span_id: i64,
+    /// When the target accepted it; none while it has not.
+    pub acked_at: Option<i64>,
+    /// Sends tried so far.
+    pub attempts: i64,
+    /// Not to be retried before this time (unix seconds).
+    pub next_attempt: i64,
+    /// The last failure, redacted ("" once acknowledged).
+    pub last_error: String,
+}
+
 /// Where the ledger lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {

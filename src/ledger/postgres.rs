@@ -11,7 +11,7 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use super::schema;
 use super::store::{json_columns, Filter, SpanRow, Store};
-use super::{Heartbeat, Span};
+use super::{Delivery, Heartbeat, Span};
 
 /// The advisory lock every ledger writer takes (an arbitrary constant: "prodiff").
 const WRITER_LOCK: i64 = 0x70726f64_69666600;
@@ -242,5 +242,27 @@ impl Store for Postgres {
                 })
             })
             .collect()
+    }
+
+    fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>> {
+        let rows = self.run("reading deliveries", self.client.query(schema::SELECT_DELIVERIES, &[&target]))?;
+        Ok(rows
+            .iter()
+            .map(|r| Delivery {
+                target: r.get(0),
+                span_id: r.get(1),
+                acked_at: r.get(2),
+                attempts: r.get(3),
+                next_attempt: r.get(4),
+                last_error: r.get(5),
+            })
+            .collect())
+    }
+
+    fn put_delivery(&mut self, d: &Delivery) -> Result<()> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&d.target, &d.span_id, &d.acked_at, &d.attempts, &d.next_attempt, &d.last_error];
+        self.run("writing a delivery", self.client.execute(schema::PUT_DELIVERY, &params))?;
+        Ok(())
     }
 }

@@ -44,6 +44,19 @@ pub const MIGRATIONS: &[&str] = &[
      INSERT INTO heads (environment, service, span_id)
          SELECT environment, service, id FROM spans s WHERE first_seen =
              (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);",
+    // 4: what each publishing target acknowledged per deployment event (exactly once,
+    // eventually): a row per (target, span) once a send was tried; `acked_at` is set when the
+    // target accepted it, `next_attempt` says when a failed one may be retried.
+    "CREATE TABLE deliveries (
+         id {id},
+         target TEXT NOT NULL,
+         span_id BIGINT NOT NULL,
+         acked_at BIGINT,
+         attempts BIGINT NOT NULL,
+         next_attempt BIGINT NOT NULL,
+         last_error TEXT NOT NULL,
+         UNIQUE (target, span_id)
+     );",
 ];
 
 /// The version a fully migrated database is at.
@@ -117,3 +130,13 @@ pub const ADVANCE_HEAD: &str = "INSERT INTO heads (environment, service, span_id
 
 pub const SELECT_HEARTBEATS: &str =
     "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";
+
+/// The deliveries of one target ($1).
+pub const SELECT_DELIVERIES: &str = "SELECT target, span_id, acked_at, attempts, next_attempt, last_error \
+     FROM deliveries WHERE target = $1 ORDER BY span_id";
+
+/// Writes a delivery, replacing the one of the same (target, span).
+pub const PUT_DELIVERY: &str = "INSERT INTO deliveries (target, span_id, acked_at, attempts, next_attempt, \
+     last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, span_id) DO UPDATE SET \
+     acked_at = excluded.acked_at, attempts = excluded.attempts, next_attempt = excluded.next_attempt, \
+     last_error = excluded.last_error";

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::schema;
 use super::store::{json_columns, Filter, SpanRow, Store};
-use super::{Heartbeat, Span};
+use super::{Delivery, Heartbeat, Span};
 
 /// A ledger in a SQLite file.
 pub struct Sqlite {
@@ -223,5 +223,33 @@ impl Store for Sqlite {
                 Ok(Heartbeat { at, complete: complete != 0, failed: serde_json::from_str(&failed)?, origin })
             })
             .collect()
+    }
+
+    fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>> {
+        let mut stmt = self.conn.prepare(schema::SELECT_DELIVERIES)?;
+        let rows = stmt
+            .query_map(params![target], |r| {
+                Ok(Delivery {
+                    target: r.get(0)?,
+                    span_id: r.get(1)?,
+                    acked_at: r.get(2)?,
+                    attempts: r.get(3)?,
+                    next_attempt: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| format!("ledger {}: reading deliveries", self.path))?;
+        Ok(rows)
+    }
+
+    fn put_delivery(&mut self, d: &Delivery) -> Result<()> {
+        self.conn
+            .execute(
+                schema::PUT_DELIVERY,
+                params![d.target, d.span_id, d.acked_at, d.attempts, d.next_attempt, d.last_error],
+            )
+            .with_context(|| format!("ledger {}: writing a delivery", self.path))?;
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use super::{Heartbeat, Span};
+use super::{Delivery, Heartbeat, Span};
 
 /// Which spans a query wants.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +46,10 @@ pub trait Store {
     fn latest(&mut self) -> Result<Vec<Span>>;
     /// Every heartbeat at or after `since`, oldest first.
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>>;
+    /// What one publishing target was sent so far, by span id.
+    fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>>;
+    /// Writes (inserts or replaces) the delivery of one (target, span).
+    fn put_delivery(&mut self, d: &Delivery) -> Result<()>;
 }
 
 /// Runs `f` in one write transaction: committed when it succeeds, rolled back otherwise.
