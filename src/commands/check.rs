@@ -5,7 +5,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::pipeline::{counts_only, emit, status_report};
+use super::fleet::status_report;
+use super::pipeline::{counts_only, emit};
 use crate::cli::{CheckArgs, Global};
 use crate::judge::baseline::Baseline;
 use crate::judge::report::Check;

@@ -11,11 +11,12 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Result};
 
-use super::pipeline::{self, Audit};
+use super::pipeline::{self, Audit, Unit};
 use crate::cli::Global;
 use crate::config::fleet::{self as units, Unit as ConfigUnit};
 use crate::config::Config;
 use crate::git::Repo;
+use crate::history::Detail;
 use crate::judge::report::{Report, Repository};
 use crate::model::{Code, Finding, Workload};
 use crate::observe::{Daemon, Observation};
@@ -23,23 +24,6 @@ use crate::resolve::fleet::{assign, Candidate};
 
 /// How many repositories are read at once.
 pub(super) const PARALLEL: usize = 4;
-
-/// One repository's share of the run.
-pub(super) struct Unit {
-    /// What rows call the repository; `None` when it is the only one.
-    pub(super) label: Option<String>,
-    pub(super) path: PathBuf,
-    pub(super) config: Config,
-    /// `--mainline` applies here.
-    pub(super) mainline_flag: bool,
-    /// Its workloads, declared state and reported versions; with one repository, also the
-    /// run's findings and daemons.
-    pub(super) seen: Observation,
-    /// With one repository: `empty-environment` findings, which come last.
-    pub(super) empty: Vec<Finding>,
-    /// Why the repository cannot be audited (fleet only).
-    pub(super) failed: Option<String>,
-}
 
 /// The run: its units and, in a fleet, what belongs to no single repository.
 pub(super) struct Fleet {
@@ -454,6 +438,37 @@ fn empty_environments<'a>(config: &Config, workloads: impl Iterator<Item = &'a W
         }
     }
     out
+}
+
+pub(super) fn status_report(g: &Global, environments: &[String], command: &str, detail: Detail) -> Result<Report> {
+    let mut fleet = Fleet::load(g)?;
+    fleet.check_environments(environments)?;
+    let parts = fleet.each(g, |mut audit| {
+        audit.only(environments)?;
+        audit.detail = detail;
+        let mut rows = audit.compare_with_mainline()?;
+        audit.add_promotions(&mut rows)?;
+        let declared = audit.cross_check(&mut rows)?;
+        audit.unjudged(command, rows, declared)
+    })?;
+    fleet.merge(parts)
+}
+
+impl Audit {
+    /// The audit of the repository running `service` in `env` (any, when none is named),
+    /// narrowed to them; an unknown environment or service is an error.
+    pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {
+        let mut fleet = Fleet::load(g)?;
+        fleet.check_environments(std::slice::from_ref(&env.to_string()))?;
+        if let Some(s) = service {
+            fleet.only_service(s, env)?;
+        }
+        fleet.units.retain(|u| u.seen.workloads.iter().any(|w| w.environment == env));
+        let mut audit = fleet.one(g)?;
+        audit.only(std::slice::from_ref(&env.to_string()))?;
+        audit.only_service(service, env)?;
+        Ok(audit)
+    }
 }
 
 #[cfg(test)]

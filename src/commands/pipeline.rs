@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
@@ -24,8 +25,6 @@ use crate::report::{self, Format, View};
 use crate::resolve::fleet::Candidate;
 use crate::resolve::{self, Deployment};
 
-use super::fleet::{Fleet, Unit};
-
 /// The status of the chosen environments (all when none), compared with the mainline and
 /// judged by the policy.
 /// The status table shows how many commits each row lacks, never which: those need not be
@@ -36,20 +35,6 @@ pub(super) fn counts_only(g: &Global) -> Detail {
     } else {
         Detail::Full
     }
-}
-
-pub(super) fn status_report(g: &Global, environments: &[String], command: &str, detail: Detail) -> Result<Report> {
-    let mut fleet = Fleet::load(g)?;
-    fleet.check_environments(environments)?;
-    let parts = fleet.each(g, |mut audit| {
-        audit.only(environments)?;
-        audit.detail = detail;
-        let mut rows = audit.compare_with_mainline()?;
-        audit.add_promotions(&mut rows)?;
-        let declared = audit.cross_check(&mut rows)?;
-        audit.unjudged(command, rows, declared)
-    })?;
-    fleet.merge(parts)
 }
 
 /// The mainline: `--mainline`, else the config's, else detected.
@@ -155,22 +140,24 @@ pub(super) struct Audit {
     pub(super) comparisons: history::Memo,
 }
 
-impl Audit {
-    /// The audit of the repository running `service` in `env` (any, when none is named),
-    /// narrowed to them; an unknown environment or service is an error.
-    pub(super) fn load_for(g: &Global, env: &str, service: Option<&str>) -> Result<Audit> {
-        let mut fleet = Fleet::load(g)?;
-        fleet.check_environments(std::slice::from_ref(&env.to_string()))?;
-        if let Some(s) = service {
-            fleet.only_service(s, env)?;
-        }
-        fleet.units.retain(|u| u.seen.workloads.iter().any(|w| w.environment == env));
-        let mut audit = fleet.one(g)?;
-        audit.only(std::slice::from_ref(&env.to_string()))?;
-        audit.only_service(service, env)?;
-        Ok(audit)
-    }
+/// One repository's share of the run.
+pub(super) struct Unit {
+    /// What rows call the repository; `None` when it is the only one.
+    pub(super) label: Option<String>,
+    pub(super) path: PathBuf,
+    pub(super) config: Config,
+    /// `--mainline` applies here.
+    pub(super) mainline_flag: bool,
+    /// Its workloads, declared state and reported versions; with one repository, also the
+    /// run's findings and daemons.
+    pub(super) seen: Observation,
+    /// With one repository: `empty-environment` findings, which come last.
+    pub(super) empty: Vec<Finding>,
+    /// Why the repository cannot be audited (fleet only).
+    pub(super) failed: Option<String>,
+}
 
+impl Audit {
     /// One repository's audit: its mainline, its workloads resolved against it.
     pub(super) fn build(g: &Global, unit: Unit) -> Result<Audit> {
         let Unit { label, path, config, mainline_flag, seen, empty, .. } = unit;

@@ -5,8 +5,9 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 
+use super::fleet::status_report;
 use super::ledger::open;
-use super::pipeline::{now, status_report};
+use super::pipeline::now;
 use crate::cli::{Global, RecordArgs};
 use crate::history::Detail;
 use crate::ledger::{events, sighting, Location, Sighting};

@@ -3,8 +3,9 @@
 
 use anyhow::Result;
 
+use super::fleet::status_report;
 use super::ledger::open;
-use super::pipeline::{now, status_report};
+use super::pipeline::now;
 use crate::cli::{Global, ServeArgs};
 use crate::history::Detail;
 use crate::ledger::metrics;

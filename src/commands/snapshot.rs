@@ -4,7 +4,8 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 
-use super::pipeline::{now, status_report};
+use super::fleet::status_report;
+use super::pipeline::now;
 use crate::cli::{Global, SnapshotArgs};
 use crate::history::Detail;
 use crate::report;

@@ -4,7 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::pipeline::{counts_only, emit, status_report};
+use super::fleet::status_report;
+use super::pipeline::{counts_only, emit};
 use crate::cli::{Global, StatusArgs};
 use crate::report::View;
 

@@ -5,21 +5,10 @@
 //! resolved before. Works on deployments, not on report rows: `Row::agree` puts each
 //! `Agreement` on its row.
 
-use crate::judge::report::Declared;
+use crate::judge::report::{Agreement, Declared};
 use crate::model::{Code, CommitId, Evidence, EvidenceKind, Finding};
 use crate::observe::versions::Reported;
 use crate::resolve::Deployment;
-
-/// What the other sources say about one running deployment.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Agreement {
-    /// What the GitOps repository declares for its service, when it declares it.
-    pub declared: Option<Declared>,
-    /// What version stores and endpoints report for it, as evidence.
-    pub reported: Vec<Evidence>,
-    /// `sources-disagree`, when the sources name different commits.
-    pub finding: Option<Finding>,
-}
 
 /// One `Agreement` per `running` deployment, in order, and the findings for declared or
 /// reported services that nothing runs.

@@ -22,6 +22,18 @@ pub struct Declared {
     pub origin: String,
 }
 
+/// What the other sources say about one running deployment (`crosscheck` decides it; a
+/// row takes it with `Row::agree`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Agreement {
+    /// What the GitOps repository declares for its service, when it declares it.
+    pub declared: Option<Declared>,
+    /// What version stores and endpoints report for it, as evidence.
+    pub reported: Vec<Evidence>,
+    /// `sources-disagree`, when the sources name different commits.
+    pub finding: Option<Finding>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -198,7 +210,7 @@ impl Row {
     }
 
     /// Puts what the other sources say (`crosscheck`) on this row.
-    pub fn agree(&mut self, a: crate::judge::crosscheck::Agreement) {
+    pub fn agree(&mut self, a: Agreement) {
         self.declared = a.declared;
         self.evidence.extend(a.reported);
         self.findings.extend(a.finding);
