@@ -107,6 +107,21 @@ const STEPS: &[Step] = &[
 /// The last step's time: `now` for the reading commands.
 const NOW: &str = "2026-01-08T11:00:00Z";
 
+/// A prodiff run as owned data (`History::invocation`).
+pub struct Invocation {
+    cwd: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Invocation {
+    pub fn run(&self) -> Run {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        prodiff_env(&self.cwd, &args, None, &env)
+    }
+}
+
 /// A history being recorded into one ledger.
 pub struct History {
     pub repo: TestRepo,
@@ -154,6 +169,11 @@ impl History {
 
     /// Runs prodiff on this history's repository, config and ledger at `now`, with `env` added.
     pub fn prodiff_with(&self, args: &[&str], now: &str, env: &[(&str, &str)]) -> Run {
+        self.invocation(args, now, env).run()
+    }
+
+    /// The same run as owned data, to be started from another thread.
+    pub fn invocation(&self, args: &[&str], now: &str, env: &[(&str, &str)]) -> Invocation {
         let mut all = vec!["--repo", self.repo.path().to_str().unwrap(), "--config", self.config.to_str().unwrap()];
         all.extend_from_slice(args);
         let mut vars = vec![
@@ -162,7 +182,11 @@ impl History {
             ("PRODIFF_KUBECTL", self.kubectl.to_str().unwrap()),
         ];
         vars.extend_from_slice(env);
-        prodiff_env(self.repo.scratch(), &all, None, &vars)
+        Invocation {
+            cwd: self.repo.scratch().to_path_buf(),
+            args: all.iter().map(|s| s.to_string()).collect(),
+            env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
     }
 
     /// Runs prodiff on this history's repository, config and ledger at `now`.

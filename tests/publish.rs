@@ -40,6 +40,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_slow(std::time::Duration::ZERO)
+    }
+
+    /// A server that waits `delay` before each answer (to make two clients overlap).
+    pub fn start_slow(delay: std::time::Duration) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -48,6 +53,7 @@ impl Server {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                std::thread::sleep(delay);
                 let _ = serve(stream, &s, &sc);
             }
         });
@@ -404,4 +410,55 @@ fn slack_gets_one_block_kit_message_per_event_and_its_errors_are_retried() {
     let again = h.prodiff_with(&["publish"], "2026-01-08T12:00:00Z", &env);
     assert_eq!(again.stdout, "published: 0 sent, 0 failed, 0 waiting\n");
     assert!(server.take().is_empty());
+}
+
+/// A second publisher finds the target leased by the first and leaves it alone.
+#[test]
+fn a_publisher_holding_the_lease_keeps_a_second_one_off_the_target() {
+    let server = Server::start();
+    let (h, dir) = history_unpublished(&server);
+    let path = dir.path().join("ledger.db");
+    let _rt = tokio::runtime::Runtime::new().unwrap();
+    let mut store = prodiff::ledger::sqlite::Sqlite::open(&path).unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().timestamp();
+    use prodiff::ledger::Store as _;
+    assert!(store.take_lease("publish:audit", "other-ci-job", now + 600, now).unwrap());
+    let busy = publish(&h, &[], NOW);
+    busy.expect_code(0);
+    assert_eq!(
+        busy.stdout,
+        "published: 0 sent, 0 failed, 0 waiting\n  skipped: audit: another publisher is at work on it (its lease expires by itself)\n"
+    );
+    assert!(server.take().is_empty());
+    // Once the lease has expired (its holder died), the target is published to again.
+    let later = publish(&h, &[], "2026-01-08T11:10:00Z");
+    later.expect_code(0);
+    assert_eq!(later.stdout, "published: 14 sent, 0 failed, 0 waiting\n");
+    assert_eq!(server.take().len(), EVENTS);
+}
+
+/// Two publishers started together (two CI jobs) against a slow receiver: each event is
+/// sent once in all, whichever of them sends it.
+#[test]
+fn two_publishers_at_once_send_each_event_once() {
+    let server = Server::start_slow(std::time::Duration::from_millis(80));
+    let (h, _dir) = history_unpublished(&server);
+    let job = h.invocation(&["publish"], NOW, &[("HOOK_SECRET", SECRET)]);
+    let runs: Vec<crate::util::Run> = std::thread::scope(|s| {
+        let a = s.spawn(|| job.run());
+        let b = s.spawn(|| job.run());
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let seen = server.take();
+    let mut keys: Vec<&str> = seen.iter().map(|s| s.header("idempotency-key").unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((seen.len(), keys.len()), (EVENTS, EVENTS), "{:?}", runs.iter().map(|r| &r.stdout).collect::<Vec<_>>());
+    let skipped = runs.iter().filter(|r| r.stdout.contains("skipped: audit")).count();
+    assert_eq!(
+        skipped,
+        1,
+        "one of them found the other at work: {:?}",
+        runs.iter().map(|r| &r.stdout).collect::<Vec<_>>()
+    );
 }

@@ -53,5 +53,8 @@ fn summary(out: &mut dyn Write, o: &Outcome) -> Result<()> {
     for e in &o.errors {
         writeln!(out, "  failed: {e}")?;
     }
+    for t in &o.busy {
+        writeln!(out, "  skipped: {t}: another publisher is at work on it (its lease expires by itself)")?;
+    }
     Ok(())
 }

@@ -195,6 +195,8 @@ pub struct Delivery {
     pub next_attempt: i64,
     /// The last failure, redacted ("" once acknowledged).
     pub last_error: String,
+    /// What the target answered to the steps done so far (JSON; "" before the first).
+    pub state: String,
 }
 
 /// Where the ledger lives.

@@ -255,14 +255,27 @@ impl Store for Postgres {
                 attempts: r.get(3),
                 next_attempt: r.get(4),
                 last_error: r.get(5),
+                state: r.get(6),
             })
             .collect())
     }
 
     fn put_delivery(&mut self, d: &Delivery) -> Result<()> {
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-            [&d.target, &d.span_id, &d.acked_at, &d.attempts, &d.next_attempt, &d.last_error];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&d.target, &d.span_id, &d.acked_at, &d.attempts, &d.next_attempt, &d.last_error, &d.state];
         self.run("writing a delivery", self.client.execute(schema::PUT_DELIVERY, &params))?;
+        Ok(())
+    }
+
+    fn take_lease(&mut self, name: &str, holder: &str, expires: i64, now: i64) -> Result<bool> {
+        let what = format!("taking the lease {name}");
+        self.run(&what, self.client.execute(schema::TAKE_LEASE, &[&name, &holder, &expires, &now]))?;
+        let row = self.run(&what, self.client.query_one(schema::LEASE_HOLDER, &[&name]))?;
+        Ok(row.get::<_, String>(0) == holder)
+    }
+
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<()> {
+        self.run(&format!("dropping the lease {name}"), self.client.execute(schema::DROP_LEASE, &[&name, &holder]))?;
         Ok(())
     }
 }

@@ -57,6 +57,17 @@ pub const MIGRATIONS: &[&str] = &[
          last_error TEXT NOT NULL,
          UNIQUE (target, span_id)
      );",
+    // 5: publishing in several steps (a GitHub deployment, then its status; a label, then a
+    // comment per ticket): `state` keeps what the steps done so far were answered (JSON, ""
+    // before the first), so a retry goes on where it stopped and never repeats a step the
+    // target accepted. `leases`: one publisher per target at a time (two CI jobs publishing
+    // at once would both send); a lease expires by itself when its holder dies.
+    "ALTER TABLE deliveries ADD COLUMN state TEXT NOT NULL DEFAULT '';
+     CREATE TABLE leases (
+         name TEXT PRIMARY KEY,
+         holder TEXT NOT NULL,
+         expires BIGINT NOT NULL
+     );",
 ];
 
 /// The version a fully migrated database is at.
@@ -132,11 +143,23 @@ pub const SELECT_HEARTBEATS: &str =
     "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";
 
 /// The deliveries of one target ($1).
-pub const SELECT_DELIVERIES: &str = "SELECT target, span_id, acked_at, attempts, next_attempt, last_error \
-     FROM deliveries WHERE target = $1 ORDER BY span_id";
+pub const SELECT_DELIVERIES: &str = "SELECT target, span_id, acked_at, attempts, next_attempt, last_error, \
+     state FROM deliveries WHERE target = $1 ORDER BY span_id";
 
 /// Writes a delivery, replacing the one of the same (target, span).
 pub const PUT_DELIVERY: &str = "INSERT INTO deliveries (target, span_id, acked_at, attempts, next_attempt, \
-     last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, span_id) DO UPDATE SET \
+     last_error, state) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (target, span_id) DO UPDATE SET \
      acked_at = excluded.acked_at, attempts = excluded.attempts, next_attempt = excluded.next_attempt, \
-     last_error = excluded.last_error";
+     last_error = excluded.last_error, state = excluded.state";
+
+/// Takes or renews the lease $1 for holder $2 until $3, unless another holder's lease
+/// lasts past $4 (now); the caller then reads who holds it (`LEASE_HOLDER`). (Parameters
+/// are numbered in the order they appear: SQLite numbers `$N` names that way.)
+pub const TAKE_LEASE: &str = "INSERT INTO leases (name, holder, expires) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires \
+     WHERE leases.holder = excluded.holder OR leases.expires <= $4";
+
+pub const LEASE_HOLDER: &str = "SELECT holder FROM leases WHERE name = $1";
+
+/// Gives up lease $1 if holder $2 has it.
+pub const DROP_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";

@@ -236,6 +236,7 @@ impl Store for Sqlite {
                     attempts: r.get(3)?,
                     next_attempt: r.get(4)?,
                     last_error: r.get(5)?,
+                    state: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -247,9 +248,23 @@ impl Store for Sqlite {
         self.conn
             .execute(
                 schema::PUT_DELIVERY,
-                params![d.target, d.span_id, d.acked_at, d.attempts, d.next_attempt, d.last_error],
+                params![d.target, d.span_id, d.acked_at, d.attempts, d.next_attempt, d.last_error, d.state],
             )
             .with_context(|| format!("ledger {}: writing a delivery", self.path))?;
+        Ok(())
+    }
+
+    fn take_lease(&mut self, name: &str, holder: &str, expires: i64, now: i64) -> Result<bool> {
+        let what = || format!("ledger {}: taking the lease {name}", self.path);
+        self.conn.execute(schema::TAKE_LEASE, params![name, holder, expires, now]).with_context(what)?;
+        let held: String = self.conn.query_row(schema::LEASE_HOLDER, params![name], |r| r.get(0)).with_context(what)?;
+        Ok(held == holder)
+    }
+
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<()> {
+        self.conn
+            .execute(schema::DROP_LEASE, params![name, holder])
+            .with_context(|| format!("ledger {}: dropping the lease {name}", self.path))?;
         Ok(())
     }
 }

@@ -50,6 +50,12 @@ pub trait Store {
     fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>>;
     /// Writes (inserts or replaces) the delivery of one (target, span).
     fn put_delivery(&mut self, d: &Delivery) -> Result<()>;
+    /// Takes (or renews) the lease `name` for `holder` until `expires`, unless another
+    /// holder's lease is still running at `now`; true when `holder` has it. Call it inside a
+    /// transaction.
+    fn take_lease(&mut self, name: &str, holder: &str, expires: i64, now: i64) -> Result<bool>;
+    /// Gives up the lease `name` if `holder` has it.
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<()>;
 }
 
 /// Runs `f` in one write transaction: committed when it succeeds, rolled back otherwise.

@@ -16,12 +16,13 @@ pub mod webhook;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use serde_json::Value;
 
 use crate::config::PublishConfig;
 use crate::ledger::store::{transaction, Filter, Store};
 use crate::ledger::{Delivery, Span};
-use http::Request;
+use http::{Request, Response};
 
 /// What a run did, per target and in all.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -34,12 +35,66 @@ pub struct Outcome {
     pub waiting: usize,
     /// One redacted line per failure: `TARGET EVENT: message`.
     pub errors: Vec<String>,
+    /// Targets another publisher was at work on (their events are left to it).
+    pub busy: Vec<String>,
 }
+
+/// A target's side of publishing: the requests one event takes, one step at a time. Most
+/// targets take one (a webhook POST); some take several (a GitHub deployment, then its
+/// status; per ticket a label, then a comment). The ledger keeps what each step was
+/// answered, so a retry goes on where the last run stopped and a step the target accepted
+/// is never sent again.
+pub trait Target {
+    /// The target's id in the ledger's delivery table.
+    fn id(&self) -> &str;
+    /// The next step for `span`, given the answers kept from the steps done so far (by step
+    /// name), or None when the event is delivered. Asked again after every step, so a step
+    /// can use an earlier one's answer. In a dry run every step counts as answered with
+    /// `Value::Null`: a step that needs a kept value then shows a `{placeholder}`.
+    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>>;
+}
+
+/// The answers kept so far, by step name.
+pub type Done = BTreeMap<String, Value>;
+
+/// One request of an event's delivery.
+pub struct Step {
+    /// Unique among the event's steps (`deployment`, `status`, `SHOP-1/label`); "" for a
+    /// target's only step (messages then name no step).
+    pub name: String,
+    pub request: Request,
+    /// Statuses besides 2xx that also mean done (deleting a label that is not there: 404).
+    pub also_ok: &'static [u16],
+    /// What to keep of an accepting answer for later steps; an Err (an answer without the
+    /// id the next step needs) is a failed step.
+    pub keep: fn(&Response) -> Result<Value, String>,
+}
+
+impl Step {
+    /// A step that keeps nothing and accepts 2xx only.
+    pub fn new(name: impl Into<String>, request: Request) -> Step {
+        Step { name: name.into(), request, also_ok: &[], keep: |_| Ok(Value::Null) }
+    }
+}
+
+/// Steps one event may take at most (a target that keeps asking is a bug, not a loop).
+const MAX_STEPS: usize = 256;
+/// How long a publisher's hold on a target lasts without being renewed (it is renewed
+/// before every event).
+const LEASE_SECS: i64 = 600;
 
 /// Backoff after `attempts` failed sends: 1 min, doubling, at most 6 h.
 pub fn backoff(attempts: i64) -> i64 {
     let exp = (attempts - 1).clamp(0, 20) as u32;
     (60i64 << exp).min(6 * 3600)
+}
+
+/// Every configured target, in the order they are published to.
+fn targets(config: &PublishConfig) -> Vec<&dyn Target> {
+    let mut out: Vec<&dyn Target> = Vec::new();
+    out.extend(config.webhooks.iter().map(|t| t as &dyn Target));
+    out.extend(config.slack.iter().map(|t| t as &dyn Target));
+    out
 }
 
 /// Sends (or with `dry_run` prints into `out`) every event since `since` not yet
@@ -55,15 +110,43 @@ pub fn publish(
     let mut spans = store.spans(&Filter { since, ..Filter::default() })?;
     spans.reverse();
     let mut outcome = Outcome::default();
-    for target in &config.webhooks {
-        let build = |s: &Span| webhook::request(target, s);
-        deliver(store, &target.id, &spans, &build, now, dry_run, out, &mut outcome)?;
-    }
-    for target in &config.slack {
-        let build = |s: &Span| slack::request(target, s);
-        deliver(store, &target.id, &spans, &build, now, dry_run, out, &mut outcome)?;
+    let run = Run { holder: holder(), started: std::time::Instant::now(), now, dry_run };
+    for target in targets(config) {
+        let lease = format!("publish:{}", target.id());
+        if !dry_run && !run.renew(store, &lease)? {
+            outcome.busy.push(target.id().to_string());
+            continue;
+        }
+        let result = deliver(store, target, &spans, &run, &lease, out, &mut outcome);
+        if !dry_run {
+            transaction(store, |s| s.drop_lease(&lease, &run.holder))?;
+        }
+        result?;
     }
     Ok(outcome)
+}
+
+/// One publishing run: who it is (for leases), its clock, whether it only prints.
+struct Run {
+    holder: String,
+    started: std::time::Instant,
+    now: i64,
+    dry_run: bool,
+}
+
+impl Run {
+    /// Takes or renews the lease on a target, until `LEASE_SECS` from now (the run's clock
+    /// plus the time it has taken so far, so a pinned clock still moves).
+    fn renew(&self, store: &mut dyn Store, lease: &str) -> Result<bool> {
+        let now = self.now + self.started.elapsed().as_secs() as i64;
+        transaction(store, |s| s.take_lease(lease, &self.holder, now + LEASE_SECS, now))
+    }
+}
+
+/// This process's name in leases: pid and a clock reading, unique enough between two CI jobs.
+fn holder() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// A secret from the environment variable `var`, registered with the redaction layer.
@@ -76,55 +159,60 @@ pub(crate) fn secret_from_env(target: &str, var: &str, what: &str) -> Result<Str
 }
 
 /// One target's pass over the events, oldest first.
-#[allow(clippy::too_many_arguments)]
 fn deliver(
     store: &mut dyn Store,
-    target: &str,
+    target: &dyn Target,
     spans: &[Span],
-    build: &dyn Fn(&Span) -> Result<Request>,
-    now: i64,
-    dry_run: bool,
+    run: &Run,
+    lease: &str,
     out: &mut dyn Write,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let known: BTreeMap<i64, Delivery> = store.deliveries(target)?.into_iter().map(|d| (d.span_id, d)).collect();
+    let id = target.id();
+    let known: BTreeMap<i64, Delivery> = store.deliveries(id)?.into_iter().map(|d| (d.span_id, d)).collect();
     let mut limited = false;
     for span in spans {
-        let Some(id) = span.id else { continue };
-        let prior = known.get(&id);
+        let Some(span_id) = span.id else { continue };
+        let prior = known.get(&span_id);
         if prior.is_some_and(|d| d.acked_at.is_some()) {
             continue;
         }
-        if limited || (!dry_run && prior.is_some_and(|d| d.next_attempt > now)) {
+        if limited || (!run.dry_run && prior.is_some_and(|d| d.next_attempt > run.now)) {
             outcome.waiting += 1;
             continue;
         }
-        let req = build(span)?;
-        if dry_run {
-            print_request(out, target, &req)?;
+        if run.dry_run {
+            dry_run(target, span, out)?;
             continue;
         }
-        let attempts = prior.map_or(0, |d| d.attempts) + 1;
-        let mut d = Delivery {
-            target: target.to_string(),
-            span_id: id,
-            acked_at: None,
-            attempts,
-            next_attempt: now,
-            last_error: String::new(),
+        if !run.renew(store, lease)? {
+            outcome.busy.push(id.to_string());
+            return Ok(());
+        }
+        let mut d = match prior {
+            Some(p) => Delivery { attempts: p.attempts + 1, ..p.clone() },
+            None => Delivery {
+                target: id.to_string(),
+                span_id,
+                acked_at: None,
+                attempts: 1,
+                next_attempt: run.now,
+                last_error: String::new(),
+                state: String::new(),
+            },
         };
-        match http::send(&req, now) {
-            Ok(r) if (200..300).contains(&r.status) => {
-                d.acked_at = Some(now);
+        match steps(store, target, span, &mut d, run.now)? {
+            None => {
+                d.acked_at = Some(run.now);
+                d.last_error.clear();
                 outcome.sent += 1;
             }
-            answer => {
-                let (message, wait) = failure(&answer, attempts);
-                limited = answer.as_ref().is_ok_and(|r| r.status == 429 || r.retry_after.is_some());
-                d.next_attempt = now + wait;
-                d.last_error = message.clone();
+            Some(failure) => {
+                limited = failure.limited;
+                d.next_attempt = run.now + failure.wait;
+                d.last_error = failure.message.clone();
                 outcome.failed += 1;
-                outcome.errors.push(format!("{target} {}: {message}", event::id(span)));
+                outcome.errors.push(format!("{id} {}: {}", event::id(span), failure.message));
             }
         }
         transaction(store, |s| s.put_delivery(&d))?;
@@ -132,15 +220,85 @@ fn deliver(
     Ok(())
 }
 
-/// A failed send's message (redacted, clipped) and how long to wait before the next try.
-fn failure(answer: &Result<http::Response, String>, attempts: i64) -> (String, i64) {
+/// Why an event's delivery stopped short.
+struct Failure {
+    message: String,
+    wait: i64,
+    /// The target said to slow down: nothing more goes to it in this run.
+    limited: bool,
+}
+
+/// Takes an event's remaining steps, keeping each accepted answer in `d.state` (written to
+/// the ledger after every step); None when the event is delivered.
+fn steps(
+    store: &mut dyn Store,
+    target: &dyn Target,
+    span: &Span,
+    d: &mut Delivery,
+    now: i64,
+) -> Result<Option<Failure>> {
+    let mut done: Done = if d.state.is_empty() {
+        Done::new()
+    } else {
+        serde_json::from_str(&d.state).with_context(|| {
+            format!("ledger: the delivery state of {} to {} is malformed", event::id(span), d.target)
+        })?
+    };
+    for _ in 0..MAX_STEPS {
+        let Some(step) = target.next(span, &done)? else { return Ok(None) };
+        let answer = http::send(&step.request, now);
+        let accepted =
+            answer.as_ref().ok().filter(|r| (200..300).contains(&r.status) || step.also_ok.contains(&r.status));
+        let kept = match accepted {
+            Some(r) => (step.keep)(r),
+            None => return Ok(Some(failure(&step.name, &answer, d.attempts))),
+        };
+        match kept {
+            Ok(v) => {
+                done.insert(step.name, v);
+                d.state = serde_json::to_string(&done)?;
+                transaction(store, |s| s.put_delivery(d))?;
+            }
+            Err(message) => {
+                let wait = backoff(d.attempts);
+                return Ok(Some(Failure { message: named(&step.name, &message), wait, limited: false }));
+            }
+        }
+    }
+    anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", d.target, event::id(span))
+}
+
+/// Prints the steps an event would take, each counted as answered with nothing kept.
+fn dry_run(target: &dyn Target, span: &Span, out: &mut dyn Write) -> Result<()> {
+    let mut done = Done::new();
+    for _ in 0..MAX_STEPS {
+        let Some(step) = target.next(span, &done)? else { return Ok(()) };
+        print_request(out, target.id(), &step.request)?;
+        done.insert(step.name, Value::Null);
+    }
+    anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", target.id(), event::id(span))
+}
+
+/// A failed step's message (redacted, clipped), how long to wait before the next try, and
+/// whether the target asked to slow down.
+fn failure(step: &str, answer: &Result<Response, String>, attempts: i64) -> Failure {
     match answer {
-        Err(e) => (e.clone(), backoff(attempts)),
+        Err(e) => Failure { message: named(step, e), wait: backoff(attempts), limited: false },
         Ok(r) => {
             let body = crate::redact::clip(&crate::redact::text(r.body.trim()), 200);
             let wait = r.retry_after.unwrap_or_else(|| backoff(attempts)).max(1);
-            (format!("HTTP {} {body}", r.status).trim_end().to_string(), wait)
+            let message = named(step, format!("HTTP {} {body}", r.status).trim_end());
+            Failure { message, wait, limited: r.limited }
         }
+    }
+}
+
+/// `STEP: message`, or the message alone for a target's only step.
+fn named(step: &str, message: &str) -> String {
+    if step.is_empty() {
+        message.to_string()
+    } else {
+        format!("{step}: {message}")
     }
 }
 

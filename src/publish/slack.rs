@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::http::Request;
 use super::{event, secret_from_env};
+use super::{Done, Step, Target};
 use crate::config::SlackTarget;
 use crate::ledger::{minute, Commit, Part, Span};
 
@@ -77,4 +78,18 @@ fn list(name: &str, commits: &[Commit], target: &SlackTarget) -> String {
 /// Slack's mrkdwn escaping: `&`, `<`, `>`.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+impl Target for SlackTarget {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// One step: the POST.
+    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>> {
+        if done.contains_key("") {
+            return Ok(None);
+        }
+        Ok(Some(Step::new("", request(self, span)?)))
+    }
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::http::Request;
 use super::{event, hmac};
+use super::{Done, Step, Target};
 use crate::config::{PublishTarget, WebhookTarget};
 use crate::ledger::Span;
 
@@ -30,5 +31,19 @@ fn url(target: &WebhookTarget) -> Result<String> {
     match &target.url {
         PublishTarget::Url(u) => Ok(u.clone()),
         PublishTarget::Env(var) => super::secret_from_env(&target.id, var, "URL"),
+    }
+}
+
+impl Target for WebhookTarget {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// One step: the POST.
+    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>> {
+        if done.contains_key("") {
+            return Ok(None);
+        }
+        Ok(Some(Step::new("", request(self, span)?)))
     }
 }
