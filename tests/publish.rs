@@ -30,12 +30,18 @@ impl Seen {
 /// One scripted answer: status, extra headers, body.
 pub type Answer = (u16, Vec<(&'static str, String)>, String);
 
-/// A local HTTP/1.1 server on a free port: answers from the script in order (then 200 `ok`),
-/// closing each connection after its answer.
+/// Answers a request as a provider would (a fake of a SaaS API replaying its wire format),
+/// or None to leave it to the script.
+pub type Route = Box<dyn FnMut(&Seen) -> Option<Answer> + Send>;
+
+/// A local HTTP/1.1 server on a free port: answers from the script in order while it has
+/// answers, else from the route (a provider's fake), else 200 `ok`; closes each connection
+/// after its answer.
 pub struct Server {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<Vec<Answer>>>,
+    route: Arc<Mutex<Option<Route>>>,
 }
 
 impl Server {
@@ -49,15 +55,21 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
-        let (s, sc) = (seen.clone(), script.clone());
+        let route: Arc<Mutex<Option<Route>>> = Arc::new(Mutex::new(None));
+        let (s, sc, r) = (seen.clone(), script.clone(), route.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 std::thread::sleep(delay);
-                let _ = serve(stream, &s, &sc);
+                let _ = serve(stream, &s, &sc, &r);
             }
         });
-        Server { url, seen, script }
+        Server { url, seen, script, route }
+    }
+
+    /// Answers what the script does not with `route`.
+    pub fn route(&self, route: impl FnMut(&Seen) -> Option<Answer> + Send + 'static) {
+        *self.route.lock().unwrap() = Some(Box::new(route));
     }
 
     /// Queues answers for the next requests.
@@ -71,7 +83,12 @@ impl Server {
     }
 }
 
-fn serve(stream: std::net::TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<Vec<Answer>>) -> std::io::Result<()> {
+fn serve(
+    stream: std::net::TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<Vec<Answer>>,
+    route: &Mutex<Option<Route>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -92,15 +109,14 @@ fn serve(stream: std::net::TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<Ve
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
-    seen.lock().unwrap().push(Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
-    let (status, extra, text) = {
+    let request = Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() };
+    let scripted = {
         let mut s = script.lock().unwrap();
-        if s.is_empty() {
-            (200, vec![], "ok".to_string())
-        } else {
-            s.remove(0)
-        }
+        (!s.is_empty()).then(|| s.remove(0))
     };
+    let routed = || route.lock().unwrap().as_mut().and_then(|r| r(&request));
+    let (status, extra, text) = scripted.or_else(routed).unwrap_or((200, vec![], "ok".to_string()));
+    seen.lock().unwrap().push(request);
     let mut out = stream;
     let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", text.len());
     for (k, v) in extra {
