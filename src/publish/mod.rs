@@ -54,6 +54,26 @@ pub trait Target {
     fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>>;
 }
 
+/// A target that takes every event in one request (a webhook POST).
+pub trait OneRequest {
+    fn target_id(&self) -> &str;
+    fn request(&self, span: &Span) -> Result<Request>;
+}
+
+impl<T: OneRequest> Target for T {
+    fn id(&self) -> &str {
+        self.target_id()
+    }
+
+    /// One step, named "".
+    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>> {
+        if done.contains_key("") {
+            return Ok(None);
+        }
+        Ok(Some(Step::new("", self.request(span)?)))
+    }
+}
+
 /// The answers kept so far, by step name.
 pub type Done = BTreeMap<String, Value>;
 

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::http::Request;
+use super::OneRequest;
 use super::{event, secret_from_env};
-use super::{Done, Step, Target};
 use crate::config::SlackTarget;
 use crate::ledger::{minute, Commit, Part, Span};
 
@@ -80,16 +80,12 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-impl Target for SlackTarget {
-    fn id(&self) -> &str {
+impl OneRequest for SlackTarget {
+    fn target_id(&self) -> &str {
         &self.id
     }
 
-    /// One step: the POST.
-    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>> {
-        if done.contains_key("") {
-            return Ok(None);
-        }
-        Ok(Some(Step::new("", request(self, span)?)))
+    fn request(&self, span: &Span) -> Result<Request> {
+        request(self, span)
     }
 }

@@ -5,8 +5,8 @@
 use anyhow::Result;
 
 use super::http::Request;
+use super::OneRequest;
 use super::{event, hmac};
-use super::{Done, Step, Target};
 use crate::config::{PublishTarget, WebhookTarget};
 use crate::ledger::Span;
 
@@ -34,16 +34,12 @@ fn url(target: &WebhookTarget) -> Result<String> {
     }
 }
 
-impl Target for WebhookTarget {
-    fn id(&self) -> &str {
+impl OneRequest for WebhookTarget {
+    fn target_id(&self) -> &str {
         &self.id
     }
 
-    /// One step: the POST.
-    fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>> {
-        if done.contains_key("") {
-            return Ok(None);
-        }
-        Ok(Some(Step::new("", request(self, span)?)))
+    fn request(&self, span: &Span) -> Result<Request> {
+        request(self, span)
     }
 }
