@@ -478,3 +478,29 @@ fn two_publishers_at_once_send_each_event_once() {
         runs.iter().map(|r| &r.stdout).collect::<Vec<_>>()
     );
 }
+
+/// A receiver that refuses some events by their content (a 422 for rollbacks): only those
+/// fail, each is named, and the rest are acknowledged.
+#[test]
+fn a_receiver_refusing_some_events_fails_only_those() {
+    let server = Server::start();
+    let (h, _dir) = history_unpublished(&server);
+    server
+        .route(|req| req.body.contains("\"kind\":\"rollback\"").then(|| (422, vec![], "{\"message\":\"no\"}".into())));
+    let run = publish(&h, &[], NOW);
+    run.expect_code(3);
+    let seen = server.take();
+    let rollbacks: Vec<&Seen> = seen.iter().filter(|s| s.body.contains("\"kind\":\"rollback\"")).collect();
+    assert!(!rollbacks.is_empty() && rollbacks.len() < EVENTS, "{seen:#?}");
+    let failed = run.stdout.lines().filter(|l| l.contains("failed: audit")).count();
+    assert_eq!(failed, rollbacks.len(), "{}", run.stdout);
+    for r in rollbacks {
+        let key = r.header("idempotency-key").unwrap();
+        assert!(
+            run.stdout.contains(&format!("failed: audit {key}: HTTP 422 {{\"message\":\"no\"}}")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.starts_with(&format!("published: {} sent, {failed} failed, 0 waiting\n", EVENTS - failed)));
+}
