@@ -19,6 +19,7 @@ mod init;
 mod kubernetes;
 mod layers;
 mod ledger;
+mod ledger_docker;
 mod publish;
 mod registry;
 mod release;
