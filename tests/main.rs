@@ -20,6 +20,7 @@ mod kubernetes;
 mod layers;
 mod ledger;
 mod publish;
+mod publish_tickets;
 mod registry;
 mod release;
 mod serve;

@@ -31,8 +31,8 @@ use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
 pub use ledger::{parse_duration, LedgerConfig};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
-pub use publish::{PublishConfig, SlackTarget, Target as PublishTarget, WebhookTarget};
 pub use publish::{JiraTarget, TrelloTarget};
+pub use publish::{PublishConfig, SlackTarget, Target as PublishTarget, WebhookTarget};
 
 /// The file looked for in the repository root when `--config` is not given.
 pub const FILE_NAME: &str = "prodiff.toml";

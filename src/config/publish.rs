@@ -17,10 +17,7 @@ pub struct PublishConfig {
 impl PublishConfig {
     /// Whether any target is configured (`record` and `watch` publish only then).
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty()
-            && self.slack.is_empty()
-            && self.jira.is_empty()
-            && self.trello.is_empty()
+        self.webhooks.is_empty() && self.slack.is_empty() && self.jira.is_empty() && self.trello.is_empty()
     }
 }
 
@@ -288,7 +285,10 @@ fn target_id(
 /// A list of project keys: upper-case letters, digits and `_`, led by a letter.
 fn projects(v: Option<Spanned<Vec<String>>>, name: &str) -> Result<Vec<String>, Bad> {
     let Some(v) = v else { return Ok(vec![]) };
-    let ok = |p: &String| p.starts_with(|c: char| c.is_ascii_uppercase()) && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let ok = |p: &String| {
+        p.starts_with(|c: char| c.is_ascii_uppercase())
+            && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
     match v.get_ref().iter().find(|p| !ok(p)) {
         Some(p) => Err((v.span(), format!("{name}.projects: {p:?} is not a Jira project key (like SHOP)"))),
         None => Ok(v.into_inner()),
@@ -346,7 +346,18 @@ fn jira(raw: Vec<Spanned<RawJira>>, taken: &mut Vec<String>) -> Result<Vec<JiraT
         };
         let projects = projects(j.projects, &name)?;
         let id = target_id(j.id, format!("jira:{host}"), &table, &name, taken)?;
-        out.push(JiraTarget { id, url, email, token_env, environments, label, comment, transition, projects, commit_url });
+        out.push(JiraTarget {
+            id,
+            url,
+            email,
+            token_env,
+            environments,
+            label,
+            comment,
+            transition,
+            projects,
+            commit_url,
+        });
     }
     Ok(out)
 }
@@ -367,10 +378,12 @@ fn trello(raw: Vec<Spanned<RawTrello>>, taken: &mut Vec<String>) -> Result<Vec<T
         let boards = match t.boards {
             None => return Err((table, format!("{name}.boards is required (the board ids to search)"))),
             Some(b) if b.get_ref().is_empty() => return Err((b.span(), format!("{name}.boards: empty"))),
-            Some(b) => match b.get_ref().iter().find(|id| id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric())) {
-                Some(bad) => return Err((b.span(), format!("{name}.boards: {bad:?} is not a board id"))),
-                None => b.into_inner(),
-            },
+            Some(b) => {
+                match b.get_ref().iter().find(|id| id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric())) {
+                    Some(bad) => return Err((b.span(), format!("{name}.boards: {bad:?} is not a board id"))),
+                    None => b.into_inner(),
+                }
+            }
         };
         let environment = match t.environment {
             Some(e) => required(Some(e), &table, &format!("{name}.environment"))?.into_inner(),

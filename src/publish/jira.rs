@@ -87,7 +87,9 @@ impl JiraTarget {
             },
         };
         let body = json!({"transition": {"id": id}});
-        Ok(Some(self.step(name("transition"), "POST", &t.key, "/transitions", Some(body), |r| or_missing(r, Value::Null))?))
+        Ok(Some(
+            self.step(name("transition"), "POST", &t.key, "/transitions", Some(body), |r| or_missing(r, Value::Null))?,
+        ))
     }
 
     /// The label for an event's environment, when labels are on.
@@ -186,9 +188,14 @@ fn or_missing(r: &Response, value: Value) -> Result<Value, String> {
     match said {
         Some(_) => {
             let why = explain(&r.body);
-            Ok(json!({"missing": true, "note": format!("no such issue, or the account may not see it (HTTP 404 {why}): skipped")}))
+            Ok(
+                json!({"missing": true, "note": format!("no such issue, or the account may not see it (HTTP 404 {why}): skipped")}),
+            )
         }
-        None => Err(format!("HTTP 404 {}: not Jira's answer (is `url` the site's address?)", crate::redact::clip(&crate::redact::text(r.body.trim()), 80))),
+        None => Err(format!(
+            "HTTP 404 {}: not Jira's answer (is `url` the site's address?)",
+            crate::redact::clip(&crate::redact::text(r.body.trim()), 80)
+        )),
     }
 }
 
@@ -205,10 +212,8 @@ fn keep_transitions(r: &Response) -> Result<Value, String> {
     }
     let v: Value = serde_json::from_str(&r.body).map_err(|e| format!("transitions: not JSON ({e})"))?;
     let list = v.get("transitions").and_then(Value::as_array).ok_or("transitions: no `transitions` list")?;
-    let kept: Vec<Value> = list
-        .iter()
-        .map(|t| json!({"id": t.get("id"), "name": t.get("name"), "to": t.pointer("/to/name")}))
-        .collect();
+    let kept: Vec<Value> =
+        list.iter().map(|t| json!({"id": t.get("id"), "name": t.get("name"), "to": t.pointer("/to/name")})).collect();
     Ok(Value::Array(kept))
 }
 
@@ -249,10 +254,16 @@ mod tests {
     #[test]
     fn jira_errors_read_as_one_line() {
         let e = r#"{"errorMessages":[],"errors":{"labels":"Field 'labels' cannot be set. It is not on the appropriate screen, or unknown."}}"#;
-        assert_eq!(explain(e), "labels: Field 'labels' cannot be set. It is not on the appropriate screen, or unknown.");
+        assert_eq!(
+            explain(e),
+            "labels: Field 'labels' cannot be set. It is not on the appropriate screen, or unknown."
+        );
         let e = r#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#;
         assert_eq!(explain(e), "Issue does not exist or you do not have permission to see it.");
-        assert_eq!(explain("Client must be authenticated to access this resource.\n"), "Client must be authenticated to access this resource.");
+        assert_eq!(
+            explain("Client must be authenticated to access this resource.\n"),
+            "Client must be authenticated to access this resource."
+        );
         assert_eq!(explain(r#"{"message":"x"}"#), r#"{"message":"x"}"#);
     }
 
@@ -267,7 +278,14 @@ mod tests {
     #[test]
     fn only_a_404_in_jiras_words_is_a_missing_issue() {
         let r = |status, body: &str| Response { status, retry_after: None, limited: false, body: body.to_string() };
-        let missing = or_missing(&r(404, r#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#), Value::Null).unwrap();
+        let missing = or_missing(
+            &r(
+                404,
+                r#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#,
+            ),
+            Value::Null,
+        )
+        .unwrap();
         assert_eq!(missing["missing"], true);
         assert!(missing["note"].as_str().unwrap().starts_with("no such issue"));
         assert!(or_missing(&r(404, "<html>Not Found</html>"), Value::Null).is_err());

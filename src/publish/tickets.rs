@@ -64,8 +64,11 @@ pub fn names_key(text: &str, key: &str) -> bool {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     text.match_indices(key).any(|(at, _)| {
         let before = text[..at].chars().next_back();
-        let after = text[at + key.len()..].chars().next();
-        !word(before) && !word(after) && before != Some('-') && !(after == Some('-') && word(text[at + key.len() + 1..].chars().next()))
+        let mut after = text[at + key.len()..].chars();
+        let (next, then) = (after.next(), after.next());
+        // `A-SHOP-101` and `SHOP-101-2` are longer dashed runs, not the key.
+        let dashed = before == Some('-') || (next == Some('-') && word(then));
+        !word(before) && !word(next) && !dashed
     })
 }
 

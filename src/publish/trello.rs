@@ -26,6 +26,8 @@ use crate::ledger::Span;
 
 /// Cards a search returns at most (a key or a SHA names few cards).
 const CARDS_LIMIT: usize = 50;
+/// What a dry run shows for the name a search would have found (unencoded, to be read).
+const CARD_NAME: &str = "{card name}";
 
 /// How a card is looked for.
 enum By {
@@ -76,7 +78,8 @@ impl TrelloTarget {
     /// One search per ticket key, and with `by_commit` one per commit shipped or removed.
     fn lookups(&self, span: &Span) -> Vec<Lookup> {
         let wanted = |k: &str| {
-            !k.starts_with('#') && (self.projects.is_empty() || self.projects.iter().any(|p| k.split('-').next() == Some(p)))
+            !k.starts_with('#')
+                && (self.projects.is_empty() || self.projects.iter().any(|p| k.split('-').next() == Some(p)))
         };
         let mut out: Vec<Lookup> = tickets::tickets(span, wanted)
             .into_iter()
@@ -136,7 +139,9 @@ impl TrelloTarget {
         if done.contains_key(&card) {
             return Ok(None);
         }
-        Ok(Some(self.rename(card, "{card id}", &format!("{} {{card name}}", self.prefix(l.direction)))?))
+        let mut step = self.rename(card, "{card id}", &format!("{} {CARD_NAME}", self.prefix(l.direction)))?;
+        step.request.url = step.request.url.replace(&encode(CARD_NAME), CARD_NAME);
+        Ok(Some(step))
     }
 
     fn prefix(&self, direction: Direction) -> &str {
@@ -215,12 +220,12 @@ impl TrelloTarget {
     }
 }
 
-/// Percent-encodes a query value: all but RFC 3986's unreserved characters, and `,` (Trello's
-/// list separator) and `{`/`}` (a dry run's placeholders) stay as they are.
+/// Percent-encodes a query value: all but RFC 3986's unreserved characters and `,` (Trello's
+/// list separator).
 fn encode(v: &str) -> String {
     let mut out = String::new();
     for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~,{}".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
