@@ -837,3 +837,33 @@ fn ticket_target_config_errors_name_the_file_and_line() {
         assert!(bad.stderr.contains(&at) && bad.stderr.contains(message), "{at} {message} in {}", bad.stderr);
     }
 }
+
+/// The README's `[[publish.jira]]` and `[[publish.trello]]` examples are valid config: a dry
+/// run with them prints requests to the documented hosts.
+#[test]
+fn the_readmes_ticket_target_examples_are_valid_config() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Tickets: Jira Cloud and Trello").nth(1).unwrap().split("\n## ").next().unwrap();
+    let examples: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .filter(|b| b.starts_with("[[publish.jira]]") || b.starts_with("[[publish.trello]]"))
+        .collect();
+    assert_eq!(examples.len(), 2, "{section}");
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::new(dir.path().join("ledger.db").to_str().unwrap().to_string());
+    h.record_all();
+    for e in &examples {
+        h.append_config(&format!("\n{e}"));
+    }
+    let env = [("JIRA_API_TOKEN", JIRA_TOKEN), ("TRELLO_API_KEY", TRELLO_KEY), ("TRELLO_TOKEN", TRELLO_TOKEN)];
+    let dry = publish(&h, &["--dry-run", "--since", "29m"], NOW, &env);
+    dry.expect_code(0);
+    assert!(
+        dry.stdout.contains("# jira\nPUT https://yourco.atlassian.net/rest/api/3/issue/SHOP-104\n"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("# trello\nGET https://api.trello.com/1/search?query=SHOP-104&"), "{}", dry.stdout);
+}

@@ -187,7 +187,7 @@ fn or_missing(r: &Response, value: Value) -> Result<Value, String> {
     let said = serde_json::from_str::<Value>(&r.body).ok().filter(|v| v.get("errorMessages").is_some());
     match said {
         Some(_) => {
-            let why = explain(&r.body);
+            let why = crate::redact::clip(&crate::redact::text(&explain(&r.body)), 200);
             Ok(
                 json!({"missing": true, "note": format!("no such issue, or the account may not see it (HTTP 404 {why}): skipped")}),
             )
