@@ -31,6 +31,7 @@ use history::TicketMatcher;
 use judge::{Exception, LagRule, Policy, SeasoningRule};
 pub use ledger::{parse_duration, LedgerConfig};
 use observe::{DeclaredSource, Endpoint, HostSpec, Platform, PodSource, VersionSource};
+pub use publish::{JiraTarget, TrelloTarget};
 pub use publish::{PublishConfig, SlackTarget, Target as PublishTarget, WebhookTarget};
 
 /// The file looked for in the repository root when `--config` is not given.

@@ -10,7 +10,10 @@
 pub mod event;
 pub mod hmac;
 pub mod http;
+pub mod jira;
 pub mod slack;
+pub mod tickets;
+pub mod trello;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -37,6 +40,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Targets another publisher was at work on (their events are left to it).
     pub busy: Vec<String>,
+    /// One redacted line per answer that was accepted but did nothing (a ticket key that is
+    /// no Jira issue): `TARGET EVENT: STEP: note`.
+    pub notes: Vec<String>,
 }
 
 /// A target's side of publishing: the requests one event takes, one step at a time. Most
@@ -52,6 +58,11 @@ pub trait Target {
     /// can use an earlier one's answer. In a dry run every step counts as answered with
     /// `Value::Null`: a step that needs a kept value then shows a `{placeholder}`.
     fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>>;
+    /// What a failed answer's body says, for the failure message (the body as it is, unless
+    /// the target knows its error format).
+    fn explain(&self, body: &str) -> String {
+        body.trim().to_string()
+    }
 }
 
 /// A target that takes every event in one request (a webhook POST).
@@ -86,7 +97,8 @@ pub struct Step {
     /// Statuses besides 2xx that also mean done (deleting a label that is not there: 404).
     pub also_ok: &'static [u16],
     /// What to keep of an accepting answer for later steps; an Err (an answer without the
-    /// id the next step needs) is a failed step.
+    /// id the next step needs) is a failed step. A kept object's `note` (a string) is
+    /// reported in the run's `notes`.
     pub keep: fn(&Response) -> Result<Value, String>,
 }
 
@@ -114,6 +126,8 @@ fn targets(config: &PublishConfig) -> Vec<&dyn Target> {
     let mut out: Vec<&dyn Target> = Vec::new();
     out.extend(config.webhooks.iter().map(|t| t as &dyn Target));
     out.extend(config.slack.iter().map(|t| t as &dyn Target));
+    out.extend(config.jira.iter().map(|t| t as &dyn Target));
+    out.extend(config.trello.iter().map(|t| t as &dyn Target));
     out
 }
 
@@ -221,7 +235,7 @@ fn deliver(
                 state: String::new(),
             },
         };
-        match steps(store, target, span, &mut d, run.now)? {
+        match steps(store, target, span, &mut d, run.now, &mut outcome.notes)? {
             None => {
                 d.acked_at = Some(run.now);
                 d.last_error.clear();
@@ -256,6 +270,7 @@ fn steps(
     span: &Span,
     d: &mut Delivery,
     now: i64,
+    notes: &mut Vec<String>,
 ) -> Result<Option<Failure>> {
     let mut done: Done = if d.state.is_empty() {
         Done::new()
@@ -271,10 +286,14 @@ fn steps(
             answer.as_ref().ok().filter(|r| (200..300).contains(&r.status) || step.also_ok.contains(&r.status));
         let kept = match accepted {
             Some(r) => (step.keep)(r),
-            None => return Ok(Some(failure(&step.name, &answer, d.attempts))),
+            None => return Ok(Some(failure(target, &step.name, &answer, d.attempts))),
         };
         match kept {
             Ok(v) => {
+                if let Some(note) = v.get("note").and_then(Value::as_str) {
+                    let line = format!("{} {}: {}", d.target, event::id(span), named(&step.name, note));
+                    notes.push(crate::redact::text(&line));
+                }
                 done.insert(step.name, v);
                 d.state = serde_json::to_string(&done)?;
                 transaction(store, |s| s.put_delivery(d))?;
@@ -301,11 +320,11 @@ fn dry_run(target: &dyn Target, span: &Span, out: &mut dyn Write) -> Result<()> 
 
 /// A failed step's message (redacted, clipped), how long to wait before the next try, and
 /// whether the target asked to slow down.
-fn failure(step: &str, answer: &Result<Response, String>, attempts: i64) -> Failure {
+fn failure(target: &dyn Target, step: &str, answer: &Result<Response, String>, attempts: i64) -> Failure {
     match answer {
         Err(e) => Failure { message: named(step, e), wait: backoff(attempts), limited: false },
         Ok(r) => {
-            let body = crate::redact::clip(&crate::redact::text(r.body.trim()), 200);
+            let body = crate::redact::clip(&crate::redact::text(&target.explain(&r.body)), 200);
             let wait = r.retry_after.unwrap_or_else(|| backoff(attempts)).max(1);
             let message = named(step, format!("HTTP {} {body}", r.status).trim_end());
             Failure { message, wait, limited: r.limited }
