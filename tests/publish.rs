@@ -504,3 +504,29 @@ fn a_receiver_refusing_some_events_fails_only_those() {
     }
     assert!(run.stdout.starts_with(&format!("published: {} sent, {failed} failed, 0 waiting\n", EVENTS - failed)));
 }
+
+/// A target whose secret's variable is unset fails alone; the next target still gets every
+/// event, and the failure names the variable.
+#[test]
+fn a_target_without_its_secret_fails_alone() {
+    let server = Server::start();
+    let (h, _dir) = history_unpublished(&server);
+    h.append_config(&format!(
+        "\n[[publish.webhook]]\nid = \"unsigned\"\nurl = \"{}/hooks/other\"\nsecret_env = \"PRODIFF_TEST_UNSET_SECRET\"\n\n\
+         [[publish.webhook]]\nid = \"second\"\nurl = \"{}/hooks/second\"\n",
+        server.url, server.url
+    ));
+    let run = publish(&h, &[], NOW);
+    run.expect_code(3);
+    assert!(
+        run.stdout.contains(
+            "failed: unsigned: publish target unsigned: the secret's variable PRODIFF_TEST_UNSET_SECRET is not set"
+        ),
+        "{}",
+        run.stdout
+    );
+    let seen = server.take();
+    assert_eq!(seen.iter().filter(|s| s.path == "/hooks/second").count(), EVENTS);
+    assert_eq!(seen.iter().filter(|s| s.path == "/hooks/deploy").count(), EVENTS);
+    assert!(!seen.iter().any(|s| s.path == "/hooks/other"));
+}

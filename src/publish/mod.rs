@@ -155,7 +155,15 @@ pub fn publish(
         if !dry_run {
             transaction(store, |s| s.drop_lease(&lease, &run.holder))?;
         }
-        result?;
+        // A target that cannot be published to (its token's variable unset) fails alone:
+        // the others still get their events.
+        if let Err(e) = result {
+            if dry_run {
+                return Err(e);
+            }
+            outcome.failed += 1;
+            outcome.errors.push(crate::redact::text(&format!("{}: {e:#}", target.id())));
+        }
     }
     Ok(outcome)
 }
@@ -300,7 +308,8 @@ fn steps(
             }
             Err(message) => {
                 let wait = backoff(d.attempts);
-                return Ok(Some(Failure { message: named(&step.name, &message), wait, limited: false }));
+                let message = named(&step.name, &crate::redact::text(&message));
+                return Ok(Some(Failure { message, wait, limited: false }));
             }
         }
     }
