@@ -53,6 +53,9 @@ fn summary(out: &mut dyn Write, o: &Outcome) -> Result<()> {
     for e in &o.errors {
         writeln!(out, "  failed: {e}")?;
     }
+    for s in &o.skipped {
+        writeln!(out, "  skipped: {s}")?;
+    }
     for t in &o.busy {
         writeln!(out, "  skipped: {t}: another publisher is at work on it (its lease expires by itself)")?;
     }

@@ -8,6 +8,8 @@
 //! After report, before commands: reads the ledger, writes only `deliveries`.
 
 pub mod event;
+pub mod github;
+pub mod github_issues;
 pub mod hmac;
 pub mod http;
 pub mod slack;
@@ -37,6 +39,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Targets another publisher was at work on (their events are left to it).
     pub busy: Vec<String>,
+    /// One line per event a target left out for a reason worth saying (`TARGET EVENT: why`);
+    /// acknowledged, never retried.
+    pub skipped: Vec<String>,
 }
 
 /// A target's side of publishing: the requests one event takes, one step at a time. Most
@@ -52,7 +57,36 @@ pub trait Target {
     /// can use an earlier one's answer. In a dry run every step counts as answered with
     /// `Value::Null`: a step that needs a kept value then shows a `{placeholder}`.
     fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>>;
+
+    /// Whether `span` is left out: `Quietly` when it is none of this target's business (an
+    /// environment it does not publish; nothing is stored), `Because` when it would be but
+    /// cannot be told (an image without a commit has no deployment): acknowledged with the
+    /// reason, which the summary shows once.
+    fn skip(&self, _span: &Span) -> Skip {
+        Skip::No
+    }
+
+    /// A refusing answer as the failure message says it: by default the status and the
+    /// start of the body. Redact before clipping (a clipped secret is no longer found);
+    /// the message is redacted once more afterwards.
+    fn explain(&self, r: &Response) -> String {
+        let body = crate::redact::clip(&crate::redact::text(r.body.trim()), 200);
+        format!("HTTP {} {body}", r.status).trim_end().to_string()
+    }
 }
+
+/// Whether a target takes an event (`Target::skip`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    No,
+    Quietly,
+    Because(String),
+}
+
+/// Steps named with this prefix are done once per target, whichever event did them (a
+/// GitHub comment once per issue and environment): an accepted one is known to the
+/// target's later events, in this run and the next, from the ledger's delivery states.
+pub const ONCE: &str = "once:";
 
 /// The answers kept so far, by step name.
 pub type Done = BTreeMap<String, Value>;
@@ -94,6 +128,8 @@ fn targets(config: &PublishConfig) -> Vec<&dyn Target> {
     let mut out: Vec<&dyn Target> = Vec::new();
     out.extend(config.webhooks.iter().map(|t| t as &dyn Target));
     out.extend(config.slack.iter().map(|t| t as &dyn Target));
+    out.extend(config.github_deployments.iter().map(|t| t as &dyn Target));
+    out.extend(config.github_issues.iter().map(|t| t as &dyn Target));
     out
 }
 
@@ -170,6 +206,7 @@ fn deliver(
 ) -> Result<()> {
     let id = target.id();
     let known: BTreeMap<i64, Delivery> = store.deliveries(id)?.into_iter().map(|d| (d.span_id, d)).collect();
+    let mut once = once_steps(known.values());
     let mut limited = false;
     for span in spans {
         let Some(span_id) = span.id else { continue };
@@ -177,12 +214,16 @@ fn deliver(
         if prior.is_some_and(|d| d.acked_at.is_some()) {
             continue;
         }
+        let skip = target.skip(span);
+        if skip == Skip::Quietly {
+            continue;
+        }
         if limited || (!run.dry_run && prior.is_some_and(|d| d.next_attempt > run.now)) {
             outcome.waiting += 1;
             continue;
         }
         if run.dry_run {
-            dry_run(target, span, out)?;
+            dry_run(target, span, &skip, &mut once, out)?;
             continue;
         }
         if !run.renew(store, lease)? {
@@ -201,7 +242,12 @@ fn deliver(
                 state: String::new(),
             },
         };
-        match steps(store, target, span, &mut d, run.now)? {
+        if let Skip::Because(why) = &skip {
+            outcome.skipped.push(format!("{id} {}: {why}", event::id(span)));
+            acknowledge_skip(store, &mut d, why, run.now)?;
+            continue;
+        }
+        match steps(store, target, span, &mut d, &mut once, run.now)? {
             None => {
                 d.acked_at = Some(run.now);
                 d.last_error.clear();
@@ -220,6 +266,13 @@ fn deliver(
     Ok(())
 }
 
+/// Stores an event the target left out as acknowledged, with the reason as its state.
+fn acknowledge_skip(store: &mut dyn Store, d: &mut Delivery, why: &str, now: i64) -> Result<()> {
+    (d.acked_at, d.last_error) = (Some(now), String::new());
+    d.state = serde_json::to_string(&serde_json::json!({ "skipped": why }))?;
+    transaction(store, |s| s.put_delivery(d))
+}
+
 /// Why an event's delivery stopped short.
 struct Failure {
     message: String,
@@ -228,13 +281,54 @@ struct Failure {
     limited: bool,
 }
 
+/// The `once:` steps accepted in any of a target's deliveries.
+fn once_steps<'a>(deliveries: impl Iterator<Item = &'a Delivery>) -> Done {
+    let states = deliveries.filter_map(|d| serde_json::from_str::<Done>(&d.state).ok());
+    states.flat_map(|done| done.into_iter().filter(|(k, _)| k.starts_with(ONCE))).collect()
+}
+
+/// What `next` is shown: the target's `once:` steps with one event's own answers laid over
+/// them while it lives. Dropped, it takes the event's answers off again, except its `once:`
+/// steps (no copy of the target's steps per event: they can be many).
+struct Overlay<'a> {
+    view: &'a mut Done,
+    lent: Vec<String>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(view: &'a mut Done, own: &Done) -> Overlay<'a> {
+        let mut o = Overlay { view, lent: Vec::new() };
+        for (k, v) in own {
+            o.insert(k.clone(), v.clone());
+        }
+        o
+    }
+
+    fn insert(&mut self, name: String, answer: Value) {
+        if !name.starts_with(ONCE) {
+            self.lent.push(name.clone());
+        }
+        self.view.insert(name, answer);
+    }
+}
+
+impl Drop for Overlay<'_> {
+    fn drop(&mut self) {
+        for k in &self.lent {
+            self.view.remove(k);
+        }
+    }
+}
+
 /// Takes an event's remaining steps, keeping each accepted answer in `d.state` (written to
-/// the ledger after every step); None when the event is delivered.
+/// the ledger after every step) and each accepted `once:` step in `once`; None when the
+/// event is delivered.
 fn steps(
     store: &mut dyn Store,
     target: &dyn Target,
     span: &Span,
     d: &mut Delivery,
+    once: &mut Done,
     now: i64,
 ) -> Result<Option<Failure>> {
     let mut done: Done = if d.state.is_empty() {
@@ -244,17 +338,19 @@ fn steps(
             format!("ledger: the delivery state of {} to {} is malformed", event::id(span), d.target)
         })?
     };
+    let mut view = Overlay::new(once, &done);
     for _ in 0..MAX_STEPS {
-        let Some(step) = target.next(span, &done)? else { return Ok(None) };
+        let Some(step) = target.next(span, view.view)? else { return Ok(None) };
         let answer = http::send(&step.request, now);
         let accepted =
             answer.as_ref().ok().filter(|r| (200..300).contains(&r.status) || step.also_ok.contains(&r.status));
         let kept = match accepted {
             Some(r) => (step.keep)(r),
-            None => return Ok(Some(failure(&step.name, &answer, d.attempts))),
+            None => return Ok(Some(failure(target, &step.name, &answer, d.attempts))),
         };
         match kept {
             Ok(v) => {
+                view.insert(step.name.clone(), v.clone());
                 done.insert(step.name, v);
                 d.state = serde_json::to_string(&done)?;
                 transaction(store, |s| s.put_delivery(d))?;
@@ -268,26 +364,30 @@ fn steps(
     anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", d.target, event::id(span))
 }
 
-/// Prints the steps an event would take, each counted as answered with nothing kept.
-fn dry_run(target: &dyn Target, span: &Span, out: &mut dyn Write) -> Result<()> {
-    let mut done = Done::new();
+/// Prints the steps an event would take, each counted as answered with nothing kept (a
+/// `once:` step for the rest of the dry run too), or why the target leaves it out.
+fn dry_run(target: &dyn Target, span: &Span, skip: &Skip, once: &mut Done, out: &mut dyn Write) -> Result<()> {
+    if let Skip::Because(why) = skip {
+        writeln!(out, "# {}\n# skipped {}: {why}\n", target.id(), event::id(span))?;
+        return Ok(());
+    }
+    let mut view = Overlay::new(once, &Done::new());
     for _ in 0..MAX_STEPS {
-        let Some(step) = target.next(span, &done)? else { return Ok(()) };
+        let Some(step) = target.next(span, view.view)? else { return Ok(()) };
         print_request(out, target.id(), &step.request)?;
-        done.insert(step.name, Value::Null);
+        view.insert(step.name, Value::Null);
     }
     anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", target.id(), event::id(span))
 }
 
 /// A failed step's message (redacted, clipped), how long to wait before the next try, and
 /// whether the target asked to slow down.
-fn failure(step: &str, answer: &Result<Response, String>, attempts: i64) -> Failure {
+fn failure(target: &dyn Target, step: &str, answer: &Result<Response, String>, attempts: i64) -> Failure {
     match answer {
         Err(e) => Failure { message: named(step, e), wait: backoff(attempts), limited: false },
         Ok(r) => {
-            let body = crate::redact::clip(&crate::redact::text(r.body.trim()), 200);
             let wait = r.retry_after.unwrap_or_else(|| backoff(attempts)).max(1);
-            let message = named(step, format!("HTTP {} {body}", r.status).trim_end());
+            let message = named(step, &crate::redact::text(&target.explain(r)));
             Failure { message, wait, limited: r.limited }
         }
     }
