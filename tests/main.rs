@@ -20,6 +20,7 @@ mod kubernetes;
 mod layers;
 mod ledger;
 mod publish;
+mod publish_github;
 mod registry;
 mod release;
 mod serve;
