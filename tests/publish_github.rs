@@ -619,7 +619,7 @@ fn a_github_target_without_repository_takes_the_origin_remotes_or_says_to_set_on
     let none = publish(&h, &["--since", "29m"], NOW);
     none.expect_code(2);
     assert!(
-        none.stderr.contains("publish target github-deployments: no repository: set `repository = \"OWNER/REPO\"`"),
+        none.stderr.contains("publish target github-deployments: no repository: set `repository = \"OWNER/REPO\"` in its [[publish.github_deployments]] table"),
         "{}",
         none.stderr
     );

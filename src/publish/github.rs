@@ -55,13 +55,13 @@ pub(super) struct Api<'a> {
 }
 
 impl<'a> Api<'a> {
-    /// The API for target `id`: its repository (an error says to set one) and its token
-    /// (from the environment, registered with the redaction layer).
-    pub(super) fn new(id: &str, github: &'a GitHubRepo) -> Result<Api<'a>> {
+    /// The API for target `id` of `[[publish.TABLE]]`: its repository (an error says to set
+    /// one) and its token (from the environment, registered with the redaction layer).
+    pub(super) fn new(id: &str, table: &str, github: &'a GitHubRepo) -> Result<Api<'a>> {
         let repository = github.repository.as_deref().ok_or_else(|| {
             anyhow!(
-                "publish target {id}: no repository: set `repository = \"OWNER/REPO\"` in its table \
-                 (the origin remote is not on github.com)"
+                "publish target {id}: no repository: set `repository = \"OWNER/REPO\"` in its \
+                 [[publish.{table}]] table (the origin remote is not on github.com)"
             )
         })?;
         let token = secret_from_env(id, &github.token_env, "token")?;
@@ -230,7 +230,7 @@ impl Target for GitHubDeployments {
         let (Some(environment), Some(pick)) = (self.github.environment(&span.environment), pick(span)) else {
             return Ok(None);
         };
-        let api = Api::new(&self.id, &self.github)?;
+        let api = Api::new(&self.id, "github_deployments", &self.github)?;
         if !done.contains_key("deployment") {
             let body = deployment_body(span, &pick, environment);
             let request = api.request("POST", "/deployments", Some(&body));
@@ -323,15 +323,10 @@ mod tests {
         assert_eq!(description(&s, &p), "api 1.1 (aaaaaaa): rollback from 1.2 (bbbbbbb)");
         let s = span(Kind::Changed, None, vec![part("nightly", None, 1)], &[]);
         assert_eq!(pick(&s), None);
-        assert!(
-            description(
-                &span(Kind::Deploy, None, vec![part(&"x".repeat(200), Some(A), 1)], &[]),
-                &pick(&span(Kind::Deploy, None, vec![part(&"x".repeat(200), Some(A), 1)], &[])).unwrap()
-            )
-            .chars()
-            .count()
-                <= 140
-        );
+        // GitHub's 140 characters, at most.
+        let long = span(Kind::Deploy, None, vec![part(&"x".repeat(200), Some(A), 1)], &[]);
+        let text = description(&long, &pick(&long).unwrap());
+        assert_eq!((text.chars().count(), text.ends_with('…')), (140, true));
     }
 
     #[test]

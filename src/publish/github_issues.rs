@@ -140,7 +140,7 @@ impl Target for GitHubIssues {
         if shipped.is_empty() && removed.is_empty() {
             return Ok(None);
         }
-        let api = Api::new(&self.id, &self.github)?;
+        let api = Api::new(&self.id, "github_issues", &self.github)?;
         let mut steps = shipped.iter().filter_map(|&n| self.shipped(&api, span, n, environment, done));
         let step = steps.next().or_else(|| removed.iter().find_map(|&n| self.removed(&api, n, environment, done)));
         Ok(step)

@@ -419,6 +419,21 @@ fn print_request(out: &mut dyn Write, target: &str, req: &Request) -> Result<()>
 #[cfg(test)]
 mod tests {
     #[test]
+    fn an_events_answers_are_lent_to_the_view_and_its_once_steps_stay() {
+        use super::{Done, Overlay};
+        let mut shared = Done::from([("once:production/#1/comment".to_string(), serde_json::json!(7))]);
+        let own = Done::from([("#2/label".to_string(), serde_json::Value::Null)]);
+        {
+            let mut view = Overlay::new(&mut shared, &own);
+            view.insert("once:production/#2/comment".into(), serde_json::Value::Null);
+            view.insert("#3/label".into(), serde_json::Value::Null);
+            assert_eq!(view.view.len(), 4);
+        }
+        let left: Vec<&str> = shared.keys().map(String::as_str).collect();
+        assert_eq!(left, ["once:production/#1/comment", "once:production/#2/comment"]);
+    }
+
+    #[test]
     fn backoff_doubles_and_is_capped() {
         assert_eq!(super::backoff(1), 60);
         assert_eq!(super::backoff(2), 120);
