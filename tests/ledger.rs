@@ -132,7 +132,11 @@ pub struct History {
 
 impl History {
     pub fn new(ledger: String) -> History {
-        let repo = history_repo();
+        History::with_repo(ledger, history_repo())
+    }
+
+    /// The same steps on another repository with the same tags (`v1.0.0` … `v1.3.1`, `v1.1.1`).
+    pub fn with_repo(ledger: String, repo: TestRepo) -> History {
         let dir = repo.scratch().to_path_buf();
         let kubectl = dir.join("kubectl");
         let recorded = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/kubernetes/unreachable.stderr");

@@ -21,6 +21,7 @@ mod layers;
 mod ledger;
 mod ledger_docker;
 mod publish;
+mod publish_github;
 mod publish_tickets;
 mod registry;
 mod release;

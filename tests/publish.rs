@@ -505,8 +505,8 @@ fn a_receiver_refusing_some_events_fails_only_those() {
     assert!(run.stdout.starts_with(&format!("published: {} sent, {failed} failed, 0 waiting\n", EVENTS - failed)));
 }
 
-/// A target whose secret's variable is unset fails alone; the next target still gets every
-/// event, and the failure names the variable.
+/// A target whose secret's variable is unset fails alone (exit 2, a config error); the next
+/// target still gets every event, and the failure names the variable.
 #[test]
 fn a_target_without_its_secret_fails_alone() {
     let server = Server::start();
@@ -517,7 +517,8 @@ fn a_target_without_its_secret_fails_alone() {
         server.url, server.url
     ));
     let run = publish(&h, &[], NOW);
-    run.expect_code(3);
+    run.expect_code(2);
+    assert!(run.stderr.contains("the secret's variable PRODIFF_TEST_UNSET_SECRET is not set"), "{}", run.stderr);
     assert!(
         run.stdout.contains(
             "failed: unsigned: publish target unsigned: the secret's variable PRODIFF_TEST_UNSET_SECRET is not set"

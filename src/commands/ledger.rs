@@ -21,7 +21,9 @@ pub(super) struct Opened {
 
 pub(super) fn open(g: &Global) -> Result<Opened> {
     let repo = Repo::open(g.repo())?;
-    let config = Config::discover(g.config.as_deref(), repo.path())?;
+    let mut config = Config::discover(g.config.as_deref(), repo.path())?;
+    // GitHub targets without a `repository` publish to the origin remote's.
+    crate::publish::github::default_repository(&mut config.publish, repo.remote_url("origin").as_deref());
     let (location, _) = Location::choose(g.ledger.as_deref(), &config.ledger, repo.path())?;
     Ok(Opened { repo, config, location })
 }

@@ -11,7 +11,8 @@ use crate::config::PublishConfig;
 use crate::ledger::Store;
 use crate::publish::Outcome;
 
-/// `prodiff publish`: exit 0 when every due event was acknowledged, 3 when a send failed.
+/// `prodiff publish`: exit 0 when every due event was acknowledged, 3 when a send failed, 2
+/// when a target could not be published to at all (after the others were).
 pub(super) fn publish(g: &Global, args: &PublishArgs, out: &mut dyn Write) -> Result<u8> {
     let o = open(g)?;
     if o.config.publish.is_empty() {
@@ -26,6 +27,9 @@ pub(super) fn publish(g: &Global, args: &PublishArgs, out: &mut dyn Write) -> Re
     let outcome = crate::publish::publish(store.as_mut(), &o.config.publish, since, now, args.dry_run, out)?;
     if !args.dry_run {
         summary(out, &outcome)?;
+    }
+    if outcome.misconfigured > 0 {
+        bail!("{}", outcome.errors.join("\n"));
     }
     Ok(if outcome.failed == 0 { crate::exit::CLEAN } else { crate::exit::INCOMPLETE })
 }
@@ -55,6 +59,9 @@ fn summary(out: &mut dyn Write, o: &Outcome) -> Result<()> {
     }
     for n in &o.notes {
         writeln!(out, "  note: {n}")?;
+    }
+    for s in &o.skipped {
+        writeln!(out, "  skipped: {s}")?;
     }
     for t in &o.busy {
         writeln!(out, "  skipped: {t}: another publisher is at work on it (its lease expires by itself)")?;

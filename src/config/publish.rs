@@ -2,6 +2,8 @@
 //! plain data; the `publish` stage sends. Secrets are never in the file: only the names of
 //! the environment variables holding them.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -12,12 +14,19 @@ pub struct PublishConfig {
     pub slack: Vec<SlackTarget>,
     pub jira: Vec<JiraTarget>,
     pub trello: Vec<TrelloTarget>,
+    pub github_deployments: Vec<GitHubDeployments>,
+    pub github_issues: Vec<GitHubIssues>,
 }
 
 impl PublishConfig {
     /// Whether any target is configured (`record` and `watch` publish only then).
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty() && self.slack.is_empty() && self.jira.is_empty() && self.trello.is_empty()
+        self.webhooks.is_empty()
+            && self.slack.is_empty()
+            && self.jira.is_empty()
+            && self.trello.is_empty()
+            && self.github_deployments.is_empty()
+            && self.github_issues.is_empty()
     }
 }
 
@@ -50,6 +59,10 @@ pub(super) struct RawPublish {
     jira: Vec<Spanned<RawJira>>,
     #[serde(default)]
     trello: Vec<Spanned<RawTrello>>,
+    #[serde(default)]
+    github_deployments: Vec<Spanned<RawGitHubDeployments>>,
+    #[serde(default)]
+    github_issues: Vec<Spanned<RawGitHubIssues>>,
 }
 
 #[derive(Deserialize)]
@@ -103,12 +116,13 @@ pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Rang
         };
         webhooks.push(WebhookTarget { id, url, secret_env });
     }
-    let ids: Vec<String> = webhooks.iter().map(|w| w.id.clone()).collect();
+    let mut ids: Vec<String> = webhooks.iter().map(|w| w.id.clone()).collect();
     let slack = slack(raw.slack, &ids)?;
-    let mut taken: Vec<String> = ids.into_iter().chain(slack.iter().map(|s| s.id.clone())).collect();
-    let jira = jira(raw.jira, &mut taken)?;
-    let trello = trello(raw.trello, &mut taken)?;
-    Ok(PublishConfig { webhooks, slack, jira, trello })
+    ids.extend(slack.iter().map(|t| t.id.clone()));
+    let jira = jira(raw.jira, &mut ids)?;
+    let trello = trello(raw.trello, &mut ids)?;
+    let (github_deployments, github_issues) = github(raw.github_deployments, raw.github_issues, &mut ids)?;
+    Ok(PublishConfig { webhooks, slack, jira, trello, github_deployments, github_issues })
 }
 
 /// The host of an `http://` or `https://` URL (without user info or port), if it is one.
@@ -415,4 +429,226 @@ fn trello(raw: Vec<Spanned<RawTrello>>, taken: &mut Vec<String>) -> Result<Vec<T
         });
     }
     Ok(out)
+}
+
+// ---- GitHub targets: Deployments, issues and pull requests ---------------------------------
+
+/// Where a GitHub target writes: the API, the repository, the token's variable, and which
+/// environments it publishes under which GitHub names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubRepo {
+    /// `https://api.github.com`, or GitHub Enterprise Server's `https://HOST/api/v3`
+    /// (without a trailing `/`).
+    pub api_url: String,
+    /// `OWNER/REPO`; None in the file: the origin remote's when it is on github.com (filled
+    /// in when the repository is opened), else publishing says to set it.
+    pub repository: Option<String>,
+    /// The environment variable holding the token (`GITHUB_TOKEN` unless set).
+    pub token_env: String,
+    /// prodiff environment -> GitHub environment name; empty: every environment, under its
+    /// own name.
+    pub environments: BTreeMap<String, String>,
+}
+
+impl GitHubRepo {
+    /// The GitHub name of a prodiff environment, when this target publishes it.
+    pub fn environment<'a>(&'a self, env: &'a str) -> Option<&'a str> {
+        if self.environments.is_empty() {
+            return Some(env);
+        }
+        self.environments.get(env).map(String::as_str)
+    }
+}
+
+/// `[[publish.github_deployments]]`: a GitHub deployment and its status per environment change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubDeployments {
+    /// The target's id in the ledger (`github-deployments` unless set).
+    pub id: String,
+    pub github: GitHubRepo,
+    /// prodiff environment -> the URL its statuses link to (`environment_url`).
+    pub environment_urls: BTreeMap<String, String>,
+}
+
+/// `[[publish.github_issues]]`: labels (and a comment once) on the issues and pull
+/// requests a deployment shipped or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubIssues {
+    /// The target's id in the ledger (`github-issues` unless set).
+    pub id: String,
+    pub github: GitHubRepo,
+    /// The label's name, `{environment}` standing for the GitHub environment name
+    /// (`deployed:{environment}` unless set).
+    pub label: String,
+    /// Whether an issue gets a comment the first time it reaches an environment.
+    pub comment: bool,
+}
+
+/// The GitHub API when `api_url` is not set.
+pub const GITHUB_API: &str = "https://api.github.com";
+/// The token's variable when `token_env` is not set.
+pub const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
+/// The label when `label` is not set.
+pub const GITHUB_LABEL: &str = "deployed:{environment}";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGitHubDeployments {
+    id: Option<Spanned<String>>,
+    repository: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    environments: Option<BTreeMap<String, Spanned<String>>>,
+    environment_urls: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGitHubIssues {
+    id: Option<Spanned<String>>,
+    repository: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    environments: Option<BTreeMap<String, Spanned<String>>>,
+    label: Option<Spanned<String>>,
+    comment: Option<bool>,
+}
+
+/// The keys both GitHub tables share.
+struct RawGitHub<'a> {
+    key: String,
+    table: std::ops::Range<usize>,
+    repository: Option<&'a Spanned<String>>,
+    api_url: Option<&'a Spanned<String>>,
+    token_env: Option<&'a Spanned<String>>,
+    environments: Option<&'a BTreeMap<String, Spanned<String>>>,
+}
+
+/// Validates the GitHub tables, their ids against (and into) `taken`.
+fn github(
+    deployments: Vec<Spanned<RawGitHubDeployments>>,
+    issues: Vec<Spanned<RawGitHubIssues>>,
+    taken: &mut Vec<String>,
+) -> Result<(Vec<GitHubDeployments>, Vec<GitHubIssues>), Bad> {
+    let deployments: Result<Vec<_>, _> =
+        deployments.iter().enumerate().map(|(i, t)| github_deployments(i, t, taken)).collect();
+    let deployments = deployments?;
+    let issues: Result<Vec<_>, _> = issues.iter().enumerate().map(|(i, t)| github_issues(i, t, taken)).collect();
+    Ok((deployments, issues?))
+}
+
+fn github_deployments(
+    i: usize,
+    t: &Spanned<RawGitHubDeployments>,
+    taken: &mut Vec<String>,
+) -> Result<GitHubDeployments, Bad> {
+    let (key, r) = (format!("publish.github_deployments[{i}]"), t.get_ref());
+    let shared = RawGitHub {
+        key: key.clone(),
+        table: t.span(),
+        repository: r.repository.as_ref(),
+        api_url: r.api_url.as_ref(),
+        token_env: r.token_env.as_ref(),
+        environments: r.environments.as_ref(),
+    };
+    let github = github_repo(&shared)?;
+    let id = github_id(&key, r.id.as_ref(), "github-deployments", t.span(), taken)?;
+    let mut environment_urls = BTreeMap::new();
+    for (env, url) in r.environment_urls.iter().flatten() {
+        if http_host(url.get_ref()).is_none() {
+            return Err((url.span(), format!("{key}.environment_urls.{env}: not an http(s) URL")));
+        }
+        if github.environment(env).is_none() {
+            return Err((url.span(), format!("{key}.environment_urls.{env}: not one of its `environments`")));
+        }
+        environment_urls.insert(env.clone(), url.get_ref().clone());
+    }
+    Ok(GitHubDeployments { id, github, environment_urls })
+}
+
+fn github_issues(i: usize, t: &Spanned<RawGitHubIssues>, taken: &mut Vec<String>) -> Result<GitHubIssues, Bad> {
+    let (key, r) = (format!("publish.github_issues[{i}]"), t.get_ref());
+    let shared = RawGitHub {
+        key: key.clone(),
+        table: t.span(),
+        repository: r.repository.as_ref(),
+        api_url: r.api_url.as_ref(),
+        token_env: r.token_env.as_ref(),
+        environments: r.environments.as_ref(),
+    };
+    let github = github_repo(&shared)?;
+    let id = github_id(&key, r.id.as_ref(), "github-issues", t.span(), taken)?;
+    let label = match &r.label {
+        Some(l) if !l.get_ref().contains("{environment}") || l.get_ref().trim() != l.get_ref() => {
+            let m = format!("{key}.label: a label name with {{environment}}, such as {GITHUB_LABEL:?}");
+            return Err((l.span(), m));
+        }
+        Some(l) => l.get_ref().clone(),
+        None => GITHUB_LABEL.to_string(),
+    };
+    Ok(GitHubIssues { id, github, label, comment: r.comment.unwrap_or(true) })
+}
+
+/// The repository, API, token variable and environments of a GitHub table.
+fn github_repo(raw: &RawGitHub) -> Result<GitHubRepo, Bad> {
+    let key = &raw.key;
+    let repository = match raw.repository {
+        Some(r) if !is_repository(r.get_ref()) => {
+            return Err((r.span(), format!("{key}.repository: {:?} is not OWNER/REPO", r.get_ref())));
+        }
+        r => r.map(|r| r.get_ref().clone()),
+    };
+    let api_url = match raw.api_url {
+        Some(u) if http_host(u.get_ref()).is_none() => {
+            return Err((u.span(), format!("{key}.api_url: not an http(s) URL")));
+        }
+        Some(u) => {
+            crate::redact::register_url(u.get_ref());
+            u.get_ref().trim_end_matches('/').to_string()
+        }
+        None => GITHUB_API.to_string(),
+    };
+    let token_env = match raw.token_env {
+        Some(t) if t.get_ref().trim().is_empty() => return Err((t.span(), format!("{key}.token_env: empty"))),
+        Some(t) => t.get_ref().clone(),
+        None => GITHUB_TOKEN_ENV.to_string(),
+    };
+    let mut environments = BTreeMap::new();
+    if let Some(envs) = raw.environments {
+        if envs.is_empty() {
+            return Err((raw.table.clone(), format!("{key}.environments: empty (leave it out for every environment)")));
+        }
+        for (env, name) in envs {
+            if name.get_ref().trim().is_empty() {
+                return Err((name.span(), format!("{key}.environments.{env}: an empty GitHub environment name")));
+            }
+            environments.insert(env.clone(), name.get_ref().clone());
+        }
+    }
+    Ok(GitHubRepo { api_url, repository, token_env, environments })
+}
+
+/// `OWNER/REPO` as GitHub spells names: letters, digits, `-`, `_`, `.`.
+pub fn is_repository(s: &str) -> bool {
+    let name = |p: &str| {
+        !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    matches!(s.split_once('/'), Some((o, r)) if name(o) && name(r))
+}
+
+/// A GitHub table's id: as set, else `default`; unique among `taken`, which it joins.
+fn github_id(
+    key: &str,
+    id: Option<&Spanned<String>>,
+    default: &str,
+    table: std::ops::Range<usize>,
+    taken: &mut Vec<String>,
+) -> Result<String, Bad> {
+    let value = id.map_or(default, |v| v.get_ref().as_str()).to_string();
+    let span = id.map_or(table, Spanned::span);
+    if value.trim().is_empty() || taken.contains(&value) {
+        return Err((span, format!("{key}: id {value:?} is empty or taken (set `id`)")));
+    }
+    taken.push(value.clone());
+    Ok(value)
 }

@@ -172,29 +172,61 @@ impl<'a> Git<'a> {
         Git { repo, config, pids: PatchIds::default() }
     }
 
-    /// `git rev-list TIPS ^HIDDEN`, only commits touching the service's paths, non-merges.
+    /// `git rev-list TIPS ^HIDDEN`, only commits touching the service's paths, non-merges. A
+    /// merge's ticket keys (`Merge pull request #45 from …`) go to the commits it merged.
     fn commits(&self, service: &str, tips: &[CommitId], hidden: &[CommitId]) -> Result<Vec<Commit>> {
         if tips.is_empty() {
             return Ok(Vec::new());
         }
         let paths = self.config.paths(service);
-        let mut out = Vec::new();
+        let (mut out, mut merges) = (Vec::new(), Vec::new());
         for id in self.repo.walk(tips, hidden)? {
+            let info = self.repo.commit_info(&id)?;
+            if info.parents > 1 {
+                let tickets = self.config.tickets.find(&info.message);
+                if !tickets.is_empty() {
+                    merges.push((id, info.parents, tickets));
+                }
+                continue;
+            }
+            // (Merges never touch paths: `git rev-list --no-merges -- PATHS`.)
             if !paths.is_empty() && !self.repo.touches(&id, paths)? {
                 continue;
             }
-            let info = self.repo.commit_info(&id)?;
-            if info.parents > 1 {
-                continue;
-            }
+            let tickets = self.config.tickets.find(&info.message);
             out.push(Commit {
-                tickets: self.config.tickets.find(&info.message),
+                tickets,
                 sha: info.id.0,
                 subject: info.subject,
                 committed_at: info.committed.timestamp(),
             });
         }
+        for (merge, parents, tickets) in merges {
+            self.merged_tickets(&merge, parents, &tickets, &mut out)?;
+        }
         Ok(out)
+    }
+
+    /// Adds a merge's ticket keys to those of `commits` it merged (reachable from a parent
+    /// after the first, not from the first).
+    fn merged_tickets(
+        &self,
+        merge: &CommitId,
+        parents: usize,
+        tickets: &[String],
+        commits: &mut [Commit],
+    ) -> Result<()> {
+        let parent = |n: usize| self.repo.resolve_rev(&format!("{}^{n}", merge.0));
+        let branches = (2..=parents).map(parent).collect::<Result<Vec<_>, _>>()?;
+        let merged: BTreeSet<String> = self.repo.walk(&branches, &[parent(1)?])?.into_iter().map(|c| c.0).collect();
+        for c in commits.iter_mut().filter(|c| merged.contains(&c.sha)) {
+            for t in tickets {
+                if !c.tickets.contains(t) {
+                    c.tickets.push(t.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The commit of `others` with the same patch as `c` (a cherry-pick either way), if any.

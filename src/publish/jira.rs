@@ -48,8 +48,9 @@ impl Target for JiraTarget {
     }
 
     /// Jira's `ErrorCollection` (`errorMessages`, `errors` by field) as one line.
-    fn explain(&self, body: &str) -> String {
-        explain(body)
+    fn explain(&self, r: &Response) -> String {
+        let text = crate::redact::clip(&crate::redact::text(&explain(&r.body)), 200);
+        format!("HTTP {} {text}", r.status).trim_end().to_string()
     }
 }
 

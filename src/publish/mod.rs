@@ -8,6 +8,8 @@
 //! After report, before commands: reads the ledger, writes only `deliveries`.
 
 pub mod event;
+pub mod github;
+pub mod github_issues;
 pub mod hmac;
 pub mod http;
 pub mod jira;
@@ -38,11 +40,17 @@ pub struct Outcome {
     pub waiting: usize,
     /// One redacted line per failure: `TARGET EVENT: message`.
     pub errors: Vec<String>,
+    /// Targets that could not be published to at all (a token's variable unset, no
+    /// repository): their errors are in `errors`; the other targets still got their events.
+    pub misconfigured: usize,
     /// Targets another publisher was at work on (their events are left to it).
     pub busy: Vec<String>,
     /// One redacted line per answer that was accepted but did nothing (a ticket key that is
     /// no Jira issue): `TARGET EVENT: STEP: note`.
     pub notes: Vec<String>,
+    /// One line per event a target left out for a reason worth saying (`TARGET EVENT: why`);
+    /// acknowledged, never retried.
+    pub skipped: Vec<String>,
 }
 
 /// A target's side of publishing: the requests one event takes, one step at a time. Most
@@ -58,10 +66,21 @@ pub trait Target {
     /// can use an earlier one's answer. In a dry run every step counts as answered with
     /// `Value::Null`: a step that needs a kept value then shows a `{placeholder}`.
     fn next(&self, span: &Span, done: &Done) -> Result<Option<Step>>;
-    /// What a failed answer's body says, for the failure message (the body as it is, unless
-    /// the target knows its error format).
-    fn explain(&self, body: &str) -> String {
-        body.trim().to_string()
+
+    /// Whether `span` is left out: `Quietly` when it is none of this target's business (an
+    /// environment it does not publish; nothing is stored), `Because` when it would be but
+    /// cannot be told (an image without a commit has no deployment): acknowledged with the
+    /// reason, which the summary shows once.
+    fn skip(&self, _span: &Span) -> Skip {
+        Skip::No
+    }
+
+    /// A refusing answer as the failure message says it: by default the status and the
+    /// start of the body. Redact before clipping (a clipped secret is no longer found);
+    /// the message is redacted once more afterwards.
+    fn explain(&self, r: &Response) -> String {
+        let body = crate::redact::clip(&crate::redact::text(r.body.trim()), 200);
+        format!("HTTP {} {body}", r.status).trim_end().to_string()
     }
 }
 
@@ -84,6 +103,19 @@ impl<T: OneRequest> Target for T {
         Ok(Some(Step::new("", self.request(span)?)))
     }
 }
+
+/// Whether a target takes an event (`Target::skip`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    No,
+    Quietly,
+    Because(String),
+}
+
+/// Steps named with this prefix are done once per target, whichever event did them (a
+/// GitHub comment once per issue and environment): an accepted one is known to the
+/// target's later events, in this run and the next, from the ledger's delivery states.
+pub const ONCE: &str = "once:";
 
 /// The answers kept so far, by step name.
 pub type Done = BTreeMap<String, Value>;
@@ -128,6 +160,8 @@ fn targets(config: &PublishConfig) -> Vec<&dyn Target> {
     out.extend(config.slack.iter().map(|t| t as &dyn Target));
     out.extend(config.jira.iter().map(|t| t as &dyn Target));
     out.extend(config.trello.iter().map(|t| t as &dyn Target));
+    out.extend(config.github_deployments.iter().map(|t| t as &dyn Target));
+    out.extend(config.github_issues.iter().map(|t| t as &dyn Target));
     out
 }
 
@@ -161,7 +195,7 @@ pub fn publish(
             if dry_run {
                 return Err(e);
             }
-            outcome.failed += 1;
+            outcome.misconfigured += 1;
             outcome.errors.push(crate::redact::text(&format!("{}: {e:#}", target.id())));
         }
     }
@@ -212,6 +246,7 @@ fn deliver(
 ) -> Result<()> {
     let id = target.id();
     let known: BTreeMap<i64, Delivery> = store.deliveries(id)?.into_iter().map(|d| (d.span_id, d)).collect();
+    let mut once = once_steps(known.values());
     let mut limited = false;
     for span in spans {
         let Some(span_id) = span.id else { continue };
@@ -219,12 +254,16 @@ fn deliver(
         if prior.is_some_and(|d| d.acked_at.is_some()) {
             continue;
         }
+        let skip = target.skip(span);
+        if skip == Skip::Quietly {
+            continue;
+        }
         if limited || (!run.dry_run && prior.is_some_and(|d| d.next_attempt > run.now)) {
             outcome.waiting += 1;
             continue;
         }
         if run.dry_run {
-            dry_run(target, span, out)?;
+            dry_run(target, span, &skip, &mut once, out)?;
             continue;
         }
         if !run.renew(store, lease)? {
@@ -243,7 +282,12 @@ fn deliver(
                 state: String::new(),
             },
         };
-        match steps(store, target, span, &mut d, run.now, &mut outcome.notes)? {
+        if let Skip::Because(why) = &skip {
+            outcome.skipped.push(format!("{id} {}: {why}", event::id(span)));
+            acknowledge_skip(store, &mut d, why, run.now)?;
+            continue;
+        }
+        match steps(store, target, span, &mut d, &mut once, run.now, &mut outcome.notes)? {
             None => {
                 d.acked_at = Some(run.now);
                 d.last_error.clear();
@@ -262,6 +306,13 @@ fn deliver(
     Ok(())
 }
 
+/// Stores an event the target left out as acknowledged, with the reason as its state.
+fn acknowledge_skip(store: &mut dyn Store, d: &mut Delivery, why: &str, now: i64) -> Result<()> {
+    (d.acked_at, d.last_error) = (Some(now), String::new());
+    d.state = serde_json::to_string(&serde_json::json!({ "skipped": why }))?;
+    transaction(store, |s| s.put_delivery(d))
+}
+
 /// Why an event's delivery stopped short.
 struct Failure {
     message: String,
@@ -270,13 +321,54 @@ struct Failure {
     limited: bool,
 }
 
+/// The `once:` steps accepted in any of a target's deliveries.
+fn once_steps<'a>(deliveries: impl Iterator<Item = &'a Delivery>) -> Done {
+    let states = deliveries.filter_map(|d| serde_json::from_str::<Done>(&d.state).ok());
+    states.flat_map(|done| done.into_iter().filter(|(k, _)| k.starts_with(ONCE))).collect()
+}
+
+/// What `next` is shown: the target's `once:` steps with one event's own answers laid over
+/// them while it lives. Dropped, it takes the event's answers off again, except its `once:`
+/// steps (no copy of the target's steps per event: they can be many).
+struct Overlay<'a> {
+    view: &'a mut Done,
+    lent: Vec<String>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(view: &'a mut Done, own: &Done) -> Overlay<'a> {
+        let mut o = Overlay { view, lent: Vec::new() };
+        for (k, v) in own {
+            o.insert(k.clone(), v.clone());
+        }
+        o
+    }
+
+    fn insert(&mut self, name: String, answer: Value) {
+        if !name.starts_with(ONCE) {
+            self.lent.push(name.clone());
+        }
+        self.view.insert(name, answer);
+    }
+}
+
+impl Drop for Overlay<'_> {
+    fn drop(&mut self) {
+        for k in &self.lent {
+            self.view.remove(k);
+        }
+    }
+}
+
 /// Takes an event's remaining steps, keeping each accepted answer in `d.state` (written to
-/// the ledger after every step); None when the event is delivered.
+/// the ledger after every step) and each accepted `once:` step in `once`; None when the
+/// event is delivered.
 fn steps(
     store: &mut dyn Store,
     target: &dyn Target,
     span: &Span,
     d: &mut Delivery,
+    once: &mut Done,
     now: i64,
     notes: &mut Vec<String>,
 ) -> Result<Option<Failure>> {
@@ -287,8 +379,9 @@ fn steps(
             format!("ledger: the delivery state of {} to {} is malformed", event::id(span), d.target)
         })?
     };
+    let mut view = Overlay::new(once, &done);
     for _ in 0..MAX_STEPS {
-        let Some(step) = target.next(span, &done)? else { return Ok(None) };
+        let Some(step) = target.next(span, view.view)? else { return Ok(None) };
         let answer = http::send(&step.request, now);
         let accepted =
             answer.as_ref().ok().filter(|r| (200..300).contains(&r.status) || step.also_ok.contains(&r.status));
@@ -302,6 +395,7 @@ fn steps(
                     let line = format!("{} {}: {}", d.target, event::id(span), named(&step.name, note));
                     notes.push(crate::redact::text(&line));
                 }
+                view.insert(step.name.clone(), v.clone());
                 done.insert(step.name, v);
                 d.state = serde_json::to_string(&done)?;
                 transaction(store, |s| s.put_delivery(d))?;
@@ -316,13 +410,18 @@ fn steps(
     anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", d.target, event::id(span))
 }
 
-/// Prints the steps an event would take, each counted as answered with nothing kept.
-fn dry_run(target: &dyn Target, span: &Span, out: &mut dyn Write) -> Result<()> {
-    let mut done = Done::new();
+/// Prints the steps an event would take, each counted as answered with nothing kept (a
+/// `once:` step for the rest of the dry run too), or why the target leaves it out.
+fn dry_run(target: &dyn Target, span: &Span, skip: &Skip, once: &mut Done, out: &mut dyn Write) -> Result<()> {
+    if let Skip::Because(why) = skip {
+        writeln!(out, "# {}\n# skipped {}: {why}\n", target.id(), event::id(span))?;
+        return Ok(());
+    }
+    let mut view = Overlay::new(once, &Done::new());
     for _ in 0..MAX_STEPS {
-        let Some(step) = target.next(span, &done)? else { return Ok(()) };
+        let Some(step) = target.next(span, view.view)? else { return Ok(()) };
         print_request(out, target.id(), &step.request)?;
-        done.insert(step.name, Value::Null);
+        view.insert(step.name, Value::Null);
     }
     anyhow::bail!("publish target {}: more than {MAX_STEPS} steps for {}", target.id(), event::id(span))
 }
@@ -333,9 +432,8 @@ fn failure(target: &dyn Target, step: &str, answer: &Result<Response, String>, a
     match answer {
         Err(e) => Failure { message: named(step, e), wait: backoff(attempts), limited: false },
         Ok(r) => {
-            let body = crate::redact::clip(&crate::redact::text(&target.explain(&r.body)), 200);
             let wait = r.retry_after.unwrap_or_else(|| backoff(attempts)).max(1);
-            let message = named(step, format!("HTTP {} {body}", r.status).trim_end());
+            let message = named(step, &crate::redact::text(&target.explain(r)));
             Failure { message, wait, limited: r.limited }
         }
     }
@@ -366,6 +464,21 @@ fn print_request(out: &mut dyn Write, target: &str, req: &Request) -> Result<()>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_events_answers_are_lent_to_the_view_and_its_once_steps_stay() {
+        use super::{Done, Overlay};
+        let mut shared = Done::from([("once:production/#1/comment".to_string(), serde_json::json!(7))]);
+        let own = Done::from([("#2/label".to_string(), serde_json::Value::Null)]);
+        {
+            let mut view = Overlay::new(&mut shared, &own);
+            view.insert("once:production/#2/comment".into(), serde_json::Value::Null);
+            view.insert("#3/label".into(), serde_json::Value::Null);
+            assert_eq!(view.view.len(), 4);
+        }
+        let left: Vec<&str> = shared.keys().map(String::as_str).collect();
+        assert_eq!(left, ["once:production/#1/comment", "once:production/#2/comment"]);
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         assert_eq!(super::backoff(1), 60);
