@@ -603,7 +603,10 @@ impl Config {
         }
         let publish = match raw.publish {
             None => PublishConfig::default(),
-            Some(p) => publish::validate(p).map_err(|(span, m)| at(span, m))?,
+            Some(p) => {
+                let known: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+                publish::validate(p, &known).map_err(|(span, m)| at(span, m))?
+            }
         };
         Ok(Config {
             repos,
@@ -905,6 +908,29 @@ mod tests {
     fn promotion_must_name_declared_environments() {
         let e = err("promotion = [\"staging\", \"prod\"]\n[environments.staging]\n");
         assert!(e.starts_with("prodiff.toml:1:25: promotion: \"prod\" is not an environment"), "{e}");
+    }
+
+    #[test]
+    fn publish_targets_must_name_declared_environments() {
+        let envs = "[environments.staging]\n[environments.prod]\n";
+        let jira = "[[publish.jira]]\nurl = \"https://x.atlassian.net\"\nemail = \"a@b.c\"\ntoken_env = \"T\"\n";
+        let e = err(&format!("{envs}{jira}"));
+        assert!(
+            e.starts_with("prodiff.toml:3:1: publish.jira[0].environments: defaults to \"production\", which is not an environment declared under [environments] (known: prod, staging)"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{envs}[[publish.trello]]\nkey_env = \"K\"\ntoken_env = \"T\"\nboards = [\"b\"]\nenvironment = \"prdo\"\n"
+        ));
+        assert!(
+            e.starts_with("prodiff.toml:7:15: publish.trello[0].environment: \"prdo\" is not an environment"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{envs}[[publish.github_issues]]\nrepository = \"o/r\"\nenvironments = {{ stagign = \"staging\" }}\n"
+        ));
+        assert!(e.contains("publish.github_issues[0].environments.stagign: \"stagign\" is not an environment"), "{e}");
+        assert!(Config::parse(&format!("{envs}{jira}environments = [\"prod\"]\n"), Path::new("prodiff.toml")).is_ok());
     }
 
     #[test]

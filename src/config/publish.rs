@@ -75,7 +75,8 @@ struct RawWebhook {
 }
 
 /// Validates `[publish]`; an error is (byte span, message) for the caller to place.
-pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Range<usize>, String)> {
+pub(super) fn validate(raw: RawPublish, known: &[&str]) -> Result<PublishConfig, (std::ops::Range<usize>, String)> {
+    known_environments(&raw, known)?;
     let mut webhooks: Vec<WebhookTarget> = Vec::new();
     for (i, w) in raw.webhook.into_iter().enumerate() {
         let table = w.span();
@@ -123,6 +124,49 @@ pub(super) fn validate(raw: RawPublish) -> Result<PublishConfig, (std::ops::Rang
     let trello = trello(raw.trello, &mut ids)?;
     let (github_deployments, github_issues) = github(raw.github_deployments, raw.github_issues, &mut ids)?;
     Ok(PublishConfig { webhooks, slack, jira, trello, github_deployments, github_issues })
+}
+
+/// Every environment a target names (or defaults to) is one of `[environments]` (when the
+/// config declares any): a misspelt one would silently never be published to.
+fn known_environments(raw: &RawPublish, known: &[&str]) -> Result<(), Bad> {
+    if known.is_empty() {
+        return Ok(());
+    }
+    let check = |env: &str, span: std::ops::Range<usize>, key: String, defaulted: bool| {
+        if known.contains(&env) {
+            return Ok(());
+        }
+        let how = if defaulted { format!("defaults to {env:?}, which") } else { format!("{env:?}") };
+        Err((
+            span,
+            format!("{key}: {how} is not an environment declared under [environments] (known: {})", known.join(", ")),
+        ))
+    };
+    for (i, j) in raw.jira.iter().enumerate() {
+        let key = format!("publish.jira[{i}].environments");
+        match &j.get_ref().environments {
+            Some(e) => e.get_ref().iter().try_for_each(|env| check(env, e.span(), key.clone(), false))?,
+            None => check("production", j.span(), key, true)?,
+        }
+    }
+    for (i, t) in raw.trello.iter().enumerate() {
+        let key = format!("publish.trello[{i}].environment");
+        match &t.get_ref().environment {
+            Some(e) => check(e.get_ref(), e.span(), key, false)?,
+            None => check("production", t.span(), key, true)?,
+        }
+    }
+    let github = raw.github_deployments.iter().map(|t| ("github_deployments", t.get_ref().environments.as_ref()));
+    let github = github.chain(raw.github_issues.iter().map(|t| ("github_issues", t.get_ref().environments.as_ref())));
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (table, envs) in github {
+        let i = index.entry(table).or_default();
+        for (env, name) in envs.into_iter().flatten() {
+            check(env, name.span(), format!("publish.{table}[{i}].environments.{env}"), false)?;
+        }
+        *i += 1;
+    }
+    Ok(())
 }
 
 /// The host of an `http://` or `https://` URL (without user info or port), if it is one.
