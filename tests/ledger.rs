@@ -639,6 +639,71 @@ fn watch_records_in_a_loop_survives_a_failing_cycle_and_stops_on_sigterm() {
     assert_eq!(log["deployments"].as_array().unwrap().len(), 3, "{log}");
 }
 
+/// `watch` with a webhook configured: each cycle publishes what it recorded, each event once,
+/// and later cycles that record nothing new send nothing.
+#[test]
+fn watch_publishes_each_new_event_once() {
+    let server = crate::publish::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("watch.db").display().to_string();
+    let h = History::new(ledger.clone());
+    h.append_config(&format!("\n[[publish.webhook]]\nid = \"audit\"\nurl = \"{}/hooks/deploy\"\n", server.url));
+    let step = |s: &Step| {
+        h.inventory("staging.json", "staging", s.staging);
+        h.inventory("production.json", "production", s.production);
+        h.pods(s.eu);
+    };
+    step(&STEPS[0]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_prodiff"))
+        .args(["--repo", h.repo.path().to_str().unwrap(), "--config", h.config.to_str().unwrap()])
+        .args(["watch", "--every", "1s", "--offline"])
+        .env("PRODIFF_LEDGER", &ledger)
+        .env("PRODIFF_KUBECTL", &h.kubectl)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let wait_for = |seen: &mut Vec<crate::publish::Seen>, n: usize| {
+        let start = std::time::Instant::now();
+        while seen.len() < n {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "only {} of {n} requests in 60 s",
+                seen.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            seen.extend(server.take());
+        }
+    };
+    // Three first sightings, then the deploy of 1.1.0 everywhere.
+    wait_for(&mut seen, 3);
+    step(&STEPS[1]);
+    wait_for(&mut seen, 6);
+    let beats = heartbeats(&ledger).len();
+    while heartbeats(&ledger).len() < beats + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    seen.extend(server.take());
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    seen.extend(server.take());
+    let log = h.prodiff(&["log", "--format", "json"], "2030-01-01T00:00:00Z").json();
+    let events = log["deployments"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "{log}");
+    let mut keys: Vec<&str> = seen.iter().map(|s| s.header("idempotency-key").unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((seen.len(), keys.len()), (6, 6), "each event once, nothing more in later cycles: {keys:?}");
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["first-seen", "first-seen", "first-seen", "deploy", "deploy", "deploy"]);
+}
+
 /// The README's ledger demo (fixtures/demo/ledger.sh: five fleets recorded, then `log`,
 /// `when SHOP-120` and `metrics`) answers exactly as the README shows, on both engines.
 fn the_readme_demo(ledger: &str) {
