@@ -757,3 +757,60 @@ fn ledger_settings_are_checked_and_a_missing_ledger_says_what_to_do() {
     let run = h.prodiff(&["log", "--since", "7"], NOW);
     run.expect_code(2);
 }
+
+/// `when` a ticket merged from a feature branch: the lead time from the commit counts the
+/// branch's time, the lead time from the mainline starts at the merge (the first-parent
+/// commit that brought it in), and the merge is named.
+#[test]
+fn when_measures_lead_time_from_the_commit_and_from_its_merge_into_the_mainline() {
+    let r = TestRepo::new();
+    let base = r.commit("main", "api: base", &[("api/a.go", "1\n")]);
+    let feature = r.commit("feature", "SHOP-7 api: the feature", &[("api/f.go", "f\n")]);
+    r.commit("main", "api: meanwhile", &[("api/b.go", "b\n")]);
+    r.commit("main", "api: and more", &[("api/c.go", "c\n")]);
+    let merge = r.merge("main", "feature", "Merge branch 'feature'");
+    let ct = |sha: &str| r.git(&["log", "-1", "--format=%ct", sha]).trim().parse::<i64>().unwrap();
+    let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (t1, t2) = (ct(&feature), ct(&merge));
+    assert!(t2 - t1 >= 3 * 3600, "the merge comes hours after the commit");
+    let config = r.scratch().join("prodiff.toml");
+    std::fs::write(
+        &config,
+        format!("mainline = \"main\"\n[services.api]\nimage = \"{IMAGE}\"\n[environments.production]\ninventory = [\"production.json\"]\n"),
+    )
+    .unwrap();
+    let ledger = r.scratch().join("ledger.db").display().to_string();
+    let record = |sha: &str, started: i64, now: i64| {
+        let w = json!({"workloads": [{"environment": "production", "service": "api", "image": format!("{IMAGE}:x"),
+            "labels": {REV: sha}, "instance": "p-1/api", "started_at": rfc(started)}]});
+        std::fs::write(r.scratch().join("production.json"), w.to_string()).unwrap();
+        let args = ["--repo", r.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "record", "--offline"];
+        prodiff_env(r.scratch(), &args, None, &[("PRODIFF_NOW", &rfc(now)), ("PRODIFF_LEDGER", &ledger)])
+            .expect_code(0);
+    };
+    record(&base, t2 - 7200, t2);
+    record(&merge, t2 + 3600, t2 + 7200);
+    let args = ["--repo", r.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "when", "SHOP-7"];
+    let env = [("PRODIFF_NOW", rfc(t2 + 7200)), ("PRODIFF_LEDGER", ledger.clone())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let json = prodiff_env(r.scratch(), &json_args, None, &env).json();
+    assert_eq!(json["mainline"]["via"], merge.as_str(), "{json:#}");
+    assert_eq!(json["mainline"]["at"], rfc(t2).as_str());
+    let first = &json["answers"][0]["first"];
+    assert_eq!(first["exact"], rfc(t2 + 3600).as_str());
+    assert_eq!(first["lead_time_seconds"], t2 + 3600 - t1);
+    assert_eq!(first["from_mainline_seconds"], 3600);
+    let text = prodiff_env(r.scratch(), &args, None, &env);
+    text.expect_code(0);
+    assert!(
+        text.stdout.contains(&format!(
+            "From mainline: main had it at {} UTC ({})",
+            &rfc(t2)[..16].replace('T', " "),
+            &merge[..10]
+        )),
+        "{}",
+        text.stdout
+    );
+}

@@ -37,8 +37,31 @@ pub(super) fn when(g: &Global, args: &WhenArgs, out: &mut dyn Write) -> Result<u
     };
     let answers = query::when(store.as_mut(), &o.repo, &wanted, committed, concerns)?;
     let shas: Vec<String> = wanted.iter().map(|c| c.0.clone()).collect();
-    render::when(&args.item, &shas, &answers, g.format, out)?;
+    let reached = reached_mainline(&o, &wanted)?;
+    render::when(&args.item, &shas, &answers, reached.as_ref(), g.format, out)?;
     Ok(crate::exit::CLEAN)
+}
+
+/// When the mainline got the change: the first-parent commit that brought in the last of
+/// its commits to arrive, and its committer time; none while the mainline lacks any of them.
+fn reached_mainline(o: &Opened, wanted: &[CommitId]) -> Result<Option<render::Reached>> {
+    let (name, tip) = o.repo.mainline(o.config.mainline.as_deref())?;
+    let mut latest: Option<render::Reached> = None;
+    for c in wanted {
+        if !o.repo.contains(&tip, c)? {
+            return Ok(None);
+        }
+        // Clock skew aside, no first-parent commit older than a day before it holds it.
+        let since = o.repo.commit_info(c)?.committed - chrono::Duration::days(1);
+        let chain = o.repo.first_parents(&tip, since)?;
+        let i = crate::judge::why::brought_in(&chain, |m| o.repo.contains(m, c))?.unwrap_or(0);
+        let via = chain.get(i).cloned().unwrap_or_else(|| c.clone());
+        let at = o.repo.commit_info(&via)?.committed.timestamp();
+        if latest.as_ref().is_none_or(|l| at > l.at) {
+            latest = Some(render::Reached { mainline: name.clone(), via: via.0, at });
+        }
+    }
+    Ok(latest)
 }
 
 /// A SHA stands for itself; a ticket key for every commit whose message mentions it, in the

@@ -145,33 +145,71 @@ pub fn log(spans: &[Span], format: Format, out: &mut dyn Write) -> io::Result<()
     rows_in(format, out, &rows)
 }
 
+/// When the asked change reached the mainline: the first-parent mainline commit that
+/// brought its latest commit in, and that commit's committer time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reached {
+    /// The mainline's name (`main`).
+    pub mainline: String,
+    /// The first-parent commit (a merge, or the commit itself when committed there).
+    pub via: String,
+    pub at: i64,
+}
+
+/// Lead time from reaching the mainline to a first run: seconds (negative: it ran before
+/// the mainline had it, as a hotfix does), none without a mainline time.
+fn from_mainline(reached: Option<&Reached>, exact: Option<i64>, by: i64) -> Option<i64> {
+    reached.map(|r| exact.unwrap_or(by) - r.at)
+}
+
+fn from_mainline_text(d: Option<i64>, exact: bool) -> String {
+    match d {
+        None => "-".to_string(),
+        Some(d) if d < 0 => "before it reached it".to_string(),
+        Some(d) if exact => human(d),
+        Some(d) => format!("at most {}", human(d)),
+    }
+}
+
 /// `prodiff when`.
-pub fn when(query: &str, commits: &[String], answers: &[When], format: Format, out: &mut dyn Write) -> io::Result<()> {
+pub fn when(
+    query: &str,
+    commits: &[String],
+    answers: &[When],
+    reached: Option<&Reached>,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if format == Format::Json {
         let list: Vec<Value> = answers
             .iter()
             .map(|a| {
                 let first = a.first.as_ref().map(|f| {
                     json!({"exact": opt_rfc(f.exact), "after": opt_rfc(f.after), "by": rfc(f.by), "how": f.how,
-                           "lead_time_seconds": f.lead_time, "method": f.method})
+                           "lead_time_seconds": f.lead_time, "method": f.method,
+                           "from_mainline_seconds": from_mainline(reached, f.exact, f.by)})
                 });
                 json!({"environment": a.environment, "service": a.service, "first": first, "still_runs": a.still_runs})
             })
             .collect();
         return json_out(
             out,
-            &json!({"schema_version": 1, "command": "when", "query": query, "commits": commits, "answers": list}),
+            &json!({"schema_version": 1, "command": "when", "query": query, "commits": commits,
+                    "mainline": reached.map(|r| json!({"name": r.mainline, "via": r.via, "at": rfc(r.at),
+                        "method": MAINLINE_METHOD})),
+                    "answers": list}),
         );
     }
     let short: Vec<&str> = commits.iter().map(|c| &c[..c.len().min(10)]).collect();
     writeln!(out, "{query}: {}", short.join(", "))?;
     writeln!(out)?;
-    let mut rows =
-        vec![["ENVIRONMENT", "SERVICE", "FIRST RAN", "HOW", "STILL RUNS", "LEAD TIME"].map(String::from).to_vec()];
+    let mut rows = vec![["ENVIRONMENT", "SERVICE", "FIRST RAN", "HOW", "STILL RUNS", "LEAD TIME", "FROM MAINLINE"]
+        .map(String::from)
+        .to_vec()];
     let mut methods = Vec::new();
     for a in answers {
-        let (at, how, lead) = match &a.first {
-            None => ("never seen running".to_string(), "-".to_string(), "-".to_string()),
+        let (at, how, lead, main) = match &a.first {
+            None => ("never seen running".to_string(), "-".to_string(), "-".to_string(), "-".to_string()),
             Some(f) => {
                 if !methods.contains(&f.method) {
                     methods.push(f.method.clone());
@@ -181,18 +219,33 @@ pub fn when(query: &str, commits: &[String], answers: &[When], format: Format, o
                     (Some(t), Some(_)) => human(t),
                     (Some(t), None) => format!("at most {}", human(t)),
                 };
-                (when_text(f.exact, f.after, f.by), f.how.clone(), lead)
+                let main = from_mainline_text(from_mainline(reached, f.exact, f.by), f.exact.is_some());
+                (when_text(f.exact, f.after, f.by), f.how.clone(), lead, main)
             }
         };
-        rows.push(vec![a.environment.clone(), a.service.clone(), at, how, a.still_runs.to_string(), lead]);
+        rows.push(vec![a.environment.clone(), a.service.clone(), at, how, a.still_runs.to_string(), lead, main]);
     }
     rows_in(format, out, &rows)?;
+    writeln!(out)?;
     if !methods.is_empty() {
-        writeln!(out)?;
         writeln!(out, "Lead time: {}.", methods.join("; "))?;
+    }
+    match reached {
+        Some(r) => writeln!(
+            out,
+            "From mainline: {} had it at {} UTC ({}); {MAINLINE_METHOD}, to the same first run.",
+            r.mainline,
+            minute(r.at),
+            &r.via[..r.via.len().min(10)]
+        )?,
+        None => writeln!(out, "From mainline: the mainline does not have it.")?,
     }
     Ok(())
 }
+
+/// How `when` dates a change's arrival on the mainline.
+const MAINLINE_METHOD: &str =
+    "the committer time of the first-parent mainline commit that brought its latest commit in (a merge, or the commit itself)";
 
 fn figure_value(f: &Figure) -> String {
     let Some(v) = f.value else { return "no data".into() };
@@ -239,6 +292,19 @@ pub fn metrics(m: &Metrics, env: Option<&str>, format: Format, out: &mut dyn Wri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lead_time_from_the_mainline_says_when_it_ran_first() {
+        let r = Reached { mainline: "main".into(), via: "a".repeat(40), at: 1_000 };
+        assert_eq!(from_mainline(Some(&r), Some(4_600), 9_000), Some(3_600));
+        assert_eq!(from_mainline(Some(&r), None, 8_200), Some(7_200));
+        assert_eq!(from_mainline(None, Some(4_600), 9_000), None);
+        assert_eq!(from_mainline_text(Some(3_600), true), "1h");
+        assert_eq!(from_mainline_text(Some(7_200), false), "at most 2h");
+        // A hotfix deployed from a release branch before main got it.
+        assert_eq!(from_mainline_text(Some(-60), true), "before it reached it");
+        assert_eq!(from_mainline_text(None, true), "-");
+    }
 
     #[test]
     fn bounds_on_one_day_name_the_day_once() {
