@@ -473,11 +473,32 @@ impl Repo {
             .as_ref()
     }
 
-    /// The report's view of walked commits, read where the walk did not read them. (Reading
-    /// on several threads was slower: libgit2 serialises pack access behind one lock.)
+    /// The report's view of walked commits, read where the walk did not read them. A long
+    /// list is parsed on two threads, the second half reading only from the packs (libgit2's
+    /// repository is not for sharing): what it cannot read there, the first thread reads.
     fn infos(&self, walked: Vec<walk::Walked>) -> Result<Vec<CommitInfo>, GitError> {
-        let (mut objects, mut buf) = (objects::Objects::new(self), Vec::new());
-        walked.iter().map(|w| info(&self.path, &mut objects, &mut buf, w)).collect()
+        let mut objects = objects::Objects::new(self);
+        let mut buf = Vec::new();
+        if walked.len() < PARALLEL {
+            return walked.iter().map(|w| info(&self.path, &mut objects, &mut buf, w)).collect();
+        }
+        let (first, second) = walked.split_at(walked.len() / 2);
+        let (path, packs) = (&self.path, self.packs());
+        std::thread::scope(|scope| {
+            let other = scope.spawn(move || packed_infos(path, packs, second));
+            let mut out = Vec::with_capacity(walked.len());
+            for w in first {
+                out.push(info(&self.path, &mut objects, &mut buf, w)?);
+            }
+            let rest = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (w, got) in second.iter().zip(rest) {
+                out.push(match got {
+                    Some(got) => got?,
+                    None => info(&self.path, &mut objects, &mut buf, w)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Where `tip` joins the history of `known` (commit -> position, newest first): the
@@ -669,6 +690,27 @@ fn info(
     }
 }
 
+/// From how many commits `infos` splits the work between two threads.
+const PARALLEL: usize = 1024;
+
+/// `info` for each commit, from the packs only; `None` where they do not have it.
+fn packed_infos(
+    path: &Path,
+    packs: &pack::Packs,
+    walked: &[walk::Walked],
+) -> Vec<Option<Result<CommitInfo, GitError>>> {
+    let (mut reader, mut buf) = (pack::Reader::default(), Vec::new());
+    let mut one = |w: &walk::Walked| match &w.raw {
+        Some(raw) => Some(parse_info(path, w.oid, raw)),
+        None => match reader.read(packs, w.oid.as_bytes(), &mut buf) {
+            Ok(Some(pack::Kind::Commit)) => Some(parse_info(path, w.oid, &buf)),
+            // Not in a pack, not a commit or unreadable: the other thread reads it and says why.
+            _ => None,
+        },
+    };
+    walked.iter().map(&mut one).collect()
+}
+
 fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError> {
     let c = commit::parse(raw).map_err(|m| malformed(path, oid, m))?;
     Ok(CommitInfo {
@@ -679,7 +721,7 @@ fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError>
         email: lossy(c.author_email),
         date: utc(c.author_time),
         committed: utc(c.committer_time),
-        parents: c.parents.len(),
+        parents: c.parents,
     })
 }
 
@@ -709,5 +751,8 @@ fn utc(seconds: i64) -> DateTime<Utc> {
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
