@@ -104,7 +104,7 @@ impl<'a> Iterator for Headers<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         while self.at < self.raw.len() {
             let rest = &self.raw[self.at..];
-            let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+            let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
             self.at += line.len() + 1;
             if line.is_empty() {
                 self.body = Some(self.at.min(self.raw.len()));
@@ -143,8 +143,8 @@ fn oid(hex: &[u8]) -> Result<Oid, Malformed> {
 /// `Name <email> seconds zone` into name, email and seconds (the zone is not needed: dates
 /// are reported in UTC).
 fn identity(ident: &[u8]) -> Result<(&[u8], &[u8], i64), Malformed> {
-    let open = ident.iter().rposition(|&b| b == b'<').ok_or(Malformed("an identity has no <email>"))?;
-    let close = ident.iter().rposition(|&b| b == b'>').filter(|&c| c > open);
+    let open = memchr::memrchr(b'<', ident).ok_or(Malformed("an identity has no <email>"))?;
+    let close = memchr::memrchr(b'>', ident).filter(|&c| c > open);
     let close = close.ok_or(Malformed("an identity has no <email>"))?;
     let name = trim(&ident[..open]);
     let email = trim(&ident[open + 1..close]);

@@ -165,7 +165,8 @@ impl walk::Load for Loader<'_> {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         let date = commit::parents_and_date(&raw, &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
-        if self.repo.boundary().contains(&oid) {
+        let boundary = self.repo.boundary();
+        if !boundary.is_empty() && boundary.contains(&oid) {
             // A shallow clone's boundary: its parents were never fetched.
             ids.clear();
         }
