@@ -126,19 +126,32 @@ fn oid(hex: &[u8]) -> Result<Oid, Malformed> {
     if hex.len() != 40 {
         return Err(bad);
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut bytes = [0u8; 20];
     for (i, pair) in hex.chunks_exact(2).enumerate() {
-        bytes[i] = (nibble(pair[0]).ok_or(Malformed("a parent id is not hex"))? << 4)
-            | nibble(pair[1]).ok_or(Malformed("a parent id is not hex"))?;
+        let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+        if (hi | lo) & 0x10 != 0 {
+            return Err(bad);
+        }
+        bytes[i] = (hi << 4) | lo;
     }
     Oid::from_bytes(&bytes).map_err(|_| bad)
 }
+
+/// Each byte's value as a hex digit; 0x10 for bytes that are not one.
+const NIBBLE: [u8; 256] = {
+    let mut t = [0x10u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'0'..=b'9' => c as u8 - b'0',
+            b'a'..=b'f' => c as u8 - b'a' + 10,
+            b'A'..=b'F' => c as u8 - b'A' + 10,
+            _ => 0x10,
+        };
+        c += 1;
+    }
+    t
+};
 
 /// `Name <email> seconds zone` into name, email and seconds (the zone is not needed: dates
 /// are reported in UTC).
@@ -148,10 +161,33 @@ fn identity(ident: &[u8]) -> Result<(&[u8], &[u8], i64), Malformed> {
     let close = close.ok_or(Malformed("an identity has no <email>"))?;
     let name = trim(&ident[..open]);
     let email = trim(&ident[open + 1..close]);
-    let rest = trim(&ident[close + 1..]);
-    let seconds = rest.split(|&b| b == b' ').next().unwrap_or_default();
-    let seconds = std::str::from_utf8(seconds).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((name, email, seconds))
+    Ok((name, email, seconds(&ident[close + 1..])))
+}
+
+/// The first word after the email as a signed number of seconds; 0 when it is not one.
+fn seconds(rest: &[u8]) -> i64 {
+    let rest = trim(rest);
+    let word = &rest[..memchr::memchr(b' ', rest).unwrap_or(rest.len())];
+    let (negative, digits) = match word.split_first() {
+        Some((b'-', d)) => (true, d),
+        Some((b'+', d)) => (false, d),
+        _ => (false, word),
+    };
+    if digits.is_empty() {
+        return 0;
+    }
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = match c {
+            b'0'..=b'9' => (c - b'0') as i64,
+            _ => return 0,
+        };
+        n = match n.checked_mul(10).and_then(|n| if negative { n.checked_sub(d) } else { n.checked_add(d) }) {
+            Some(n) => n,
+            None => return 0,
+        };
+    }
+    n
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -194,6 +230,18 @@ gpgsig -----BEGIN PGP SIGNATURE-----\n \n parent 3333333333333333333333333333333
     fn a_commit_without_a_committer_is_malformed() {
         assert_eq!(parse(b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nmsg\n"), Err(Malformed("no author")));
         assert!(parents_and_date(b"tree x\nparent zz\n\n", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn dates_and_ids_parse_as_git_writes_them_and_anything_else_is_refused_or_zero() {
+        assert_eq!(seconds(b" 1700000000 +0100"), 1700000000);
+        assert_eq!(seconds(b" -5 +0000"), -5);
+        assert_eq!(seconds(b" 99999999999999999999 +0000"), 0, "overflow");
+        assert_eq!((seconds(b" x1 +0000"), seconds(b""), seconds(b" - +0000")), (0, 0, 0));
+        let id = "0123456789abcdefABCDEF0123456789abcdef01";
+        assert_eq!(oid(format!("{id} \r").as_bytes()), Ok(Oid::from_str(id).unwrap()));
+        assert!(oid(&id.as_bytes()[..39]).is_err());
+        assert!(oid(id.replace('f', "g").as_bytes()).is_err());
     }
 
     #[test]

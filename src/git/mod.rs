@@ -738,12 +738,12 @@ fn read_err(path: &Path, doing: &str, e: git2::Error) -> GitError {
 /// of 100k commits that shows).
 fn hex(oid: Oid) -> CommitId {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(40);
-    for b in oid.as_bytes() {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    let mut s = [0u8; 40];
+    for (i, b) in oid.as_bytes().iter().enumerate() {
+        s[2 * i] = DIGITS[(b >> 4) as usize];
+        s[2 * i + 1] = DIGITS[(b & 15) as usize];
     }
-    CommitId(s)
+    CommitId(std::str::from_utf8(&s).expect("hex digits").to_owned())
 }
 
 fn utc(seconds: i64) -> DateTime<Utc> {

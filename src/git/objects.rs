@@ -35,7 +35,7 @@ impl<'r> Objects<'r> {
         let doing = || format!("reading commit {oid}");
         let kind = match self.reader.read(self.packs, oid.as_bytes(), out) {
             Ok(Some(kind)) => kind.name(),
-            Ok(None) => self.from_odb(oid, out)?,
+            Ok(None) => self.read_odb(oid, out)?,
             Err(pack::Corrupt(message)) => {
                 return Err(GitError::Read { path: self.repo.path.clone(), doing: doing(), message })
             }
@@ -47,7 +47,7 @@ impl<'r> Objects<'r> {
         Ok(())
     }
 
-    fn from_odb(&mut self, oid: Oid, out: &mut Vec<u8>) -> Result<&'static str, GitError> {
+    fn read_odb(&mut self, oid: Oid, out: &mut Vec<u8>) -> Result<&'static str, GitError> {
         let doing = || format!("reading commit {oid}");
         if self.odb.is_none() {
             let odb = self.repo.repo.odb();

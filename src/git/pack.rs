@@ -89,7 +89,7 @@ impl Packs {
             .filter_map(|idx| Pack::open(idx).map(|p| (fs::metadata(&p.path).and_then(|m| m.modified()), p)))
             .map(|(t, p)| (t.unwrap_or(std::time::UNIX_EPOCH), p))
             .collect();
-        packs.sort_by(|a, b| b.0.cmp(&a.0));
+        packs.sort_by_key(|p| std::cmp::Reverse(p.0));
         Packs { packs: packs.into_iter().map(|(_, p)| p).collect() }
     }
 
@@ -499,6 +499,12 @@ mod tests {
         all
     }
 
+    /// The first file under objects/pack with that extension.
+    fn file(dir: &Path, ext: &str) -> PathBuf {
+        let mut files = fs::read_dir(dir.join(".git/objects/pack")).unwrap().map(|e| e.unwrap().path());
+        files.find(|p| p.extension().is_some_and(|x| x == ext)).unwrap()
+    }
+
     /// How many objects of each kind `git verify-pack` lists as deltas.
     fn deltas(dir: &Path, kind: &str) -> usize {
         let mut n = 0;
@@ -583,8 +589,7 @@ mod tests {
         history(d, 40);
         git(d, &["repack", "-q", "-adf", "--depth=50", "--window=250"]);
         let all = objects(d);
-        let pack = fs::read_dir(d.join(".git/objects/pack")).unwrap().map(|e| e.unwrap().path());
-        let pack = pack.filter(|p| p.extension().is_some_and(|x| x == "pack")).next().unwrap();
+        let pack = file(d, "pack");
         let whole = fs::read(&pack).unwrap();
         let damaged = |bytes: &[u8]| -> (usize, usize) {
             fs::remove_file(&pack).unwrap();
@@ -623,8 +628,7 @@ mod tests {
         let d = dir.path();
         history(d, 3);
         git(d, &["repack", "-q", "-ad"]);
-        let idx = fs::read_dir(d.join(".git/objects/pack")).unwrap().map(|e| e.unwrap().path());
-        let idx = idx.filter(|p| p.extension().is_some_and(|x| x == "idx")).next().unwrap();
+        let idx = file(d, "idx");
         let whole = fs::read(&idx).unwrap();
         fs::remove_file(&idx).unwrap();
         fs::write(&idx, &whole[..whole.len() / 2]).unwrap();
