@@ -635,6 +635,42 @@ mod tests {
         assert!(Packs::open(&d.join(".git/objects")).packs.is_empty());
     }
 
+    /// An index of one object whose offset is entry `large` of the 64-bit table (which holds
+    /// one offset, `at`), beside a pack with no room for it.
+    fn large_offset_pack(dir: &Path, large: u32, at: u64) -> Packs {
+        let id = [0x42u8; 20];
+        let mut idx = IDX_MAGIC.to_vec();
+        for byte in 0..256 {
+            idx.extend_from_slice(&u32::from(byte >= 0x42).to_be_bytes());
+        }
+        idx.extend_from_slice(&id);
+        idx.extend_from_slice(&[0; 4]);
+        idx.extend_from_slice(&(0x8000_0000 | large).to_be_bytes());
+        idx.extend_from_slice(&at.to_be_bytes());
+        idx.extend_from_slice(&[0; 40]);
+        fs::create_dir_all(dir.join("pack")).unwrap();
+        fs::write(dir.join("pack/pack-1.idx"), idx).unwrap();
+        let mut pack = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+        pack.extend_from_slice(&[0; 20]);
+        fs::write(dir.join("pack/pack-1.pack"), pack).unwrap();
+        Packs::open(dir)
+    }
+
+    #[test]
+    fn offsets_past_two_gigabytes_come_from_the_64_bit_table_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = large_offset_pack(dir.path(), 0, 0x1_0000_0010);
+        assert_eq!(packs.find(&[0x42; 20], 0), Some((0, 0x1_0000_0010)));
+        let err = Reader::default().read(&packs, &[0x42; 20], &mut Vec::new()).unwrap_err();
+        assert!(err.0.contains("pack-1.pack: object 4242") && err.0.contains("past the end"), "{}", err.0);
+        // An entry past the 64-bit table reads as offset 0, which no object has.
+        let dir = tempfile::tempdir().unwrap();
+        let packs = large_offset_pack(dir.path(), 100, 0x1_0000_0010);
+        let err = Reader::default().read(&packs, &[0x42; 20], &mut Vec::new()).unwrap_err();
+        assert!(err.0.contains("pack header"), "{}", err.0);
+        assert_eq!(Reader::default().read(&packs, &[0x41; 20], &mut Vec::new()), Ok(None));
+    }
+
     #[test]
     fn a_delta_copies_from_its_base_and_inserts_new_bytes() {
         // base 11 bytes -> 13 bytes: copy 6 at 0 ("hello "), insert "big ", copy 3 at 6 ("wor").
