@@ -20,6 +20,8 @@ use crate::model::CommitId;
 
 mod commit;
 mod graph;
+mod objects;
+mod pack;
 mod patch;
 mod paths;
 mod walk;
@@ -91,6 +93,9 @@ pub struct Repo {
     patches: patch::Patches,
     /// In a shallow clone, the boundary commits (`.git/shallow`): git walks them as roots.
     boundary: OnceCell<HashSet<Oid>>,
+    /// The packs, mapped on first use, and the reader that inflates out of them.
+    packs: OnceCell<pack::Packs>,
+    reader: RefCell<Option<pack::Reader>>,
 }
 
 type SharedLog = Rc<Log<Brief>>;
@@ -98,8 +103,12 @@ type SharedLog = Rc<Log<Brief>>;
 /// Loads commits for the walk: from the commit-graph when it has them, else from objects.
 struct Loader<'r> {
     repo: &'r Repo,
-    odb: git2::Odb<'r>,
+    objects: objects::Objects<'r>,
     graph: Option<&'r graph::Graph>,
+    /// Whether the objects' bytes are kept for the report (`log`), or only parsed (`log_brief`).
+    keep_raw: bool,
+    /// The object read last, when its bytes are not kept.
+    buf: Vec<u8>,
     /// Scratch lists of parents, reused from commit to commit.
     positions: Vec<u32>,
     ids: Vec<Oid>,
@@ -151,17 +160,25 @@ impl walk::Load for Loader<'_> {
             }
             _ => self.oid(key),
         };
-        let obj = read_commit(&self.repo.path, &self.odb, oid)?;
+        let mut raw = if self.keep_raw { Vec::new() } else { std::mem::take(&mut self.buf) };
+        self.objects.commit(oid, &mut raw)?;
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
-        let date = commit::parents_and_date(obj.data(), &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
-        if self.repo.boundary().contains(&oid) {
+        let date = commit::parents_and_date(&raw, &mut ids).map_err(|m| malformed(&self.repo.path, oid, m))?;
+        let boundary = self.repo.boundary();
+        if !boundary.is_empty() && boundary.contains(&oid) {
             // A shallow clone's boundary: its parents were never fetched.
             ids.clear();
         }
         parents.extend(ids.iter().map(|&id| self.key(id)));
         self.ids = ids;
-        Ok(walk::Loaded { date, level: None, raw: Some(obj.data().to_vec()) })
+        let raw = if self.keep_raw {
+            Some(raw)
+        } else {
+            self.buf = raw;
+            None
+        };
+        Ok(walk::Loaded { date, level: None, raw })
     }
 }
 
@@ -194,7 +211,13 @@ impl Repo {
             touched: Default::default(),
             patches: patch::Patches::new(crate::cache_dir::dir_from_env()),
             boundary: Default::default(),
+            packs: Default::default(),
+            reader: Default::default(),
         })
+    }
+
+    fn packs(&self) -> &pack::Packs {
+        self.packs.get_or_init(|| pack::Packs::open(&self.repo.commondir().join("objects")))
     }
 
     pub fn path(&self) -> &Path {
@@ -376,12 +399,12 @@ impl Repo {
 
     /// `git rev-list TIPS ^HIDDEN...`: every commit reachable from a tip and from no hidden one.
     pub fn walk(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<Vec<CommitId>, GitError> {
-        Ok(self.rev_list(tips, hidden)?.commits.into_iter().map(|w| hex(w.oid)).collect())
+        Ok(self.rev_list(tips, hidden, false)?.commits.into_iter().map(|w| hex(w.oid)).collect())
     }
 
     /// `git log include ^exclude`: the commits of `range`, each with what a report needs.
     pub fn log(&self, include: &CommitId, exclude: &CommitId) -> Result<Log<CommitInfo>, GitError> {
-        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
+        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude), true)?;
         Ok(Log { commits: self.infos(walk.commits)?, includes_exclude: walk.reached_hidden })
     }
 
@@ -398,7 +421,7 @@ impl Repo {
 
     /// `log` without reading the commits: ids, commit dates and parent counts.
     pub fn log_brief(&self, include: &CommitId, exclude: &CommitId) -> Result<Log<Brief>, GitError> {
-        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude))?;
+        let walk = self.rev_list(std::slice::from_ref(include), std::slice::from_ref(exclude), false)?;
         let commits = walk
             .commits
             .iter()
@@ -407,12 +430,20 @@ impl Repo {
         Ok(Log { commits, includes_exclude: walk.reached_hidden })
     }
 
-    fn rev_list(&self, tips: &[CommitId], hidden: &[CommitId]) -> Result<walk::Walk, GitError> {
+    /// The walk; `keep_raw` keeps the bytes of the objects it reads, for the report.
+    fn rev_list(&self, tips: &[CommitId], hidden: &[CommitId], keep_raw: bool) -> Result<walk::Walk, GitError> {
         let tips = tips.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
         let hidden = hidden.iter().map(|t| self.oid(t)).collect::<Result<Vec<_>, _>>()?;
-        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-        let mut loader =
-            Loader { repo: self, odb, graph: self.graph(), positions: Vec::new(), ids: Vec::new(), corrupt: None };
+        let mut loader = Loader {
+            repo: self,
+            objects: objects::Objects::new(self),
+            graph: self.graph(),
+            keep_raw,
+            buf: Vec::new(),
+            positions: Vec::new(),
+            ids: Vec::new(),
+            corrupt: None,
+        };
         let walk = walk::rev_list(&mut loader, &tips, &hidden);
         let Some(graph::Corrupt(why)) = loader.corrupt.take() else { return walk };
         warn_graph_unused(&format!("{}: {why}", self.repo.commondir().join("objects/info").display()));
@@ -443,11 +474,32 @@ impl Repo {
             .as_ref()
     }
 
-    /// The report's view of walked commits, read where the walk did not read them. (Reading
-    /// on several threads was slower: libgit2 serialises pack access behind one lock.)
+    /// The report's view of walked commits, read where the walk did not read them. A long
+    /// list is parsed on two threads, the second half reading only from the packs (libgit2's
+    /// repository is not for sharing): what it cannot read there, the first thread reads.
     fn infos(&self, walked: Vec<walk::Walked>) -> Result<Vec<CommitInfo>, GitError> {
-        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-        walked.iter().map(|w| info(&self.path, &odb, w)).collect()
+        let mut objects = objects::Objects::new(self);
+        let mut buf = Vec::new();
+        if walked.len() < PARALLEL {
+            return walked.iter().map(|w| info(&self.path, &mut objects, &mut buf, w)).collect();
+        }
+        let (first, second) = walked.split_at(walked.len() / 2);
+        let (path, packs) = (&self.path, self.packs());
+        std::thread::scope(|scope| {
+            let other = scope.spawn(move || packed_infos(path, packs, second));
+            let mut out = Vec::with_capacity(walked.len());
+            for w in first {
+                out.push(info(&self.path, &mut objects, &mut buf, w)?);
+            }
+            let rest = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (w, got) in second.iter().zip(rest) {
+                out.push(match got {
+                    Some(got) => got?,
+                    None => info(&self.path, &mut objects, &mut buf, w)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Where `tip` joins the history of `known` (commit -> position, newest first): the
@@ -463,7 +515,7 @@ impl Repo {
         if let Some(&pos) = known.get(tip) {
             return Ok(Some((pos, 0)));
         }
-        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
+        let (mut objects, mut raw) = (objects::Objects::new(self), Vec::new());
         let (mut seen, mut queue) = (HashSet::new(), vec![self.oid(tip)?]);
         let (mut join, mut own, mut parents) = (None::<usize>, 0, Vec::new());
         while let Some(oid) = queue.pop() {
@@ -479,8 +531,8 @@ impl Repo {
                 return Ok(None);
             }
             parents.clear();
-            let obj = read_commit(&self.path, &odb, oid)?;
-            commit::parents_and_date(obj.data(), &mut parents).map_err(|m| malformed(&self.path, oid, m))?;
+            objects.commit(oid, &mut raw)?;
+            commit::parents_and_date(&raw, &mut parents).map_err(|m| malformed(&self.path, oid, m))?;
             if !self.boundary().contains(&oid) {
                 queue.extend(parents.iter().copied());
             }
@@ -561,10 +613,10 @@ impl Repo {
     }
 
     pub fn commit_info(&self, id: &CommitId) -> Result<CommitInfo, GitError> {
-        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
         let oid = self.oid(id)?;
-        let obj = read_commit(&self.path, &odb, oid)?;
-        parse_info(&self.path, oid, obj.data())
+        let mut raw = Vec::new();
+        objects::Objects::new(self).commit(oid, &mut raw)?;
+        parse_info(&self.path, oid, &raw)
     }
 
     /// Files changed between two commits with lines added and removed, for plans.
@@ -624,11 +676,40 @@ fn warn_graph_unused(why: &str) {
 }
 
 /// One walked commit as the report sees it, read first if the walk did not read it.
-fn info(path: &Path, odb: &git2::Odb<'_>, w: &walk::Walked) -> Result<CommitInfo, GitError> {
+fn info(
+    path: &Path,
+    objects: &mut objects::Objects<'_>,
+    buf: &mut Vec<u8>,
+    w: &walk::Walked,
+) -> Result<CommitInfo, GitError> {
     match &w.raw {
         Some(raw) => parse_info(path, w.oid, raw),
-        None => parse_info(path, w.oid, read_commit(path, odb, w.oid)?.data()),
+        None => {
+            objects.commit(w.oid, buf)?;
+            parse_info(path, w.oid, buf)
+        }
     }
+}
+
+/// From how many commits `infos` splits the work between two threads.
+const PARALLEL: usize = 1024;
+
+/// `info` for each commit, from the packs only; `None` where they do not have it.
+fn packed_infos(
+    path: &Path,
+    packs: &pack::Packs,
+    walked: &[walk::Walked],
+) -> Vec<Option<Result<CommitInfo, GitError>>> {
+    let (mut reader, mut buf) = (pack::Reader::default(), Vec::new());
+    let mut one = |w: &walk::Walked| match &w.raw {
+        Some(raw) => Some(parse_info(path, w.oid, raw)),
+        None => match reader.read(packs, w.oid.as_bytes(), &mut buf) {
+            Ok(Some(pack::Kind::Commit)) => Some(parse_info(path, w.oid, &buf)),
+            // Not in a pack, not a commit or unreadable: the other thread reads it and says why.
+            _ => None,
+        },
+    };
+    walked.iter().map(&mut one).collect()
 }
 
 fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError> {
@@ -641,18 +722,8 @@ fn parse_info(path: &Path, oid: Oid, raw: &[u8]) -> Result<CommitInfo, GitError>
         email: lossy(c.author_email),
         date: utc(c.author_time),
         committed: utc(c.committer_time),
-        parents: c.parents.len(),
+        parents: c.parents,
     })
-}
-
-fn read_commit<'o>(path: &Path, odb: &'o git2::Odb<'_>, oid: Oid) -> Result<git2::OdbObject<'o>, GitError> {
-    let doing = || format!("reading commit {oid}");
-    let obj = odb.read(oid).map_err(|e| read_err(path, &doing(), e))?;
-    if obj.kind() != ObjectType::Commit {
-        let message = format!("the object is a {}, not a commit", obj.kind());
-        return Err(GitError::Read { path: path.to_path_buf(), doing: doing(), message });
-    }
-    Ok(obj)
 }
 
 fn malformed(path: &Path, oid: Oid, m: commit::Malformed) -> GitError {
@@ -667,12 +738,12 @@ fn read_err(path: &Path, doing: &str, e: git2::Error) -> GitError {
 /// of 100k commits that shows).
 fn hex(oid: Oid) -> CommitId {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(40);
-    for b in oid.as_bytes() {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    let mut s = [0u8; 40];
+    for (i, b) in oid.as_bytes().iter().enumerate() {
+        s[2 * i] = DIGITS[(b >> 4) as usize];
+        s[2 * i + 1] = DIGITS[(b & 15) as usize];
     }
-    CommitId(s)
+    CommitId(std::str::from_utf8(&s).expect("hex digits").to_owned())
 }
 
 fn utc(seconds: i64) -> DateTime<Utc> {
@@ -681,5 +752,8 @@ fn utc(seconds: i64) -> DateTime<Utc> {
 
 /// Commit text is bytes in git; reports want UTF-8 and must not fail on legacy encodings.
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }

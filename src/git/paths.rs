@@ -107,14 +107,14 @@ impl Repo {
     }
 
     fn read_tree_and_parents(&self, oid: Oid) -> Result<(Oid, Vec<Oid>), GitError> {
-        let odb = self.repo.odb().map_err(|e| self.read_err("opening the object database", e))?;
-        let obj = super::read_commit(&self.path, &odb, oid)?;
+        let mut raw = Vec::new();
+        super::objects::Objects::new(self).commit(oid, &mut raw)?;
         let mut parents = Vec::new();
-        super::commit::parents_and_date(obj.data(), &mut parents).map_err(|m| super::malformed(&self.path, oid, m))?;
+        super::commit::parents_and_date(&raw, &mut parents).map_err(|m| super::malformed(&self.path, oid, m))?;
         if self.boundary().contains(&oid) {
             parents.clear();
         }
-        let tree = super::commit::tree(obj.data()).map_err(|m| super::malformed(&self.path, oid, m))?;
+        let tree = super::commit::tree(&raw).map_err(|m| super::malformed(&self.path, oid, m))?;
         Ok((tree, parents))
     }
 
