@@ -4,10 +4,12 @@ merged feature branches, release branches carrying hotfixes, and a few hundred t
 Deterministic (pinned names and dates), so every run builds the same SHAs.
 
     python3 benches/gen-history.py 200000 | git -C REPO fast-import --quiet
+    python3 benches/gen-history.py 50000 100 | ...   # changes spread over svc0/ .. svc99/
 """
 import sys
 
 TOTAL = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+SERVICES = int(sys.argv[2]) if len(sys.argv) > 2 else 10   # mainline commit n changes svc{n % SERVICES}/
 FEATURE_EVERY = 40      # a merged feature branch of 3 commits every 40 mainline commits
 RELEASE_EVERY = 700     # a release tag, and a release branch with 2 hotfixes, every 700
 EPOCH = 1_600_000_000
@@ -52,7 +54,7 @@ def main():
     minor = 0
     while written < TOTAL:
         n += 1
-        svc = n % 10
+        svc = n % SERVICES
         main_tip = commit("refs/heads/main", f"SVC-{n} change {n} in svc{svc}", f"svc{svc}/f{n % 97}.txt",
                           f"line {n}\n", [main_tip] if main_tip else [])
         if n % FEATURE_EVERY == 0:

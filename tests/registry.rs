@@ -375,7 +375,7 @@ fn server_errors_hangs_and_corrupt_bodies_are_reported_per_registry() {
         })
         .collect();
     let inv = write_inventory(home.dir.path(), rows);
-    let run = status(&home, r.path(), &inv, &["--config", config.to_str().unwrap()]);
+    let run = status(&home, r.path(), &inv, &[]);
     run.expect_code(3);
     let report = run.json();
     let message = |service: &str| {
@@ -703,4 +703,69 @@ fn docker_v2_manifest_lists_resolve_like_oci_indexes() {
         assert!(ev.contains(&("registry-label".into(), c3.clone())), "{env}: {ev:?}");
         assert!(ev.contains(&("git-tag".into(), c3.clone())), "{env}: {ev:?}");
     }
+}
+
+/// Issue 19: a classic Docker host gives only its config digest, so the platform that runs
+/// is found by reading the index's platform manifests: the configured platform's alone
+/// first, then the others a few at a time (never more than the per-host bound in flight),
+/// in order, and only until the running one is found. Sixteen platforms, the seventh runs:
+/// the platforms after it are fetched only as far as the requests already in flight.
+#[test]
+fn an_index_is_read_a_few_platforms_at_a_time_and_only_until_the_running_one() {
+    const BOUND: usize = 4; // src/observe/registry/http.rs CONCURRENCY
+    let r = history();
+    let (c2, c3) = (r.rev("two"), r.rev("three"));
+    let reg = TestRegistry::start();
+    // The first is the configured platform (linux/amd64, the default).
+    let platforms: Vec<String> =
+        (0..16).map(|i| if i == 0 { "linux/amd64".to_string() } else { format!("linux/arch{i:02}") }).collect();
+    let running = 6;
+    let images: Vec<Image> = platforms
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // Only the running platform carries c3: the row's commit says whose labels were read.
+            let rev = if i == running { &c3 } else { &c2 };
+            reg.push_image("shop/api", p, &[(REV, rev)], "fan")
+        })
+        .collect();
+    let entries: Vec<(&str, &Image)> = platforms.iter().map(String::as_str).zip(&images).collect();
+    let index = reg.push_index("shop/api", &entries);
+    reg.tag("shop/api", "1.1.0", &index, OCI_INDEX);
+
+    let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (now, max) = (in_flight.clone(), most.clone());
+    let proxy = Proxy::start(reg.port, move |_, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = now.fetch_add(1, SeqCst) + 1;
+        max.fetch_max(n, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        now.fetch_sub(1, SeqCst);
+        Act::Forward
+    });
+    let host = proxy.host();
+    let home = Home::new();
+    let inv = write_inventory(
+        home.dir.path(),
+        vec![workload("production", "api", &format!("{host}/shop/api:1.1.0"), &[], Some(&images[running].config))],
+    );
+    let run = status(&home, r.path(), &inv, &[]);
+    let report = run.json();
+    assert_eq!(report["complete"], true, "{}", run.context);
+    let row = row(&report, "production", "api");
+    assert_eq!(row["commit"], c3.as_str(), "the running platform's labels: {}", run.context);
+    assert_eq!(registry_codes(row), Vec::<String>::new(), "not a moved tag: {}", run.context);
+
+    let gets: Vec<usize> = images.iter().map(|img| proxy.count("GET", &format!("/manifests/{}", img.manifest))).collect();
+    let log = proxy.log();
+    assert_eq!(gets[0], 1, "the configured platform first: {log}");
+    assert!(gets[1..=running].iter().all(|&n| n == 1), "each platform up to the running one once: {gets:?}\n{log}");
+    // Those already in flight when the running one answered may have been asked...
+    assert!(gets[running + 1..running + BOUND].iter().all(|&n| n <= 1), "{gets:?}\n{log}");
+    // ...none after them.
+    assert_eq!(gets[running + BOUND..], [0; 16 - 6 - BOUND], "nothing fetched after the match: {log}");
+    assert_eq!(proxy.count("GET", "/blobs/"), 1, "one config blob, the running platform's: {log}");
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=BOUND).contains(&most), "{most} requests at once (in parallel, within the bound)\n{log}");
 }

@@ -1,9 +1,10 @@
-//! The registry's HTTP, held by prodiff rather than by oci-client, because prodiff needs what
-//! oci-client hides: a HEAD that never silently becomes a GET (Docker Hub counts GETs), the
-//! status and `Retry-After` of a 429, the `Link` header of a tag list, and size limits.
+//! The registry's HTTP, held by prodiff rather than by a registry client crate, because
+//! prodiff needs what oci-client (the one it used to sit beside) hides: a HEAD that never
+//! silently becomes a GET (Docker Hub counts GETs), the status and `Retry-After` of a 429,
+//! the `Link` header of a tag list, and size limits.
 //!
-//! The token exchange is done here too, not by oci-client: its token path has no total
-//! deadline and no size bound (a token endpoint dripping a byte every two seconds hung it
+//! The token exchange is done here too: oci-client's token path has no total deadline and
+//! no size bound (a token endpoint dripping a byte every two seconds hung it
 //! forever; an endless token body grew without limit). A 401 with a `Bearer` challenge gets
 //! a token from the realm (basic auth when the docker config has credentials, an OAuth2
 //! refresh-token POST for identity tokens); a `Basic` challenge gets basic auth. Token
@@ -270,7 +271,7 @@ impl Transport {
     }
 
     /// Exchanges an identity (refresh) token for an access token, as Docker does: an OAuth2
-    /// POST to the challenge's realm. oci-client has no such path.
+    /// POST to the challenge's realm (oci-client, for one, has no such path).
     async fn refresh(&self, challenge: &str, repository: &str, token: &str) -> Result<String, String> {
         let params = challenge_params(challenge);
         let realm = params.get("realm").ok_or("the challenge names no realm")?;

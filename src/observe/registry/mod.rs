@@ -10,7 +10,10 @@
 //! persistent `cache` by digest; tag answers are asked again on every run. Answers are
 //! memoised per run, so one `repository:tag` gets at most one HEAD.
 //!
-//! oci-client is used only in this module (see `http` for where prodiff goes around it).
+//! The protocol is spoken here directly over reqwest (`http`): what oci-client would have
+//! done for us it hides (HEAD that becomes GET, status and `Retry-After`, `Link`, size
+//! limits, a token exchange without deadline), and prodiff used nothing else of it but the
+//! four media types, now in `manifest`.
 
 pub mod cache;
 pub mod credentials;
@@ -231,8 +234,7 @@ impl Registry {
         if let Some(e) = entries.iter().find(|e| running.contains(*e)) {
             return Ok(Some(e.clone()));
         }
-        // Fetched a few at a time (the per-host bound), in order, only until the running one
-        // is found: dropping `pending` cancels the rest.
+        // The configured platform alone first: one request when it is the one that runs.
         if let Some(l) = likely {
             if self.runs(image, l, running).await? {
                 return Ok(Some(l.clone()));
