@@ -4,18 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+};
 use serde::Deserialize;
 
 use crate::reference::Digest;
-
-/// An OCI image index (image-spec `image-index.md`).
-pub const OCI_IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-/// A Docker manifest list (distribution's `manifest-v2-2.md`).
-pub const IMAGE_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// An OCI image manifest.
-pub const OCI_IMAGE_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-/// A Docker v2 schema 2 image manifest.
-pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// The `Accept` header for manifests: all four types, or registries rewrite or 404.
 pub fn accept() -> String {

@@ -10,10 +10,10 @@
 //! persistent `cache` by digest; tag answers are asked again on every run. Answers are
 //! memoised per run, so one `repository:tag` gets at most one HEAD.
 //!
-//! The protocol is spoken here directly over reqwest (`http`): what oci-client would have
-//! done for us it hides (HEAD that becomes GET, status and `Retry-After`, `Link`, size
-//! limits, a token exchange without deadline), and prodiff used nothing else of it but the
-//! four media types, now in `manifest`.
+//! The protocol is spoken here directly over reqwest (`http`): what oci-client would do for
+//! us it hides (HEAD that becomes GET, status and `Retry-After`, `Link`, size limits, a token
+//! exchange without deadline); oci-client gives the media types (`manifest`), and is used
+//! only in this module.
 
 pub mod cache;
 pub mod credentials;
