@@ -757,7 +757,8 @@ fn an_index_is_read_a_few_platforms_at_a_time_and_only_until_the_running_one() {
     assert_eq!(row["commit"], c3.as_str(), "the running platform's labels: {}", run.context);
     assert_eq!(registry_codes(row), Vec::<String>::new(), "not a moved tag: {}", run.context);
 
-    let gets: Vec<usize> = images.iter().map(|img| proxy.count("GET", &format!("/manifests/{}", img.manifest))).collect();
+    let gets: Vec<usize> =
+        images.iter().map(|img| proxy.count("GET", &format!("/manifests/{}", img.manifest))).collect();
     let log = proxy.log();
     assert_eq!(gets[0], 1, "the configured platform first: {log}");
     assert!(gets[1..=running].iter().all(|&n| n == 1), "each platform up to the running one once: {gets:?}\n{log}");
