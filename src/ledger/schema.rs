@@ -186,11 +186,17 @@ pub const BACKFILL_PAGE: &str = "SELECT id, change FROM spans WHERE id > $1 ORDE
 /// How many spans the backfill reads at once.
 pub const BACKFILL_PAGE_SIZE: i64 = 1000;
 
-/// How many spans one backfill statement writes (4 parameters each).
+/// The plain columns of one span ($4): kind, shipped_at, shipped_subjects.
+pub const SET_METRICS_COLUMNS: &str =
+    "UPDATE spans SET kind = $1, shipped_at = $2, shipped_subjects = $3 WHERE id = $4";
+
+/// How many spans one `backfill` statement writes (4 parameters each).
 pub const BACKFILL_PER_STATEMENT: usize = 250;
 
 /// `UPDATE spans … FROM (VALUES …)` of `rows` spans: (id, kind, shipped_at,
-/// shipped_subjects) for each, as `$1…$4`, `$5…$8`, … (cast, so both engines know the types).
+/// shipped_subjects) for each, as `$1…$4`, `$5…$8`, … (cast, so the types are known). For
+/// PostgreSQL, one round trip for many spans; SQLite plans it as a scan of every span, so it
+/// sets them one by one with `SET_METRICS_COLUMNS` instead.
 pub fn backfill(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|r| {

@@ -103,13 +103,9 @@ impl Sqlite {
                 rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
             };
             let Some(&(last, _)) = rows.last() else { return Ok(()) };
-            for chunk in store::backfill_page(&rows)?.chunks(schema::BACKFILL_PER_STATEMENT) {
-                let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 4);
-                for (id, (kind, at, subjects)) in chunk {
-                    values.extend([(*id).into(), kind.to_string().into(), at.clone().into(), subjects.clone().into()]);
-                }
-                let mut stmt = self.conn.prepare_cached(&schema::backfill(chunk.len()))?;
-                stmt.execute(rusqlite::params_from_iter(values))?;
+            let mut stmt = self.conn.prepare_cached(schema::SET_METRICS_COLUMNS)?;
+            for (id, (kind, at, subjects)) in store::backfill_page(&rows)? {
+                stmt.execute(params![kind, at, subjects, id])?;
             }
             after = last;
         }
