@@ -2,8 +2,9 @@
 # The ledger at scale: a generated ledger of 2 years x 200 services x 4 environments
 # (500,000 deployment events, 105,000 heartbeats; benches/ledger-gen.py) loaded into SQLite
 # and into a PostgreSQL server this script starts (initdb in a temporary directory, as the
-# postgres user when run as root, stopped at the end), then `log --since 7d`, `when COMMIT`
-# and `metrics --since 90d` timed with hyperfine on both.
+# postgres user when run as root, stopped at the end), in time order as `record` writes
+# them, with the plain columns `record` writes beside each span's JSON; then
+# `log --since 7d`, `when COMMIT` and `metrics --since 90d` timed with hyperfine on both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build -q --release --locked
@@ -17,7 +18,7 @@ cleanup() { [ -f "$work/pg/postmaster.pid" ] && "${as[@]}" "$pg/pg_ctl" -D "$wor
 trap cleanup EXIT
 echo "generating the ledger…"
 commit=$(python3 benches/ledger-gen.py "$work/repo" "$work")
-wc -l "$work/spans.csv" "$work/heartbeats.csv"
+python3 -c 'import csv, sys; [print(sum(1 for _ in csv.reader(open(f))), f) for f in sys.argv[1:]]' "$work/spans.csv" "$work/heartbeats.csv"
 now=$(date -u -d @$((1700000000 + 730 * 86400)) +%Y-%m-%dT%H:%M:%SZ)
 export PRODIFF_NOW=$now
 cd "$work/repo"
@@ -30,8 +31,8 @@ import csv, sqlite3, sys
 w = sys.argv[1]
 db = sqlite3.connect(f"{w}/ledger.db")
 with open(f"{w}/spans.csv") as f:
-    db.executemany("INSERT INTO spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change) VALUES (?,?,?,?,?,?,?,?,?)",
-                   ([r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]) if r[5] else None, int(r[6]), r[7], r[8]] for r in csv.reader(f)))
+    db.executemany("INSERT INTO spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change, kind, shipped_at, shipped_subjects) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   ([r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]) if r[5] else None, int(r[6])] + r[7:] for r in csv.reader(f)))
 with open(f"{w}/heartbeats.csv") as f:
     db.executemany("INSERT INTO heartbeats (at, complete, failed, origin) VALUES (?,?,?,?)", csv.reader(f))
 # What migration 3 does for existing spans: each service's latest.
@@ -47,8 +48,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 url="postgres://prodiff@127.0.0.1:$port/postgres"
 "$bin" --ledger "$url" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
-  -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change) FROM '$work/spans.csv' CSV" \
-  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "ANALYZE"
+  -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change, kind, shipped_at, shipped_subjects) FROM '$work/spans.csv' WITH (FORMAT csv, FORCE_NOT_NULL (shipped_at, shipped_subjects))" \
+  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "VACUUM ANALYZE"
 
 for ledger in "$work/ledger.db" "$url"; do
   echo "# $( [ "$ledger" = "$url" ] && echo PostgreSQL || echo SQLite)"

@@ -430,18 +430,45 @@ fn concurrent_recorders_on_postgresql_neither_lose_nor_duplicate() {
     concurrent_recorders(util_pg::database("concurrent"));
 }
 
-/// A version-1 ledger (the first released schema) holding a recorded history is upgraded in
-/// place by the next command, and goes on recording exactly as a ledger created at the
-/// current version: the same log after one more run.
+/// After the history: production rolls the hotfix back.
+const LATER: Step = Step {
+    at: "2026-01-08T12:00:00Z",
+    staging: &[("1.2.0", None)],
+    production: &[("1.3.0", None), ("1.3.0", None)],
+    eu: Some(&[("1.1.1", None)]),
+    code: 0,
+};
+
+/// A version-1 ledger (the first released schema) holding the whole recorded history is
+/// upgraded in place by the next command, every later migration's backfill included: `log`,
+/// `when` and `metrics` answer exactly as on a ledger recorded at the current version, and
+/// it goes on recording the same way.
 fn upgrades_from_v1(v1: String, modern: String) {
     let h = History::new(v1.clone());
-    for step in &STEPS[..3] {
+    for step in STEPS {
         h.record_into(step, &modern);
     }
     copy_as_v1(&modern, &v1);
-    let log = h.prodiff(&["log", "production"], "2026-01-07T10:00:00Z");
-    log.expect_code(0);
-    assert_eq!(log.stdout.lines().count(), 4, "{}", log.context);
+    let shop_102 = h.repo.rev("SHOP-102 api: new cart");
+    let questions: [&[&str]; 6] = [
+        &["log"],
+        &["when", "SHOP-104"],
+        &["when", &shop_102],
+        &["metrics"],
+        &["metrics", "--env", "production", "--format", "json"],
+        &["log", "eu", "--format", "json"],
+    ];
+    let answers = |ledger: &str, now: &str| -> Vec<String> {
+        questions
+            .iter()
+            .map(|q| {
+                let run = h.prodiff(&[q, &["--ledger", ledger][..]].concat(), now);
+                run.expect_code(0);
+                run.stdout
+            })
+            .collect()
+    };
+    let upgraded = answers(&v1, NOW);
     {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let _entered = rt.enter();
@@ -449,12 +476,20 @@ fn upgrades_from_v1(v1: String, modern: String) {
         assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
         assert!(prodiff::ledger::schema::current() > 1);
     }
-    h.record(&STEPS[3]);
-    h.record_into(&STEPS[3], &modern);
-    let upgraded = h.prodiff(&["log"], NOW);
-    let fresh = h.prodiff(&["log", "--ledger", &modern], NOW);
-    assert_eq!(upgraded.stdout, fresh.stdout, "{}\n{}", upgraded.context, fresh.context);
+    let fresh = answers(&modern, NOW);
+    for (q, (u, f)) in questions.iter().zip(upgraded.iter().zip(&fresh)) {
+        assert_eq!(u, f, "prodiff {q:?} on the upgraded ledger");
+    }
+    assert!(fresh[3].contains("deployment frequency"), "{}", fresh[3]);
+    h.record(&LATER);
+    h.record_into(&LATER, &modern);
+    assert_eq!(answers(&v1, LATER.at), answers(&modern, LATER.at));
 }
+
+/// How version 1 wrote a span.
+const V1_INSERT_SPAN: &str = "INSERT INTO spans (environment, service, state_key, first_seen, last_seen, prev_seen, \
+     started_at, parts, change) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (environment, service, first_seen) DO NOTHING";
 
 /// Writes the spans and heartbeats of `from` into a new version-1 ledger at `to`, with the
 /// statements of schema version 1.
@@ -487,7 +522,7 @@ fn copy_as_v1(from: &str, to: &str) {
                     parts,
                     change
                 ];
-                conn.execute(schema::INSERT_SPAN, values).unwrap();
+                conn.execute(V1_INSERT_SPAN, values).unwrap();
             }
             for b in &beats {
                 let failed = serde_json::to_string(&b.failed).unwrap();
@@ -514,7 +549,7 @@ fn copy_as_v1(from: &str, to: &str) {
                     &parts,
                     &change,
                 ];
-                rt.block_on(client.execute(schema::INSERT_SPAN, &values)).unwrap();
+                rt.block_on(client.execute(V1_INSERT_SPAN, &values)).unwrap();
             }
             for b in &beats {
                 let (failed, complete) = (serde_json::to_string(&b.failed).unwrap(), b.complete as i64);
@@ -813,4 +848,160 @@ fn when_measures_lead_time_from_the_commit_and_from_its_merge_into_the_mainline(
         "{}",
         text.stdout
     );
+}
+
+/// One state of a service in `when_ledger`: first seen at, the commit of each image.
+type State = (i64, Vec<Option<String>>);
+
+/// A ledger for `when` to search: a dozen services of one environment over two months (the
+/// commits are all on 2026-01-01, one an hour). Most run the asked commits within days, so
+/// `when` reads every service's spans for a few days only, then the few left service by
+/// service: one runs them only after a month of older states, one never does, one has the
+/// fix as a cherry-pick on a release branch, one rolled back, one runs them on one image of
+/// two, one ran them before its commit time (a skewed clock), one runs an unresolved image.
+fn when_ledger() -> (TestRepo, Vec<(String, Vec<State>)>) {
+    let r = TestRepo::new();
+    let c: Vec<String> =
+        (0..20).map(|i| r.commit("main", &format!("change {i}"), &[(&format!("f{i}"), "x\n")])).collect();
+    r.branch("release", &c[5]);
+    r.cherry_pick("release", "change 12", "pick 12");
+    let pick = r.rev("pick 12");
+    const DAY: i64 = 86_400;
+    let day0 = 1_767_225_600 + DAY; // 2026-01-02
+    let one = |s: &str| vec![Some(s.to_string())];
+    let mut services: Vec<(String, Vec<State>)> = Vec::new();
+    for k in 0..7 {
+        // Early: forward through main, a state a day.
+        services.push((
+            format!("early{k}"),
+            (0..6).map(|d| (day0 + d * DAY + k * 600, one(&c[12 + d as usize]))).collect(),
+        ));
+    }
+    let mut late: Vec<State> = (0..30).map(|d| (day0 + d * DAY, one(&c[3 + (d as usize % 2)]))).collect();
+    late.extend([(day0 + 45 * DAY, one(&c[16])), (day0 + 46 * DAY, one(&c[17]))]);
+    services.push(("late".into(), late));
+    services.push(("never".into(), (0..12).map(|d| (day0 + d * DAY, one(&c[1 + (d as usize % 2)]))).collect()));
+    services.push(("picked".into(), vec![(day0, one(&c[5])), (day0 + DAY, one(&pick))]));
+    services.push((
+        "rolled-back".into(),
+        vec![(day0, one(&c[10])), (day0 + DAY, one(&c[15])), (day0 + 2 * DAY, one(&c[10]))],
+    ));
+    services.push((
+        "partly".into(),
+        vec![(day0, one(&c[10])), (day0 + DAY, vec![Some(c[15].clone()), Some(c[10].clone())])],
+    ));
+    services.push(("skewed".into(), vec![(day0 - 10 * DAY, one(&c[19]))]));
+    services.push(("unresolved".into(), vec![(day0, vec![None]), (day0 + DAY, vec![None, Some(c[13].clone())])]));
+    (r, services)
+}
+
+/// The answers of `when` for each asked change equal those of reading every span of every
+/// service from the commit time on (what `when` did before it read in windows and service by
+/// service): the same first run (span, how), the same still-runs, on both engines.
+fn when_reads_few_spans_yet_answers_as_reading_all(ledger: String) {
+    use prodiff::history::contains::{self, PatchIds, Presence};
+    use prodiff::ledger::{query, Change, Kind, Location, Part, Span};
+    use prodiff::model::CommitId;
+    let (r, services) = when_ledger();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _entered = rt.enter();
+    let mut store = Location::parse(&ledger).open().unwrap();
+    for (service, states) in &services {
+        let mut prev: Option<i64> = None;
+        for (at, commits) in states {
+            let parts: Vec<Part> = commits
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Part {
+                    image: format!("r.example.com/{service}:{i}"),
+                    commit: c.clone(),
+                    digests: vec![],
+                    replicas: 1,
+                    started_at: None,
+                })
+                .collect();
+            let kind = if prev.is_some() { Kind::Deploy } else { Kind::FirstSeen };
+            let change = Change { kind, from: None, shipped: vec![], removed: vec![], tickets: vec![] };
+            let span = Span {
+                id: None,
+                environment: "prod".into(),
+                service: service.clone(),
+                key: prodiff::ledger::state_key(&parts),
+                first_seen: *at,
+                last_seen: at + 600,
+                prev_seen: prev,
+                started_at: None,
+                parts,
+                change,
+            };
+            assert!(store.insert_span(&span).unwrap());
+            prev = Some(at + 600);
+        }
+    }
+    let repo = prodiff::git::Repo::open(r.path()).unwrap();
+    let all = store.spans(&Default::default()).unwrap();
+    let asked: [&[&str]; 4] = [&["change 12"], &["change 15"], &["change 19"], &["change 12", "change 16"]];
+    for subjects in asked {
+        let wanted: Vec<CommitId> = subjects.iter().map(|s| CommitId(r.rev(s))).collect();
+        let committed = wanted.iter().map(|c| repo.commit_info(c).unwrap().committed.timestamp()).max().unwrap();
+        let answers = query::when(store.as_mut(), &repo, &wanted, committed, |_| Ok(true)).unwrap();
+        // Every span, oldest first: the first of each service from a day before the commit.
+        let mut pids = PatchIds::default();
+        let mut runs = |part: &Part| -> Option<Option<CommitId>> {
+            let running = CommitId(part.commit.clone()?);
+            let mut picked = None;
+            for w in &wanted {
+                match contains::present(&repo, &mut pids, &running, w).unwrap() {
+                    Presence::Deployed => {}
+                    Presence::Equivalent(p) => picked = Some(p),
+                    _ => return None,
+                }
+            }
+            Some(picked)
+        };
+        let how = |picked: Option<CommitId>| match picked {
+            None => "directly".to_string(),
+            Some(p) => format!("as a cherry-pick ({})", p.short()),
+        };
+        for a in &answers {
+            let mut mine: Vec<&Span> = all.iter().filter(|s| s.service == a.service).collect();
+            mine.sort_by_key(|s| s.first_seen);
+            let latest = mine.last().unwrap();
+            let running: Vec<bool> = latest.parts.iter().map(|p| runs(p).is_some()).collect();
+            let still = match running.iter().filter(|r| **r).count() {
+                0 => "no",
+                n if n == running.len() => "yes",
+                _ => "partly",
+            };
+            let mut first = mine
+                .iter()
+                .filter(|s| s.first_seen >= committed - 86_400)
+                .find_map(|s| s.parts.iter().find_map(&mut runs).map(|p| (s.first_seen, how(p))));
+            if first.is_none() && still != "no" {
+                first = latest.parts.iter().find_map(&mut runs).map(|p| (latest.first_seen, how(p)));
+            }
+            let got = a.first.as_ref().map(|f| (f.by, f.how.clone()));
+            assert_eq!((got, a.still_runs), (first, still), "when {subjects:?}: {}/{}", a.environment, a.service);
+        }
+        assert_eq!(answers.len(), services.len());
+    }
+    // The cases are there: a late first run, a cherry-pick, a service that never ran it.
+    let wanted = [CommitId(r.rev("change 12"))];
+    let committed = repo.commit_info(&wanted[0]).unwrap().committed.timestamp();
+    let answers = query::when(store.as_mut(), &repo, &wanted, committed, |_| Ok(true)).unwrap();
+    let of = |s: &str| answers.iter().find(|a| a.service == s).unwrap();
+    assert!(of("picked").first.as_ref().unwrap().how.starts_with("as a cherry-pick"), "{:?}", of("picked"));
+    assert!(of("never").first.is_none());
+    assert_eq!(of("late").first.as_ref().unwrap().by, services.iter().find(|s| s.0 == "late").unwrap().1[30].0);
+}
+
+#[test]
+fn when_reads_few_spans_yet_answers_as_reading_all_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    when_reads_few_spans_yet_answers_as_reading_all(dir.path().join("ledger.db").display().to_string());
+}
+
+#[test]
+fn when_reads_few_spans_yet_answers_as_reading_all_on_postgresql() {
+    when_reads_few_spans_yet_answers_as_reading_all(util_pg::database("when"));
 }

@@ -18,14 +18,14 @@ pub(super) fn metrics(g: &Global, args: &MetricsArgs, out: &mut dyn Write) -> Re
     let mut store = existing(&o.location)?;
     let now = now()?.timestamp();
     let since = now - crate::ledger::parse_duration(&args.since).context("--since")?;
-    let from = store.heartbeats(since)?.first().map(|h| h.at.max(since)).unwrap_or(since);
-    let filter = Filter { environment: args.environment.clone(), service: None, since: Some(from), until: None };
-    let spans = store.spans(&filter)?;
-    if spans.is_empty() {
+    let from = store.first_heartbeat(since)?.map_or(since, |at| at.max(since));
+    let deployments = store.deployments(args.environment.as_deref(), from)?;
+    if deployments.is_empty() {
+        let filter = Filter { environment: args.environment.clone(), service: None, since: Some(from), until: None };
         known(store.as_mut(), &filter)?;
     }
     let rules = metrics::Rules { fix_window: o.config.ledger.fix_window, fix_pattern: &o.config.ledger.fix_pattern };
-    let m = metrics::compute(&spans, from, now, &rules);
+    let m = metrics::compute_from(&deployments, from, now, &rules);
     render::metrics(&m, args.environment.as_deref(), g.format, out)?;
     Ok(crate::exit::CLEAN)
 }

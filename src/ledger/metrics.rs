@@ -1,6 +1,7 @@
 //! The four DORA keys from what the ledger saw run, each with its sample size, how it was
 //! derived and its performance band (the bands of the 2023 State of DevOps report). Pure:
-//! spans in, figures out. Definitions (also in the README):
+//! deployments in (as `Store::deployments` reads them, or from spans), figures out.
+//! Definitions (also in the README):
 //!
 //! - deployment frequency: `deploy` events (new commits reached an environment/service)
 //!   per day over the observed window;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::Serialize;
 
-use super::{Kind, Span};
+use super::{Deployment, Kind, Span};
 
 /// One figure.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,7 +54,13 @@ pub struct Rules<'a> {
 
 /// The metrics of `spans` (any order) over `from..=to`.
 pub fn compute(spans: &[Span], from: i64, to: i64, rules: &Rules) -> Metrics {
-    let mut by_service: BTreeMap<(&str, &str), Vec<&Span>> = BTreeMap::new();
+    let deployments: Vec<Deployment> = spans.iter().map(Deployment::from).collect();
+    compute_from(&deployments, from, to, rules)
+}
+
+/// The metrics of `spans` (deployments in any order) over `from..=to`.
+pub fn compute_from(spans: &[Deployment], from: i64, to: i64, rules: &Rules) -> Metrics {
+    let mut by_service: BTreeMap<(&str, &str), Vec<&Deployment>> = BTreeMap::new();
     for s in spans.iter().filter(|s| s.at() >= from && s.at() <= to) {
         by_service.entry((&s.environment, &s.service)).or_default().push(s);
     }
@@ -61,13 +68,13 @@ pub fn compute(spans: &[Span], from: i64, to: i64, rules: &Rules) -> Metrics {
     for list in by_service.values_mut() {
         list.sort_by_key(|s| s.at());
         for (i, s) in list.iter().enumerate() {
-            if s.change.kind != Kind::Deploy {
+            if s.kind != Kind::Deploy {
                 continue;
             }
             deploys += 1;
-            leads.extend(s.change.shipped.iter().map(|c| (s.at() - c.committed_at) as f64));
+            leads.extend(s.shipped.iter().map(|c| (s.at() - c.committed_at) as f64));
             // A rollout completing (`changed`) is not the next change: what follows it is.
-            let next = list[i + 1..].iter().find(|n| n.change.kind != Kind::Changed);
+            let next = list[i + 1..].iter().find(|n| n.kind != Kind::Changed);
             if let Some(next) = next.filter(|n| fixes(s, n, rules)) {
                 failed += 1;
                 recoveries.push((next.at() - s.at()) as f64);
@@ -103,12 +110,12 @@ pub fn compute(spans: &[Span], from: i64, to: i64, rules: &Rules) -> Metrics {
 }
 
 /// Whether `next` is the remedy of a failed `s`: a rollback, or a fix soon after.
-fn fixes(s: &Span, next: &Span, rules: &Rules) -> bool {
-    match next.change.kind {
+fn fixes(s: &Deployment, next: &Deployment, rules: &Rules) -> bool {
+    match next.kind {
         Kind::Rollback => true,
         Kind::Deploy => {
             next.at() - s.at() <= rules.fix_window
-                && next.change.shipped.iter().any(|c| rules.fix_pattern.is_match(&c.subject))
+                && next.shipped.iter().any(|c| rules.fix_pattern.is_match(&c.subject))
         }
         _ => false,
     }

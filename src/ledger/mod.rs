@@ -108,6 +108,61 @@ pub struct Commit {
     pub tickets: Vec<String>,
 }
 
+/// What a span ran, without its change: what `when` reads (the parts are its only JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Running {
+    pub id: i64,
+    pub environment: String,
+    pub service: String,
+    pub first_seen: i64,
+    pub prev_seen: Option<i64>,
+    pub started_at: Option<i64>,
+    pub parts: Vec<Part>,
+}
+
+/// A span as `metrics` reads it, from plain columns: no JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub environment: String,
+    pub service: String,
+    pub first_seen: i64,
+    pub started_at: Option<i64>,
+    pub kind: Kind,
+    pub shipped: Vec<Shipped>,
+}
+
+impl Deployment {
+    /// As `Span::at`: the exact start time, else the first run that saw it.
+    pub fn at(&self) -> i64 {
+        self.started_at.unwrap_or(self.first_seen)
+    }
+}
+
+/// What `metrics` needs of a shipped commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shipped {
+    pub committed_at: i64,
+    pub subject: String,
+}
+
+impl From<&Span> for Deployment {
+    fn from(s: &Span) -> Deployment {
+        Deployment {
+            environment: s.environment.clone(),
+            service: s.service.clone(),
+            first_seen: s.first_seen,
+            started_at: s.started_at,
+            kind: s.change.kind,
+            shipped: s
+                .change
+                .shipped
+                .iter()
+                .map(|c| Shipped { committed_at: c.committed_at, subject: c.subject.clone() })
+                .collect(),
+        }
+    }
+}
+
 /// What kind of change a span's transition is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -131,6 +186,11 @@ impl Kind {
             Kind::Rollback => "rollback",
             Kind::Changed => "changed",
         }
+    }
+
+    /// The kind `as_str` names.
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::FirstSeen, Kind::Deploy, Kind::Rollback, Kind::Changed].into_iter().find(|k| k.as_str() == s)
     }
 }
 

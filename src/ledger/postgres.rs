@@ -10,8 +10,10 @@ use anyhow::{Context as _, Result};
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::schema;
-use super::store::{json_columns, Filter, SpanRow, Store};
-use super::{Delivery, Heartbeat, Span};
+use super::store::{self, json_columns, metrics_columns, DeploymentRow, Filter, RunningRow, SpanRow, Store};
+use super::{Delivery, Deployment, Heartbeat, Running, Span};
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
 /// The advisory lock every ledger writer takes (an arbitrary constant: "prodiff").
 const WRITER_LOCK: i64 = 0x70726f64_69666600;
@@ -79,6 +81,9 @@ impl Postgres {
                 v += 1;
                 let sql = schema::migration(v, "BIGSERIAL PRIMARY KEY");
                 self.run(&format!("migration {v}"), self.client.batch_execute(&sql))?;
+                if schema::backfills(v) {
+                    self.backfill().with_context(|| format!("ledger {}: migration {v}", self.shown))?;
+                }
                 self.run("migration", self.client.execute("UPDATE schema_version SET version = $1", &[&(v as i64)]))?;
             }
             Ok(())
@@ -108,6 +113,51 @@ impl Postgres {
     fn one(&self, sql: &str, env: &str, service: &str, at: i64) -> Result<Option<Span>> {
         let row = self.run("reading a deployment", self.client.query_opt(sql, &[&env, &service, &at]))?;
         row.map(|r| span_row(&r).into_span()).transpose()
+    }
+
+    /// Every span's plain columns from its `change` column, page by page.
+    fn backfill(&mut self) -> Result<()> {
+        let (mut after, mut full) = (i64::MIN, None);
+        loop {
+            let page = self
+                .run("backfilling", self.client.query(schema::BACKFILL_PAGE, &[&after, &schema::BACKFILL_PAGE_SIZE]))?;
+            let rows: Vec<(i64, String)> = page.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let Some(&(last, _)) = rows.last() else { return Ok(()) };
+            for chunk in store::backfill_page(&rows)?.chunks(schema::BACKFILL_PER_STATEMENT) {
+                let mut values: Vec<Param> = Vec::with_capacity(chunk.len() * 4);
+                for (id, (kind, at, subjects)) in chunk {
+                    values.extend([id as Param, kind, at, subjects]);
+                }
+                if chunk.len() < schema::BACKFILL_PER_STATEMENT {
+                    self.run("backfilling", self.client.execute(&schema::backfill(chunk.len()), &values))?;
+                    continue;
+                }
+                if full.is_none() {
+                    let sql = schema::backfill(schema::BACKFILL_PER_STATEMENT);
+                    full = Some(self.run("backfilling", self.client.prepare(&sql))?);
+                }
+                let stmt = full.as_ref().expect("prepared above");
+                self.run("backfilling", self.client.execute(stmt, &values))?;
+            }
+            after = last;
+        }
+    }
+
+    fn running(&self, sql: &str, params: &[Param], what: &str) -> Result<Vec<Running>> {
+        let rows = self.run(what, self.client.query(sql, params))?;
+        rows.iter().map(|r| running_row(r).into_running()).collect()
+    }
+}
+
+fn running_row(r: &Row) -> RunningRow {
+    RunningRow {
+        id: r.get(0),
+        environment: r.get(1),
+        service: r.get(2),
+        first_seen: r.get(3),
+        prev_seen: r.get(4),
+        started_at: r.get(5),
+        parts: r.get(6),
     }
 }
 
@@ -171,6 +221,7 @@ impl Store for Postgres {
 
     fn insert_span(&mut self, s: &Span) -> Result<bool> {
         let (parts, change) = json_columns(s)?;
+        let (kind, shipped_at, subjects) = metrics_columns(&s.change);
         let n = self.run(
             "writing a deployment",
             self.client.execute(
@@ -185,6 +236,9 @@ impl Store for Postgres {
                     &s.started_at,
                     &parts,
                     &change,
+                    &kind,
+                    &shipped_at,
+                    &subjects,
                 ],
             ),
         )?;
@@ -206,13 +260,21 @@ impl Store for Postgres {
 
     fn update_span(&mut self, s: &Span) -> Result<()> {
         let (parts, change) = json_columns(s)?;
-        self.run(
-            "updating a deployment",
-            self.client.execute(
-                schema::UPDATE_SPAN,
-                &[&s.key, &s.first_seen, &s.last_seen, &s.prev_seen, &s.started_at, &parts, &change, &s.id],
-            ),
-        )?;
+        let (kind, shipped_at, subjects) = metrics_columns(&s.change);
+        let values: [Param; 11] = [
+            &s.key,
+            &s.first_seen,
+            &s.last_seen,
+            &s.prev_seen,
+            &s.started_at,
+            &parts,
+            &change,
+            &kind,
+            &shipped_at,
+            &subjects,
+            &s.id,
+        ];
+        self.run("updating a deployment", self.client.execute(schema::UPDATE_SPAN, &values))?;
         Ok(())
     }
 
@@ -227,6 +289,43 @@ impl Store for Postgres {
     fn latest(&mut self) -> Result<Vec<Span>> {
         let rows = self.run("reading the latest deployments", self.client.query(&schema::latest(), &[]))?;
         rows.iter().map(|r| span_row(r).into_span()).collect()
+    }
+
+    fn running_between(&mut self, since: i64, until: i64) -> Result<Vec<Running>> {
+        self.running(&schema::running_between(), &[&since, &until], "reading deployments")
+    }
+
+    fn running_of(&mut self, environment: &str, service: &str, since: i64, limit: i64) -> Result<Vec<Running>> {
+        self.running(&schema::running_of(), &[&environment, &service, &since, &limit], "reading deployments")
+    }
+
+    fn latest_running(&mut self) -> Result<Vec<Running>> {
+        self.running(&schema::latest_running(), &[], "reading the latest deployments")
+    }
+
+    fn deployments(&mut self, environment: Option<&str>, since: i64) -> Result<Vec<Deployment>> {
+        let rows = self
+            .run("reading deployments", self.client.query(&schema::deployments("::text"), &[&environment, &since]))?;
+        rows.iter()
+            .map(|r| {
+                DeploymentRow {
+                    id: r.get(0),
+                    environment: r.get(1),
+                    service: r.get(2),
+                    first_seen: r.get(3),
+                    started_at: r.get(4),
+                    kind: r.get(5),
+                    shipped_at: r.get(6),
+                    shipped_subjects: r.get(7),
+                }
+                .into_deployment()
+            })
+            .collect()
+    }
+
+    fn first_heartbeat(&mut self, since: i64) -> Result<Option<i64>> {
+        let row = self.run("reading heartbeats", self.client.query_one(schema::FIRST_HEARTBEAT, &[&since]))?;
+        Ok(row.get(0))
     }
 
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>> {

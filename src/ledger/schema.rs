@@ -68,7 +68,24 @@ pub const MIGRATIONS: &[&str] = &[
          holder TEXT NOT NULL,
          expires BIGINT NOT NULL
      );",
+    // 6: plain columns for metrics (see METRICS_COLUMNS).
+    METRICS_COLUMNS,
 ];
+
+/// What `metrics` reads of a span, in plain columns: its kind, and the commit times and
+/// subjects of the commits its change shipped (`shipped_at`: unix seconds separated by
+/// spaces; `shipped_subjects`: one a line; both empty when it shipped none), so it parses
+/// neither JSON column. `record` writes them with the span; spans written before are
+/// backfilled right after this migration, from their `change` column (see `backfills`).
+const METRICS_COLUMNS: &str = "ALTER TABLE spans ADD COLUMN kind TEXT;
+     ALTER TABLE spans ADD COLUMN shipped_at TEXT;
+     ALTER TABLE spans ADD COLUMN shipped_subjects TEXT;";
+
+/// Whether migration `n` (1-based) needs the backfill of those columns run after its
+/// statements (in its transaction). Found by content, so the migration may be renumbered.
+pub fn backfills(n: u32) -> bool {
+    MIGRATIONS.get(n as usize - 1) == Some(&METRICS_COLUMNS)
+}
 
 /// The version a fully migrated database is at.
 pub fn current() -> u32 {
@@ -87,7 +104,8 @@ pub const SPAN_COLUMNS: &str =
 pub const INSERT_HEARTBEAT: &str = "INSERT INTO heartbeats (at, complete, failed, origin) VALUES ($1, $2, $3, $4)";
 
 pub const INSERT_SPAN: &str = "INSERT INTO spans (environment, service, state_key, first_seen, last_seen, prev_seen, \
-     started_at, parts, change) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     started_at, parts, change, kind, shipped_at, shipped_subjects) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (environment, service, first_seen) DO NOTHING";
 
 /// `UPDATE … last_seen = $1` for the spans whose ids are listed (integers we read back,
@@ -98,7 +116,7 @@ pub fn confirm(ids: &[i64]) -> String {
 }
 
 pub const UPDATE_SPAN: &str = "UPDATE spans SET state_key = $1, first_seen = $2, last_seen = $3, prev_seen = $4, \
-     started_at = $5, parts = $6, change = $7 WHERE id = $8";
+     started_at = $5, parts = $6, change = $7, kind = $8, shipped_at = $9, shipped_subjects = $10 WHERE id = $11";
 
 /// `SELECT … WHERE` the latest span at or before $3.
 pub fn before() -> String {
@@ -138,6 +156,81 @@ pub const ADVANCE_HEAD: &str = "INSERT INTO heads (environment, service, span_id
      SELECT environment, service, id FROM spans WHERE environment = $1 AND service = $2 AND first_seen = $3 \
      ON CONFLICT (environment, service) DO UPDATE SET span_id = excluded.span_id \
      WHERE (SELECT first_seen FROM spans WHERE id = heads.span_id) < $3";
+
+/// What `when` reads of a span: where, when, and what ran (no `change`).
+pub const RUNNING_COLUMNS: &str = "id, environment, service, first_seen, prev_seen, started_at, parts";
+
+/// Every service's spans first seen in [$1, $2), oldest first.
+pub fn running_between() -> String {
+    format!(
+        "SELECT {RUNNING_COLUMNS} FROM spans WHERE first_seen >= $1 AND first_seen < $2 \
+         ORDER BY first_seen, environment, service"
+    )
+}
+
+/// One service's spans ($1 environment, $2 service) first seen at or after $3, oldest
+/// first, at most $4 (through the unique key's index).
+pub fn running_of() -> String {
+    format!(
+        "SELECT {RUNNING_COLUMNS} FROM spans WHERE environment = $1 AND service = $2 AND first_seen >= $3 \
+         ORDER BY first_seen LIMIT $4"
+    )
+}
+
+/// The latest span of every environment/service, what ran only.
+pub fn latest_running() -> String {
+    let columns: Vec<String> = RUNNING_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect();
+    format!("SELECT {} FROM heads h JOIN spans s ON s.id = h.span_id", columns.join(", "))
+}
+
+/// What `metrics` reads of the spans first seen at or after $2 (in environment $1, or all
+/// when NULL): plain columns only.
+pub fn deployments(cast: &str) -> String {
+    format!(
+        "SELECT id, environment, service, first_seen, started_at, kind, shipped_at, shipped_subjects FROM spans \
+         WHERE ($1{cast} IS NULL OR environment = $1) AND first_seen >= $2"
+    )
+}
+
+/// The backfill's pages: spans after id $1, by id, at most $2.
+pub const BACKFILL_PAGE: &str = "SELECT id, change FROM spans WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// How many spans the backfill reads at once.
+pub const BACKFILL_PAGE_SIZE: i64 = 1000;
+
+/// The plain columns of one span ($4): kind, shipped_at, shipped_subjects.
+pub const SET_METRICS_COLUMNS: &str =
+    "UPDATE spans SET kind = $1, shipped_at = $2, shipped_subjects = $3 WHERE id = $4";
+
+/// How many spans one `backfill` statement writes (4 parameters each).
+pub const BACKFILL_PER_STATEMENT: usize = 250;
+
+/// `UPDATE spans … FROM (VALUES …)` of `rows` spans: (id, kind, shipped_at,
+/// shipped_subjects) for each, as `$1…$4`, `$5…$8`, … (cast, so the types are known). For
+/// PostgreSQL, one round trip for many spans; SQLite plans it as a scan of every span, so it
+/// sets them one by one with `SET_METRICS_COLUMNS` instead.
+pub fn backfill(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = |c: usize| r * 4 + c;
+            format!(
+                "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE spans SET kind = v.column2, shipped_at = v.column3, shipped_subjects = v.column4 \
+         FROM (VALUES {}) AS v WHERE spans.id = v.column1",
+        values.join(", ")
+    )
+}
+
+/// The first heartbeat at or after $1 (NULL when none).
+pub const FIRST_HEARTBEAT: &str = "SELECT min(at) FROM heartbeats WHERE at >= $1";
 
 pub const SELECT_HEARTBEATS: &str =
     "SELECT at, complete, failed, origin FROM heartbeats WHERE at >= $1 ORDER BY at, id";

@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::schema;
-use super::store::{json_columns, Filter, SpanRow, Store};
-use super::{Delivery, Heartbeat, Span};
+use super::store::{self, json_columns, metrics_columns, DeploymentRow, Filter, RunningRow, SpanRow, Store};
+use super::{Delivery, Deployment, Heartbeat, Running, Span};
 
 /// A ledger in a SQLite file.
 pub struct Sqlite {
@@ -53,6 +53,9 @@ impl Sqlite {
                 v += 1;
                 let sql = schema::migration(v, "INTEGER PRIMARY KEY AUTOINCREMENT");
                 self.conn.execute_batch(&sql).with_context(|| self.at(&format!("migration {v}")))?;
+                if schema::backfills(v) {
+                    self.backfill().with_context(|| self.at(&format!("migration {v}")))?;
+                }
                 self.conn.execute("UPDATE schema_version SET version = $1", params![v])?;
             }
             Ok(())
@@ -88,6 +91,46 @@ impl Sqlite {
         let row = self.conn.query_row(sql, params![env, service, at], span_row).optional()?;
         row.map(SpanRow::into_span).transpose()
     }
+
+    /// Every span's plain columns from its `change` column, page by page.
+    fn backfill(&mut self) -> Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let rows = {
+                let mut stmt = self.conn.prepare_cached(schema::BACKFILL_PAGE)?;
+                let rows =
+                    stmt.query_map(params![after, schema::BACKFILL_PAGE_SIZE], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+            };
+            let Some(&(last, _)) = rows.last() else { return Ok(()) };
+            let mut stmt = self.conn.prepare_cached(schema::SET_METRICS_COLUMNS)?;
+            for (id, (kind, at, subjects)) in store::backfill_page(&rows)? {
+                stmt.execute(params![kind, at, subjects, id])?;
+            }
+            after = last;
+        }
+    }
+
+    fn running(&self, sql: &str, params: impl rusqlite::Params, what: &str) -> Result<Vec<Running>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(params, running_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| self.at(what))?;
+        rows.into_iter().map(RunningRow::into_running).collect()
+    }
+}
+
+fn running_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunningRow> {
+    Ok(RunningRow {
+        id: r.get(0)?,
+        environment: r.get(1)?,
+        service: r.get(2)?,
+        first_seen: r.get(3)?,
+        prev_seen: r.get(4)?,
+        started_at: r.get(5)?,
+        parts: r.get(6)?,
+    })
 }
 
 fn span_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanRow> {
@@ -143,6 +186,7 @@ impl Store for Sqlite {
 
     fn insert_span(&mut self, s: &Span) -> Result<bool> {
         let (parts, change) = json_columns(s)?;
+        let (kind, shipped_at, subjects) = metrics_columns(&s.change);
         let n = self
             .conn
             .execute(
@@ -156,7 +200,10 @@ impl Store for Sqlite {
                     s.prev_seen,
                     s.started_at,
                     parts,
-                    change
+                    change,
+                    kind,
+                    shipped_at,
+                    subjects
                 ],
             )
             .with_context(|| self.at("writing a deployment"))?;
@@ -179,10 +226,23 @@ impl Store for Sqlite {
 
     fn update_span(&mut self, s: &Span) -> Result<()> {
         let (parts, change) = json_columns(s)?;
+        let (kind, shipped_at, subjects) = metrics_columns(&s.change);
         self.conn
             .execute(
                 schema::UPDATE_SPAN,
-                params![s.key, s.first_seen, s.last_seen, s.prev_seen, s.started_at, parts, change, s.id],
+                params![
+                    s.key,
+                    s.first_seen,
+                    s.last_seen,
+                    s.prev_seen,
+                    s.started_at,
+                    parts,
+                    change,
+                    kind,
+                    shipped_at,
+                    subjects,
+                    s.id
+                ],
             )
             .with_context(|| self.at("updating a deployment"))?;
         Ok(())
@@ -208,6 +268,44 @@ impl Store for Sqlite {
             .collect::<rusqlite::Result<Vec<_>>>()
             .with_context(|| self.at("reading the latest deployments"))?;
         rows.into_iter().map(SpanRow::into_span).collect()
+    }
+
+    fn running_between(&mut self, since: i64, until: i64) -> Result<Vec<Running>> {
+        self.running(&schema::running_between(), params![since, until], "reading deployments")
+    }
+
+    fn running_of(&mut self, environment: &str, service: &str, since: i64, limit: i64) -> Result<Vec<Running>> {
+        self.running(&schema::running_of(), params![environment, service, since, limit], "reading deployments")
+    }
+
+    fn latest_running(&mut self) -> Result<Vec<Running>> {
+        self.running(&schema::latest_running(), [], "reading the latest deployments")
+    }
+
+    fn deployments(&mut self, environment: Option<&str>, since: i64) -> Result<Vec<Deployment>> {
+        let mut stmt = self.conn.prepare_cached(&schema::deployments(""))?;
+        let rows = stmt
+            .query_map(params![environment, since], |r| {
+                Ok(DeploymentRow {
+                    id: r.get(0)?,
+                    environment: r.get(1)?,
+                    service: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    started_at: r.get(4)?,
+                    kind: r.get(5)?,
+                    shipped_at: r.get(6)?,
+                    shipped_subjects: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| self.at("reading deployments"))?;
+        rows.into_iter().map(DeploymentRow::into_deployment).collect()
+    }
+
+    fn first_heartbeat(&mut self, since: i64) -> Result<Option<i64>> {
+        self.conn
+            .query_row(schema::FIRST_HEARTBEAT, params![since], |r| r.get(0))
+            .with_context(|| self.at("reading heartbeats"))
     }
 
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>> {

@@ -4,9 +4,9 @@
 //! the ledger's writer lock (SQLite `BEGIN IMMEDIATE`, a PostgreSQL advisory lock), so two
 //! recorders never interleave.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
-use super::{Delivery, Heartbeat, Span};
+use super::{Change, Delivery, Deployment, Heartbeat, Kind, Running, Shipped, Span};
 
 /// Which spans a query wants.
 #[derive(Clone, Debug, Default)]
@@ -44,8 +44,20 @@ pub trait Store {
     fn spans(&mut self, filter: &Filter) -> Result<Vec<Span>>;
     /// The latest span of every environment/service, by environment and service.
     fn latest(&mut self) -> Result<Vec<Span>>;
+    /// What ran in every service's spans first seen in `since..until`, oldest first.
+    fn running_between(&mut self, since: i64, until: i64) -> Result<Vec<Running>>;
+    /// What ran in one service's spans first seen at or after `since`, oldest first, at
+    /// most `limit` of them.
+    fn running_of(&mut self, environment: &str, service: &str, since: i64, limit: i64) -> Result<Vec<Running>>;
+    /// What runs now: the latest span of every environment/service.
+    fn latest_running(&mut self) -> Result<Vec<Running>>;
+    /// The spans first seen at or after `since` (of one environment, or all) as `metrics`
+    /// reads them, in no particular order.
+    fn deployments(&mut self, environment: Option<&str>, since: i64) -> Result<Vec<Deployment>>;
     /// Every heartbeat at or after `since`, oldest first.
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>>;
+    /// The time of the first heartbeat at or after `since`.
+    fn first_heartbeat(&mut self, since: i64) -> Result<Option<i64>>;
     /// What one publishing target was sent so far, by span id.
     fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>>;
     /// Writes (inserts or replaces) the delivery of one (target, span).
@@ -112,4 +124,96 @@ impl SpanRow {
 /// A span's JSON columns (parts, change).
 pub fn json_columns(span: &Span) -> Result<(String, String)> {
     Ok((serde_json::to_string(&span.parts)?, serde_json::to_string(&span.change)?))
+}
+
+/// The columns `when` reads of a span, as both engines store them.
+pub struct RunningRow {
+    pub id: i64,
+    pub environment: String,
+    pub service: String,
+    pub first_seen: i64,
+    pub prev_seen: Option<i64>,
+    pub started_at: Option<i64>,
+    pub parts: String,
+}
+
+impl RunningRow {
+    /// What ran, its parts parsed; a malformed row is an error naming it.
+    pub fn into_running(self) -> Result<Running> {
+        let parts = serde_json::from_str(&self.parts)
+            .with_context(|| format!("ledger row {} ({}/{}) is malformed", self.id, self.environment, self.service))?;
+        Ok(Running {
+            id: self.id,
+            environment: self.environment,
+            service: self.service,
+            first_seen: self.first_seen,
+            prev_seen: self.prev_seen,
+            started_at: self.started_at,
+            parts,
+        })
+    }
+}
+
+/// The plain columns `metrics` reads of a span.
+pub struct DeploymentRow {
+    pub id: i64,
+    pub environment: String,
+    pub service: String,
+    pub first_seen: i64,
+    pub started_at: Option<i64>,
+    pub kind: Option<String>,
+    pub shipped_at: Option<String>,
+    pub shipped_subjects: Option<String>,
+}
+
+impl DeploymentRow {
+    /// The deployment; a row without valid plain columns is an error naming it.
+    pub fn into_deployment(self) -> Result<Deployment> {
+        let what = || format!("ledger row {} ({}/{}) is malformed", self.id, self.environment, self.service);
+        let kind = self.kind.as_deref().and_then(Kind::parse).with_context(|| format!("{}: kind", what()))?;
+        let times = self.shipped_at.as_deref().with_context(|| format!("{}: shipped_at", what()))?;
+        let subjects = self.shipped_subjects.as_deref().with_context(|| format!("{}: shipped_subjects", what()))?;
+        let times = times.split_whitespace().map(str::parse::<i64>).collect::<Result<Vec<_>, _>>();
+        let times = times.with_context(|| format!("{}: shipped_at", what()))?;
+        let subjects: Vec<&str> = if times.is_empty() { Vec::new() } else { subjects.split('\n').collect() };
+        if subjects.len() != times.len() {
+            anyhow::bail!("{}: {} shipped_at for {} shipped_subjects", what(), times.len(), subjects.len());
+        }
+        let shipped = times
+            .into_iter()
+            .zip(subjects)
+            .map(|(committed_at, subject)| Shipped { committed_at, subject: subject.to_string() })
+            .collect();
+        Ok(Deployment {
+            environment: self.environment,
+            service: self.service,
+            first_seen: self.first_seen,
+            started_at: self.started_at,
+            kind,
+            shipped,
+        })
+    }
+}
+
+/// A span's plain columns: (kind, shipped_at, shipped_subjects).
+pub type MetricsColumns = (&'static str, String, String);
+
+/// A change's plain columns, as `metrics` reads them back. A subject is one line (git's
+/// subjects are; a newline in one would be a space).
+pub fn metrics_columns(change: &Change) -> MetricsColumns {
+    let times: Vec<String> = change.shipped.iter().map(|c| c.committed_at.to_string()).collect();
+    let subjects: Vec<String> = change.shipped.iter().map(|c| c.subject.replace('\n', " ")).collect();
+    (change.kind.as_str(), times.join(" "), subjects.join("\n"))
+}
+
+/// One page of the backfill from spans (id, change JSON): each span's plain columns, its
+/// change parsed exactly as `record` reads a change it wrote.
+pub fn backfill_page(rows: &[(i64, String)]) -> Result<Vec<(i64, MetricsColumns)>> {
+    rows.iter()
+        .map(|(id, change)| {
+            let change: Change = serde_json::from_str(change)
+                .with_context(|| format!("ledger row {id} is malformed (backfilling its plain columns)"))?;
+            Ok((*id, metrics_columns(&change)))
+        })
+        .collect()
 }
