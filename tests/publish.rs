@@ -126,6 +126,41 @@ fn serve(
     out.flush()
 }
 
+/// `%XX` escapes decoded (the fakes read query strings and label names as providers do).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// No form of any of `secrets` (plain, base64, JSON-escaped, URL-encoded: `canary::forms`)
+/// is in the runs' output or in any of the `stored` ledger contents.
+pub fn assert_no_secret(secrets: &[&str], runs: &[crate::util::Run], stored: &[&str]) {
+    for secret in secrets {
+        for form in crate::canary::forms(secret) {
+            for r in runs {
+                assert!(
+                    !r.stdout.contains(&form) && !r.stderr.contains(&form),
+                    "{form:?} leaked:\n{}\n{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            assert!(!stored.iter().any(|s| s.contains(&form)), "{form:?} is in the ledger");
+        }
+    }
+}
+
 const SECRET: &str = "whsec-canary-7f3a9c1e55";
 const NOW: &str = "2026-01-08T11:00:00Z";
 /// The history's deployment events (fixtures/ledger/log.expected has 14 rows).
@@ -354,19 +389,7 @@ fn publishing_secrets_never_reach_output_or_the_ledger() {
     assert_eq!(runs[0].stdout.matches("POST [redacted]\n").count(), EVENTS, "{}", runs[0].stdout);
     assert!(runs[1].stdout.contains("HTTP 404 no_service at [redacted]"), "{}", runs[1].stdout);
     let stored = String::from_utf8_lossy(&std::fs::read(&ledger).unwrap()).into_owned();
-    for secret in [SECRET, URL_TOKEN] {
-        for form in crate::canary::forms(secret) {
-            for r in &runs {
-                assert!(
-                    !r.stdout.contains(&form) && !r.stderr.contains(&form),
-                    "{form:?} leaked:\n{}\n{}",
-                    r.stdout,
-                    r.stderr
-                );
-            }
-            assert!(!stored.contains(&form), "{form:?} is in the ledger");
-        }
-    }
+    assert_no_secret(&[SECRET, URL_TOKEN], &runs, &[&stored]);
 }
 
 /// Slack: a Block Kit message per event to the incoming webhook from `url_env`; Slack's
