@@ -72,7 +72,7 @@ pub fn compute_from(spans: &[Deployment], from: i64, to: i64, rules: &Rules) -> 
                 continue;
             }
             deploys += 1;
-            leads.extend(s.shipped.iter().map(|c| (s.at() - c.committed_at) as f64));
+            leads.extend(s.shipped_at.iter().map(|t| (s.at() - t) as f64));
             // A rollout completing (`changed`) is not the next change: what follows it is.
             let next = list[i + 1..].iter().find(|n| n.kind != Kind::Changed);
             if let Some(next) = next.filter(|n| fixes(s, n, rules)) {
@@ -114,8 +114,7 @@ fn fixes(s: &Deployment, next: &Deployment, rules: &Rules) -> bool {
     match next.kind {
         Kind::Rollback => true,
         Kind::Deploy => {
-            next.at() - s.at() <= rules.fix_window
-                && next.shipped.iter().any(|c| rules.fix_pattern.is_match(&c.subject))
+            next.at() - s.at() <= rules.fix_window && next.subjects().any(|subject| rules.fix_pattern.is_match(subject))
         }
         _ => false,
     }

@@ -128,7 +128,10 @@ pub struct Deployment {
     pub first_seen: i64,
     pub started_at: Option<i64>,
     pub kind: Kind,
-    pub shipped: Vec<Shipped>,
+    /// The commit times of the commits it shipped.
+    pub shipped_at: Vec<i64>,
+    /// Their subjects, one a line.
+    pub shipped_subjects: String,
 }
 
 impl Deployment {
@@ -136,29 +139,24 @@ impl Deployment {
     pub fn at(&self) -> i64 {
         self.started_at.unwrap_or(self.first_seen)
     }
-}
 
-/// What `metrics` needs of a shipped commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Shipped {
-    pub committed_at: i64,
-    pub subject: String,
+    /// The subjects of the commits it shipped.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        self.shipped_subjects.split('\n').take(self.shipped_at.len())
+    }
 }
 
 impl From<&Span> for Deployment {
     fn from(s: &Span) -> Deployment {
+        let (_, _, shipped_subjects) = store::metrics_columns(&s.change);
         Deployment {
             environment: s.environment.clone(),
             service: s.service.clone(),
             first_seen: s.first_seen,
             started_at: s.started_at,
             kind: s.change.kind,
-            shipped: s
-                .change
-                .shipped
-                .iter()
-                .map(|c| Shipped { committed_at: c.committed_at, subject: c.subject.clone() })
-                .collect(),
+            shipped_at: s.change.shipped.iter().map(|c| c.committed_at).collect(),
+            shipped_subjects,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use anyhow::{Context as _, Result};
 
-use super::{Change, Delivery, Deployment, Heartbeat, Kind, Running, Shipped, Span};
+use super::{Change, Delivery, Deployment, Heartbeat, Kind, Running, Span};
 
 /// Which spans a query wants.
 #[derive(Clone, Debug, Default)]
@@ -169,28 +169,25 @@ pub struct DeploymentRow {
 impl DeploymentRow {
     /// The deployment; a row without valid plain columns is an error naming it.
     pub fn into_deployment(self) -> Result<Deployment> {
-        let what = || format!("ledger row {} ({}/{}) is malformed", self.id, self.environment, self.service);
-        let kind = self.kind.as_deref().and_then(Kind::parse).with_context(|| format!("{}: kind", what()))?;
-        let times = self.shipped_at.as_deref().with_context(|| format!("{}: shipped_at", what()))?;
-        let subjects = self.shipped_subjects.as_deref().with_context(|| format!("{}: shipped_subjects", what()))?;
-        let times = times.split_whitespace().map(str::parse::<i64>).collect::<Result<Vec<_>, _>>();
-        let times = times.with_context(|| format!("{}: shipped_at", what()))?;
-        let subjects: Vec<&str> = if times.is_empty() { Vec::new() } else { subjects.split('\n').collect() };
-        if subjects.len() != times.len() {
-            anyhow::bail!("{}: {} shipped_at for {} shipped_subjects", what(), times.len(), subjects.len());
+        let bad =
+            |column: &str| format!("ledger row {} ({}/{}): no valid {column}", self.id, self.environment, self.service);
+        let kind = self.kind.as_deref().and_then(Kind::parse).with_context(|| bad("kind"))?;
+        let times = self.shipped_at.as_deref().with_context(|| bad("shipped_at"))?;
+        let shipped_at = times.split_whitespace().map(str::parse::<i64>).collect::<Result<Vec<_>, _>>();
+        let shipped_at = shipped_at.with_context(|| bad("shipped_at"))?;
+        let subjects = self.shipped_subjects.as_deref().with_context(|| bad("shipped_subjects"))?;
+        let lines = if shipped_at.is_empty() { 0 } else { subjects.split('\n').count() };
+        if lines != shipped_at.len() {
+            anyhow::bail!("{} ({} commit times, {lines} subjects)", bad("shipped_subjects"), shipped_at.len());
         }
-        let shipped = times
-            .into_iter()
-            .zip(subjects)
-            .map(|(committed_at, subject)| Shipped { committed_at, subject: subject.to_string() })
-            .collect();
         Ok(Deployment {
             environment: self.environment,
             service: self.service,
             first_seen: self.first_seen,
             started_at: self.started_at,
             kind,
-            shipped,
+            shipped_at,
+            shipped_subjects: self.shipped_subjects.unwrap_or_default(),
         })
     }
 }
