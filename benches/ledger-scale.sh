@@ -35,8 +35,10 @@ with open(f"{w}/spans.csv") as f:
                    ([r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]) if r[5] else None, int(r[6])] + r[7:] for r in csv.reader(f)))
 with open(f"{w}/heartbeats.csv") as f:
     db.executemany("INSERT INTO heartbeats (at, complete, failed, origin) VALUES (?,?,?,?)", csv.reader(f))
-# What migration 3 does for existing spans: each service's latest.
-db.executescript("DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);")
+# What record writes beside the spans: every commit that ran (a generated span runs one
+# commit, its state key; the setup span none), and each service's latest (what migration 3
+# does for existing spans).
+db.executescript("INSERT INTO ran (sha) SELECT DISTINCT state_key FROM spans WHERE environment <> 'setup'; DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);")
 db.commit()
 PY
 
@@ -49,7 +51,7 @@ url="postgres://prodiff@127.0.0.1:$port/postgres"
 "$bin" --ledger "$url" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
   -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change, kind, shipped_at, shipped_subjects) FROM '$work/spans.csv' WITH (FORMAT csv, FORCE_NOT_NULL (shipped_at, shipped_subjects))" \
-  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "VACUUM ANALYZE"
+  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "INSERT INTO ran (sha) SELECT DISTINCT state_key FROM spans WHERE environment <> 'setup'" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "VACUUM ANALYZE"
 
 for ledger in "$work/ledger.db" "$url"; do
   echo "# $( [ "$ledger" = "$url" ] && echo PostgreSQL || echo SQLite)"
