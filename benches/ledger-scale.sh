@@ -3,8 +3,9 @@
 # (500,000 deployment events, 105,000 heartbeats; benches/ledger-gen.py) loaded into SQLite
 # and into a PostgreSQL server this script starts (initdb in a temporary directory, as the
 # postgres user when run as root, stopped at the end), in time order as `record` writes
-# them, with the plain columns `record` writes beside each span's JSON; then
-# `log --since 7d`, `when COMMIT` and `metrics --since 90d` timed with hyperfine on both.
+# them, with the plain columns and the `ran` table `record` writes beside the JSON; then
+# `log --since 7d`, `when COMMIT`, `when TICKET` and `metrics --since 90d` timed with
+# hyperfine on both, the load average printed before each.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build -q --release --locked
@@ -35,8 +36,10 @@ with open(f"{w}/spans.csv") as f:
                    ([r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]) if r[5] else None, int(r[6])] + r[7:] for r in csv.reader(f)))
 with open(f"{w}/heartbeats.csv") as f:
     db.executemany("INSERT INTO heartbeats (at, complete, failed, origin) VALUES (?,?,?,?)", csv.reader(f))
-# What migration 3 does for existing spans: each service's latest.
-db.executescript("DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);")
+# What record writes beside the spans: every commit that ran (a generated span runs one
+# commit, its state key; the setup span none), and each service's latest (what migration 3
+# does for existing spans).
+db.executescript("INSERT INTO ran (sha) SELECT DISTINCT state_key FROM spans WHERE environment <> 'setup'; DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service);")
 db.commit()
 PY
 
@@ -49,16 +52,21 @@ url="postgres://prodiff@127.0.0.1:$port/postgres"
 "$bin" --ledger "$url" record --offline --allow-incomplete --inventory "$work/setup.json" >/dev/null
 "$pg/psql" -q -h 127.0.0.1 -p "$port" -U prodiff -d postgres \
   -c "\\copy spans (environment, service, state_key, first_seen, last_seen, prev_seen, started_at, parts, change, kind, shipped_at, shipped_subjects) FROM '$work/spans.csv' WITH (FORMAT csv, FORCE_NOT_NULL (shipped_at, shipped_subjects))" \
-  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "VACUUM ANALYZE"
+  -c "\\copy heartbeats (at, complete, failed, origin) FROM '$work/heartbeats.csv' CSV" -c "INSERT INTO ran (sha) SELECT DISTINCT state_key FROM spans WHERE environment <> 'setup'" -c "DELETE FROM heads; INSERT INTO heads (environment, service, span_id) SELECT environment, service, id FROM spans s WHERE first_seen = (SELECT max(first_seen) FROM spans WHERE environment = s.environment AND service = s.service)" -c "VACUUM ANALYZE"
 
+# The commit's ticket (`SHOP-2500 change 1500`): `when TICKET` too.
+ticket=$(git log -1 --format=%s "$commit" | cut -d' ' -f1)
+load() { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 for ledger in "$work/ledger.db" "$url"; do
   echo "# $( [ "$ledger" = "$url" ] && echo PostgreSQL || echo SQLite)"
   "$bin" --ledger "$ledger" log production --since 7d | wc -l
   "$bin" --ledger "$ledger" when "$commit" | head -3
   "$bin" --ledger "$ledger" metrics --since 90d
+  load
   hyperfine -N -i --warmup 1 --runs 5 \
     "$bin --ledger $ledger log --since 7d" \
     "$bin --ledger $ledger when $commit" \
+    "$bin --ledger $ledger when $ticket" \
     "$bin --ledger $ledger metrics --since 90d" 2>&1 | grep -E "Benchmark|Time"
 done
 
@@ -74,6 +82,7 @@ rows = [{"environment": e, "service": f"svc{s:03d}", "image": f"r.example.com/sv
 json.dump({"workloads": rows}, open(f"{w}/fleet.json", "w"))
 PY
 "$bin" --ledger "$work/fleet.db" record --offline --inventory "$work/fleet.json" | tail -1
+load
 hyperfine -N -i --warmup 1 --runs 5 \
   "$bin status --offline --inventory $work/fleet.json" \
   "$bin --ledger $work/fleet.db record --offline --inventory $work/fleet.json" \

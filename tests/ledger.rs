@@ -475,6 +475,13 @@ fn upgrades_from_v1(v1: String, modern: String) {
         let mut store = prodiff::ledger::Location::parse(&v1).open().unwrap();
         assert_eq!(store.version().unwrap(), prodiff::ledger::schema::current());
         assert!(prodiff::ledger::schema::current() > 1);
+        // Where `when TICKET` looks: every commit that ran, as the fresh ledger has them.
+        let mut ran = store.running_commits().unwrap();
+        let mut fresh = prodiff::ledger::Location::parse(&modern).open().unwrap().running_commits().unwrap();
+        ran.sort();
+        fresh.sort();
+        assert_eq!(ran, fresh);
+        assert!(ran.contains(&h.repo.rev("v1.1.1")), "{ran:?}");
     }
     let fresh = answers(&modern, NOW);
     for (q, (u, f)) in questions.iter().zip(upgraded.iter().zip(&fresh)) {
@@ -985,6 +992,13 @@ fn when_reads_few_spans_yet_answers_as_reading_all(ledger: String) {
         }
         assert_eq!(answers.len(), services.len());
     }
+    // Every commit that ran, once (where `when TICKET` looks besides the mainline).
+    let mut ran = store.running_commits().unwrap();
+    ran.sort();
+    let mut parts: Vec<String> = all.iter().flat_map(|s| s.parts.iter().filter_map(|p| p.commit.clone())).collect();
+    parts.sort();
+    parts.dedup();
+    assert_eq!(ran, parts);
     // The cases are there: a late first run, a cherry-pick, a service that never ran it.
     let wanted = [CommitId(r.rev("change 12"))];
     let committed = repo.commit_info(&wanted[0]).unwrap().committed.timestamp();

@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 use super::ledger::{existing, open, text_formats, Opened};
 use crate::cli::{Global, WhenArgs};
 use crate::git::Lookup;
-use crate::ledger::store::Filter;
 use crate::ledger::{query, Store};
 use crate::model::CommitId;
 use crate::report::ledger as render;
@@ -77,11 +76,9 @@ fn wanted_commits(o: &Opened, store: &mut dyn Store, item: &str) -> Result<Vec<C
     }
     let (_, mainline) = o.repo.mainline(o.config.mainline.as_deref())?;
     let mut tips = vec![mainline];
-    for s in store.spans(&Filter::default())? {
-        for p in s.parts {
-            if let Some(Lookup::Found(c)) = p.commit.as_deref().map(|c| o.repo.lookup_commit(c)) {
-                tips.push(c);
-            }
+    for c in store.running_commits()? {
+        if let Lookup::Found(c) = o.repo.lookup_commit(&c) {
+            tips.push(c);
         }
     }
     tips.sort();

@@ -121,9 +121,11 @@ impl Postgres {
         loop {
             let page = self
                 .run("backfilling", self.client.query(schema::BACKFILL_PAGE, &[&after, &schema::BACKFILL_PAGE_SIZE]))?;
-            let rows: Vec<(i64, String)> = page.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let Some(&(last, _)) = rows.last() else { return Ok(()) };
-            for chunk in store::backfill_page(&rows)?.chunks(schema::BACKFILL_PER_STATEMENT) {
+            let rows: Vec<(i64, String, String)> = page.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+            let Some(&(last, _, _)) = rows.last() else { return Ok(()) };
+            let (columns, ran) = store::backfill_page(&rows)?;
+            self.insert_ran(&ran.iter().map(String::as_str).collect::<Vec<_>>())?;
+            for chunk in columns.chunks(schema::BACKFILL_PER_STATEMENT) {
                 let mut values: Vec<Param> = Vec::with_capacity(chunk.len() * 4);
                 for (id, (kind, at, subjects)) in chunk {
                     values.extend([id as Param, kind, at, subjects]);
@@ -141,6 +143,15 @@ impl Postgres {
             }
             after = last;
         }
+    }
+
+    /// Adds commits to `ran`, many per statement.
+    fn insert_ran(&self, commits: &[&str]) -> Result<()> {
+        for chunk in commits.chunks(schema::BACKFILL_PER_STATEMENT) {
+            let values: Vec<Param> = chunk.iter().map(|c| c as Param).collect();
+            self.run("writing what ran", self.client.execute(&schema::insert_ran(chunk.len()), &values))?;
+        }
+        Ok(())
     }
 
     fn running(&self, sql: &str, params: &[Param], what: &str) -> Result<Vec<Running>> {
@@ -247,6 +258,7 @@ impl Store for Postgres {
                 "moving the latest deployment",
                 self.client.execute(schema::ADVANCE_HEAD, &[&s.environment, &s.service, &s.first_seen]),
             )?;
+            self.insert_ran(&store::ran(&s.parts))?;
         }
         Ok(n == 1)
     }
@@ -275,7 +287,7 @@ impl Store for Postgres {
             &s.id,
         ];
         self.run("updating a deployment", self.client.execute(schema::UPDATE_SPAN, &values))?;
-        Ok(())
+        self.insert_ran(&store::ran(&s.parts))
     }
 
     fn spans(&mut self, f: &Filter) -> Result<Vec<Span>> {
@@ -326,6 +338,11 @@ impl Store for Postgres {
     fn first_heartbeat(&mut self, since: i64) -> Result<Option<i64>> {
         let row = self.run("reading heartbeats", self.client.query_one(schema::FIRST_HEARTBEAT, &[&since]))?;
         Ok(row.get(0))
+    }
+
+    fn running_commits(&mut self) -> Result<Vec<String>> {
+        let rows = self.run("reading what ran", self.client.query(schema::SELECT_RAN, &[]))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>> {

@@ -68,23 +68,26 @@ pub const MIGRATIONS: &[&str] = &[
          holder TEXT NOT NULL,
          expires BIGINT NOT NULL
      );",
-    // 6: plain columns for metrics (see METRICS_COLUMNS).
-    METRICS_COLUMNS,
+    // 6: plain columns for metrics and the commits each span ran (see UNPACKED).
+    UNPACKED,
 ];
 
 /// What `metrics` reads of a span, in plain columns: its kind, and the commit times and
 /// subjects of the commits its change shipped (`shipped_at`: unix seconds separated by
 /// spaces; `shipped_subjects`: one a line; both empty when it shipped none), so it parses
-/// neither JSON column. `record` writes them with the span; spans written before are
-/// backfilled right after this migration, from their `change` column (see `backfills`).
-const METRICS_COLUMNS: &str = "ALTER TABLE spans ADD COLUMN kind TEXT;
+/// neither JSON column; and `ran`, every commit a span ran, once each (where `when TICKET`
+/// looks for the ticket's commits besides the mainline). `record` writes them with the
+/// span; spans written before are backfilled right after this migration, from their JSON
+/// columns (see `backfills`).
+const UNPACKED: &str = "ALTER TABLE spans ADD COLUMN kind TEXT;
      ALTER TABLE spans ADD COLUMN shipped_at TEXT;
-     ALTER TABLE spans ADD COLUMN shipped_subjects TEXT;";
+     ALTER TABLE spans ADD COLUMN shipped_subjects TEXT;
+     CREATE TABLE ran (sha TEXT PRIMARY KEY);";
 
-/// Whether migration `n` (1-based) needs the backfill of those columns run after its
+/// Whether migration `n` (1-based) needs the backfill of those columns and `ran` run after its
 /// statements (in its transaction). Found by content, so the migration may be renumbered.
 pub fn backfills(n: u32) -> bool {
-    MIGRATIONS.get(n as usize - 1) == Some(&METRICS_COLUMNS)
+    MIGRATIONS.get(n as usize - 1) == Some(&UNPACKED)
 }
 
 /// The version a fully migrated database is at.
@@ -193,7 +196,7 @@ pub fn deployments(cast: &str) -> String {
 }
 
 /// The backfill's pages: spans after id $1, by id, at most $2.
-pub const BACKFILL_PAGE: &str = "SELECT id, change FROM spans WHERE id > $1 ORDER BY id LIMIT $2";
+pub const BACKFILL_PAGE: &str = "SELECT id, parts, change FROM spans WHERE id > $1 ORDER BY id LIMIT $2";
 
 /// How many spans the backfill reads at once.
 pub const BACKFILL_PAGE_SIZE: i64 = 1000;
@@ -228,6 +231,15 @@ pub fn backfill(rows: usize) -> String {
         values.join(", ")
     )
 }
+
+/// `INSERT INTO ran …` of `n` commits (`$1`…`$n`), those already there left as they are.
+pub fn insert_ran(n: usize) -> String {
+    let values: Vec<String> = (1..=n).map(|i| format!("(${i})")).collect();
+    format!("INSERT INTO ran (sha) VALUES {} ON CONFLICT DO NOTHING", values.join(", "))
+}
+
+/// Every commit a span ran.
+pub const SELECT_RAN: &str = "SELECT sha FROM ran";
 
 /// The first heartbeat at or after $1 (NULL when none).
 pub const FIRST_HEARTBEAT: &str = "SELECT min(at) FROM heartbeats WHERE at >= $1";

@@ -98,17 +98,28 @@ impl Sqlite {
         loop {
             let rows = {
                 let mut stmt = self.conn.prepare_cached(schema::BACKFILL_PAGE)?;
-                let rows =
-                    stmt.query_map(params![after, schema::BACKFILL_PAGE_SIZE], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+                let rows = stmt
+                    .query_map(params![after, schema::BACKFILL_PAGE_SIZE], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<rusqlite::Result<Vec<(i64, String, String)>>>()?
             };
-            let Some(&(last, _)) = rows.last() else { return Ok(()) };
+            let Some(&(last, _, _)) = rows.last() else { return Ok(()) };
+            let (columns, ran) = store::backfill_page(&rows)?;
             let mut stmt = self.conn.prepare_cached(schema::SET_METRICS_COLUMNS)?;
-            for (id, (kind, at, subjects)) in store::backfill_page(&rows)? {
+            for (id, (kind, at, subjects)) in columns {
                 stmt.execute(params![kind, at, subjects, id])?;
             }
+            self.insert_ran(&ran.iter().map(String::as_str).collect::<Vec<_>>())?;
             after = last;
         }
+    }
+
+    /// Adds commits to `ran` (one statement, prepared once per count).
+    fn insert_ran(&self, commits: &[&str]) -> Result<()> {
+        for chunk in commits.chunks(schema::BACKFILL_PER_STATEMENT) {
+            let mut stmt = self.conn.prepare_cached(&schema::insert_ran(chunk.len()))?;
+            stmt.execute(rusqlite::params_from_iter(chunk)).with_context(|| self.at("writing what ran"))?;
+        }
+        Ok(())
     }
 
     fn running(&self, sql: &str, params: impl rusqlite::Params, what: &str) -> Result<Vec<Running>> {
@@ -211,6 +222,7 @@ impl Store for Sqlite {
             self.conn
                 .execute(schema::ADVANCE_HEAD, params![s.environment, s.service, s.first_seen])
                 .with_context(|| self.at("moving the latest deployment"))?;
+            self.insert_ran(&store::ran(&s.parts))?;
         }
         Ok(n == 1)
     }
@@ -245,7 +257,7 @@ impl Store for Sqlite {
                 ],
             )
             .with_context(|| self.at("updating a deployment"))?;
-        Ok(())
+        self.insert_ran(&store::ran(&s.parts))
     }
 
     fn spans(&mut self, f: &Filter) -> Result<Vec<Span>> {
@@ -306,6 +318,12 @@ impl Store for Sqlite {
         self.conn
             .query_row(schema::FIRST_HEARTBEAT, params![since], |r| r.get(0))
             .with_context(|| self.at("reading heartbeats"))
+    }
+
+    fn running_commits(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(schema::SELECT_RAN)?;
+        let rows = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>();
+        rows.with_context(|| self.at("reading what ran"))
     }
 
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>> {

@@ -4,9 +4,11 @@
 //! the ledger's writer lock (SQLite `BEGIN IMMEDIATE`, a PostgreSQL advisory lock), so two
 //! recorders never interleave.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context as _, Result};
 
-use super::{Change, Delivery, Deployment, Heartbeat, Kind, Running, Span};
+use super::{Change, Delivery, Deployment, Heartbeat, Kind, Part, Running, Span};
 
 /// Which spans a query wants.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +60,8 @@ pub trait Store {
     fn heartbeats(&mut self, since: i64) -> Result<Vec<Heartbeat>>;
     /// The time of the first heartbeat at or after `since`.
     fn first_heartbeat(&mut self, since: i64) -> Result<Option<i64>>;
+    /// Every commit a span of the ledger ran, once each, in no particular order.
+    fn running_commits(&mut self) -> Result<Vec<String>>;
     /// What one publishing target was sent so far, by span id.
     fn deliveries(&mut self, target: &str) -> Result<Vec<Delivery>>;
     /// Writes (inserts or replaces) the delivery of one (target, span).
@@ -203,14 +207,27 @@ pub fn metrics_columns(change: &Change) -> MetricsColumns {
     (change.kind.as_str(), times.join(" "), subjects.join("\n"))
 }
 
-/// One page of the backfill from spans (id, change JSON): each span's plain columns, its
-/// change parsed exactly as `record` reads a change it wrote.
-pub fn backfill_page(rows: &[(i64, String)]) -> Result<Vec<(i64, MetricsColumns)>> {
-    rows.iter()
-        .map(|(id, change)| {
-            let change: Change = serde_json::from_str(change)
-                .with_context(|| format!("ledger row {id} is malformed (backfilling its plain columns)"))?;
-            Ok((*id, metrics_columns(&change)))
-        })
-        .collect()
+/// The commits a state runs, once each, for `ran`.
+pub fn ran(parts: &[Part]) -> Vec<&str> {
+    let mut commits: Vec<&str> = parts.iter().filter_map(|p| p.commit.as_deref()).collect();
+    commits.sort_unstable();
+    commits.dedup();
+    commits
+}
+
+/// What one page of the backfill writes: each span's plain columns, and the commits they ran.
+pub type Backfill = (Vec<(i64, MetricsColumns)>, BTreeSet<String>);
+
+/// One page of the backfill from spans (id, parts JSON, change JSON), each parsed exactly as
+/// `record` reads what it wrote.
+pub fn backfill_page(rows: &[(i64, String, String)]) -> Result<Backfill> {
+    let (mut columns, mut ran) = (Vec::with_capacity(rows.len()), BTreeSet::new());
+    for (id, parts, change) in rows {
+        let malformed = || format!("ledger row {id} is malformed (backfilling its plain columns)");
+        let parts: Vec<Part> = serde_json::from_str(parts).with_context(malformed)?;
+        let change: Change = serde_json::from_str(change).with_context(malformed)?;
+        columns.push((*id, metrics_columns(&change)));
+        ran.extend(self::ran(&parts).into_iter().map(str::to_string));
+    }
+    Ok((columns, ran))
 }
