@@ -1,7 +1,9 @@
 //! The deployment ledger: what prodiff observed, over time, in a real database. It stores
 //! *changes*, not copies: one row per state an environment/service was seen in (a span from
 //! the first run that saw it to the last), the transition into it (commits shipped and
-//! removed, tickets, rollback), and a heartbeat per run so gaps are known.
+//! removed, tickets, rollback), and a heartbeat per run so gaps are known. Beside each span's
+//! JSON it keeps the few plain columns `metrics` reads, and every commit that ran (`ran`), so
+//! reading commands need not parse what they do not use.
 //!
 //! This module owns the nouns and where the ledger lives; `store` is the one interface both
 //! engines (`sqlite`, `postgres`) implement, `events` turns observations into spans,

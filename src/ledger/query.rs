@@ -1,6 +1,8 @@
 //! Reading the ledger back: `log` (the deployments, newest first) and `when` (when each
 //! environment first ran a change, directly or as a cherry-pick, and whether it still does).
-//! Presence is decided by the same contains/patch-id logic `prodiff contains` uses.
+//! Presence is decided by the same contains/patch-id logic `prodiff contains` uses, once per
+//! running commit. `when` reads what ran only (`Running`: never a change's JSON), and no
+//! further into the ledger than the answers need (see `first_runs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
